@@ -1,0 +1,41 @@
+# Quick start: `make run` and `make test`. Everything is installed into .venv from requirements files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export FLASK_APP := app:create_app
+
+.PHONY: run test lint format setup db worker web lab clean bench
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/flask setup
+
+## Start the web app, a real Celery worker and the demo lab on embedded defaults (Ctrl-C stops all).
+run: setup
+	$(BIN)/python -m app.devserver
+
+## Lint, format check, then the whole test suite.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python bench/lab.py
+	$(BIN)/python bench/remote.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

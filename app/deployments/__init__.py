@@ -1,0 +1,1 @@
+"""Deployments: create one, list them, reopen one where it was left."""

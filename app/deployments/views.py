@@ -1,0 +1,64 @@
+"""Deployment list, creation and editing."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.deployments.forms import MAX_NODES, DeploymentForm
+from app.deployments.service import (
+    create_deployment,
+    list_deployments,
+    nodes_locked,
+    update_deployment,
+)
+from app.extensions import db
+from app.models import Deployment
+
+bp = Blueprint("deployments", __name__)
+
+
+def _grow(form: DeploymentForm) -> bool:
+    """Handle the 'add node' / 'remove node' buttons; True when the form must be shown again."""
+    if "add_node" in request.form and len(form.nodes) < MAX_NODES:
+        form.nodes.append_entry()
+        return True
+    if "remove_node" in request.form and len(form.nodes) > 2:
+        form.nodes.pop_entry()
+        return True
+    return False
+
+
+@bp.route("/")
+def index():
+    page = max(request.args.get("page", 1, type=int), 1)
+    rows, total = list_deployments(page)
+    return render_template("deployments/index.html", rows=rows, total=total, page=page)
+
+
+@bp.route("/deployments/new", methods=["GET", "POST"])
+def create():
+    if not current_user.can("create"):
+        abort(403)
+    form = DeploymentForm()
+    if not _grow(form) and form.validate_on_submit():
+        deployment = create_deployment(form.data, current_user)
+        flash(f"Deployment {deployment.name} created.", "success")
+        return redirect(url_for("wizard.resume", deployment_id=deployment.id))
+    return render_template("deployments/form.html", form=form, deployment=None)
+
+
+@bp.route("/deployments/<int:deployment_id>/edit", methods=["GET", "POST"])
+def edit(deployment_id: int):
+    deployment = db.get_or_404(Deployment, deployment_id)
+    if not current_user.can("drive"):
+        abort(403)
+    locked = nodes_locked(deployment)
+    form = DeploymentForm(obj=deployment)
+    if locked and request.method == "POST":
+        flash(locked, "error")
+    elif not _grow(form) and form.validate_on_submit():
+        update_deployment(deployment, form.data, current_user)
+        flash("Deployment saved.", "success")
+        return redirect(url_for("wizard.resume", deployment_id=deployment.id))
+    return render_template(
+        "deployments/form.html", form=form, deployment=deployment, locked=locked
+    )

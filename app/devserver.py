@@ -1,0 +1,67 @@
+"""`make run`: the web app, a real Celery worker (with its beat) and the demo lab, stopped together."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from config import Config
+
+WEB_PORT = int(os.environ.get("PORT", "5000"))
+LAB_NODES = int(os.environ.get("LAB_NODES", "2"))
+
+
+def _commands(lab_password: str) -> dict[str, list[str]]:
+    flask = [sys.executable, "-m", "flask"]
+    return {
+        "web": [*flask, "run", "--host", "127.0.0.1", "--port", str(WEB_PORT), "--with-threads"],
+        "worker": [
+            sys.executable, "-m", "celery", "-A", "app.execution.worker", "worker", "-B",
+            "-P", "threads", "-c", "8", "--loglevel", "INFO",
+            "-s", str(Config.INSTANCE_DIR / "celerybeat-schedule"),
+        ],
+        "lab": [
+            *flask, "lab", "serve", "--nodes", str(LAB_NODES), "--port", str(Config.LAB_BASE_PORT),
+            "--username", "labadmin", "--password", lab_password,
+        ],
+    }
+
+
+def _stop(processes: dict[str, subprocess.Popen]) -> None:
+    for proc in processes.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in processes.values():
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> int:
+    """Start everything, print where to go, and stop everything on Ctrl-C or if one part dies."""
+    lab_password = os.environ.get("LAB_PASSWORD") or secrets.token_urlsafe(10)
+    env = os.environ | {"FLASK_APP": "app:create_app", "PYTHONUNBUFFERED": "1"}
+    processes = {
+        name: subprocess.Popen(cmd, env=env) for name, cmd in _commands(lab_password).items()
+    }
+    print(f"\n  AMS Cluster Wizard: http://127.0.0.1:{WEB_PORT}/", flush=True)
+    print(f"  Demo lab: {LAB_NODES} nodes on 127.0.0.1:{Config.LAB_BASE_PORT}+ (HTTP, Basic/NTLM)")
+    print("  Lab WinRM user: labadmin  password: printed by the lab above; Ctrl-C stops all.\n")
+    try:
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in processes.items() if p.poll() is not None]
+        print(f"Stopping: {', '.join(dead)} exited.", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(processes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Append events with a gap-free per-deployment `seq`, then tell listeners through Redis.
+
+The sequence is allocated with `UPDATE deployments SET event_seq = event_seq + n ... RETURNING event_seq`,
+which takes the Deployment row lock (PostgreSQL) or the database write lock (SQLite) until the commit, so
+concurrent writers get consecutive, unique numbers and a reader never sees seq N+1 committed before N.
+Only after the commit is the Redis channel `amsw:deployment:<id>` notified (the message is the last seq);
+listeners then query the database, which is the source of truth. Payloads must never contain secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import Deployment, Event, utcnow
+
+log = logging.getLogger(__name__)
+
+_redis_lock = threading.Lock()
+_redis_clients: dict[str, Any] = {}
+
+
+def channel(deployment_id: int) -> str:
+    """The Redis pub/sub channel for one deployment."""
+    return f"amsw:deployment:{deployment_id}"
+
+
+def redis_client(url: str | None = None):
+    """A shared Redis client for REDIS_URL (None when Redis is not configured)."""
+    url = url or current_app.config.get("REDIS_URL")
+    if not url:
+        return None
+    with _redis_lock:
+        client = _redis_clients.get(url)
+        if client is None:
+            import redis
+
+            client = _redis_clients[url] = redis.Redis.from_url(url, health_check_interval=30)
+        return client
+
+
+def _allocate(deployment_id: int, count: int) -> int:
+    """Reserve `count` sequence numbers; returns the last one (row-locked until commit)."""
+    last = db.session.execute(
+        update(Deployment)
+        .where(Deployment.id == deployment_id)
+        .values(event_seq=Deployment.event_seq + count, last_activity_at=utcnow())
+        .returning(Deployment.event_seq)
+    ).scalar_one()
+    return last
+
+
+def publish_many(deployment_id: int, items: list[dict[str, Any]]) -> list[Event]:
+    """Insert several events in one transaction (one lock, one commit, one notify).
+
+    Each item: kind, payload and optional step_key, node, step_run_id, node_action_id, actor_id.
+    """
+    if not items:
+        return []
+    last = _allocate(deployment_id, len(items))
+    first = last - len(items) + 1
+    now = utcnow()
+    events = [
+        Event(
+            deployment_id=deployment_id,
+            seq=first + i,
+            kind=item["kind"],
+            payload=item.get("payload") or {},
+            step_key=item.get("step_key"),
+            node_name=item.get("node"),
+            step_run_id=item.get("step_run_id"),
+            node_action_id=item.get("node_action_id"),
+            actor_id=item.get("actor_id"),
+            created_at=now,
+        )
+        for i, item in enumerate(items)
+    ]
+    db.session.add_all(events)
+    db.session.commit()
+    notify(deployment_id, last)
+    return events
+
+
+def publish(
+    deployment_id: int,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    step_key: str | None = None,
+    node: str | None = None,
+    step_run_id: int | None = None,
+    node_action_id: int | None = None,
+    actor_id: int | None = None,
+) -> Event:
+    """Append one event and commit (the caller's pending changes are committed with it)."""
+    item = {
+        "kind": kind,
+        "payload": payload or {},
+        "step_key": step_key,
+        "node": node,
+        "step_run_id": step_run_id,
+        "node_action_id": node_action_id,
+        "actor_id": actor_id,
+    }
+    return publish_many(deployment_id, [item])[0]
+
+
+def notify(deployment_id: int, seq: int) -> None:
+    """Wake SSE listeners; best effort (they also poll), never fails the caller."""
+    try:
+        client = redis_client()
+        if client is not None:
+            client.publish(channel(deployment_id), str(seq))
+    except Exception:  # noqa: BLE001 - the event is committed; listeners catch up on their next check
+        log.warning("Redis notify failed for deployment %s", deployment_id, exc_info=True)

@@ -1,0 +1,84 @@
+"""Server-Sent Events for a deployment: replay from the last id the browser saw, then stream live.
+
+`GET /deployments/<id>/events` (text/event-stream, `id:` = seq, `data:` = Event.as_dict() JSON) resumes after
+the `Last-Event-ID` header or `?after=`. Live updates come from a per-process hub (hub.py): with Redis one
+listener thread per process is subscribed before any replay starts, so a notify that races with the replay
+only causes one extra query (no loss, no duplicates: every send is "seq > last sent" from the database);
+without Redis the hub polls the database every 0.5 s. A comment line keeps idle connections open.
+`GET /deployments/<id>/events.json?after=N&limit=M` is the same log, paginated, for first render/fallback.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
+from flask_login import current_user, login_required
+
+from app.events.hub import get_hub, query_events
+from app.extensions import db
+from app.models import Deployment
+
+bp = Blueprint("events", __name__, url_prefix="/deployments/<int:deployment_id>")
+
+MAX_PAGE = 1000
+
+
+def _check_access(deployment_id: int) -> None:
+    if not current_user.can("view"):
+        abort(403)
+    if db.session.get(Deployment, deployment_id) is None:
+        abort(404)
+    db.session.close()
+
+
+def _after() -> int:
+    raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return 0
+
+
+@bp.get("/events.json")
+@login_required
+def history(deployment_id: int):
+    """A page of events after `after`, oldest first, with the cursor to ask for next."""
+    _check_access(deployment_id)
+    limit = min(max(request.args.get("limit", 200, type=int), 1), MAX_PAGE)
+    rows = query_events(deployment_id, _after(), limit)
+    last = rows[-1]["seq"] if rows else _after()
+    return jsonify(events=rows, next_after=last, more=len(rows) == limit)
+
+
+@bp.get("/events")
+@login_required
+def stream(deployment_id: int):
+    """The live stream (see module docstring)."""
+    _check_access(deployment_id)
+    after = _after()
+    keepalive = float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15))
+    hub = get_hub()
+    hub.ensure_started(current_app._get_current_object())
+    body = stream_with_context(_generate(hub, deployment_id, after, keepalive))
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+    return Response(body, mimetype="text/event-stream", headers=headers)
+
+
+def _generate(hub, deployment_id: int, last: int, keepalive: float):
+    yield "retry: 2000\n\n"
+    with hub.watching(deployment_id) as watch:
+        idle_since = time.monotonic()
+        while True:
+            version = watch.version()
+            last, text, count = hub.fetch_sse(deployment_id, last, MAX_PAGE)
+            if count:
+                yield text
+                idle_since = time.monotonic()
+                if count == MAX_PAGE:
+                    continue
+            remaining = keepalive - (time.monotonic() - idle_since)
+            if remaining <= 0 or not watch.wait(version, remaining):
+                if time.monotonic() - idle_since >= keepalive:
+                    yield ": keep-alive\n\n"
+                    idle_since = time.monotonic()

@@ -1,0 +1,205 @@
+"""The moving parts of one node action on a worker: claim, heartbeat/cancel watch, live event pump, sessions.
+
+Both background threads open their own app context (their own database session) and stop when the action
+ends. Stream records reach the event log through a queue drained by the pump, which writes whatever has
+accumulated in one transaction (one sequence allocation, one commit, one Redis notify), so a chatty script
+costs a few commits per second rather than one per line, while a quiet one is published at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select, update
+
+from app.events.publish import publish_many
+from app.extensions import db
+from app.models import Node, NodeAction, StepRun, utcnow
+from app.remote.runner import Connection, NodeSession, SessionCache
+
+log = logging.getLogger(__name__)
+
+SESSIONS = SessionCache(idle_seconds=60.0)
+STREAM_KINDS = {
+    "output": "node.output",
+    "progress": "node.progress",
+    "information": "node.information",
+    "warning": "node.warning",
+    "error": "node.error",
+    "verbose": "node.verbose",
+    "debug": "node.debug",
+}
+BATCH_MAX = 200
+MASK = "********"
+
+
+def worker_name() -> str:
+    """host:pid:thread, recorded on the action for operators and the reaper."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:255]
+
+
+def claim(action_id: int) -> bool:
+    """queued -> running for this caller only; a redelivered task finds nothing to claim."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(NodeAction)
+        .where(NodeAction.id == action_id, NodeAction.status == "queued")
+        .values(status="running", started_at=now, heartbeat_at=now, worker=worker_name(),
+                try_count=NodeAction.try_count + 1)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def connection_for(node: Node, username: str, password: str | None, timeout: float) -> Connection:
+    """A runner Connection from a Node row and the vault's credentials."""
+    return Connection(
+        host=node.host,
+        port=node.port,
+        transport=node.transport,
+        auth=node.auth,
+        cert_validation=node.cert_validation,
+        username=username,
+        password=password,
+        read_timeout=max(30, int(min(timeout, 120))),
+    )
+
+
+def default_runner_factory(conn: Connection, key: tuple) -> NodeSession:
+    """One pooled session per (step run, node) in this worker process."""
+    return SESSIONS.get(key, conn)
+
+
+def redact(value: Any, secrets: list[str]) -> Any:
+    """Replace any secret value that a script echoed back."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    return value
+
+
+class Heartbeat:
+    """Touches heartbeat_at every `interval` s and sets `cancel_event` when the run is cancelled."""
+
+    def __init__(self, app: Flask, action_id: int, run_id: int, interval: float, check: float = 0.5) -> None:
+        self.app, self.action_id, self.run_id = app, action_id, run_id
+        self.interval, self.check = interval, check
+        self.cancel_event = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{action_id}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        last_beat = time.monotonic()
+        with self.app.app_context():
+            while not self._done.wait(self.check):
+                try:
+                    if time.monotonic() - last_beat >= self.interval:
+                        self._beat()
+                        last_beat = time.monotonic()
+                    if self._cancel_requested():
+                        self.cancel_event.set()
+                except Exception:  # noqa: BLE001 - a missed beat is tolerated by the reaper grace
+                    log.warning("Heartbeat for action %s failed", self.action_id, exc_info=True)
+                    db.session.rollback()
+                finally:
+                    db.session.close()
+
+    def _beat(self) -> None:
+        db.session.execute(
+            update(NodeAction)
+            .where(NodeAction.id == self.action_id, NodeAction.status == "running")
+            .values(heartbeat_at=utcnow())
+        )
+        db.session.commit()
+
+    def _cancel_requested(self) -> bool:
+        return bool(db.session.scalar(select(StepRun.cancel_requested).where(StepRun.id == self.run_id)))
+
+
+class EventPump:
+    """Publishes stream records from a queue in batches; `put` is the runner's on_record callback."""
+
+    def __init__(self, app: Flask, action: NodeAction, deployment_id: int, secrets: list[str]) -> None:
+        self.app = app
+        self.deployment_id = deployment_id
+        self.secrets = [s for s in secrets if s]
+        self.base = {"step_key": action.step_run.step_key, "node": action.node_name,
+                     "step_run_id": action.step_run_id, "node_action_id": action.id}
+        self.action_id = action.id
+        self._queue: queue.Queue = queue.Queue()
+        self._last_progress: tuple | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"events-{action.id}", daemon=True)
+
+    def __enter__(self) -> "EventPump":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def put(self, record: dict) -> None:
+        """Runner callback: queue one record (skips repeated identical progress)."""
+        if record["stream"] == "output" and record["text"].lstrip()[:1] in ("{", "["):
+            return  # the JSON result is reported by node.finished
+        if record["stream"] == "progress":
+            key = (record["activity"], record["status"], record["percent"])
+            if key == self._last_progress:
+                return
+            self._last_progress = key
+        self._queue.put(redact(record, self.secrets))
+
+    def _loop(self) -> None:
+        with self.app.app_context():
+            stop = False
+            while not stop:
+                batch = [self._queue.get()]
+                while len(batch) < BATCH_MAX:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = None in batch
+                records = [r for r in batch if r is not None]
+                if records:
+                    self._publish(records)
+
+    def _publish(self, records: list[dict]) -> None:
+        items = []
+        progress = None
+        for record in records:
+            payload = {k: v for k, v in record.items() if k != "stream"}
+            items.append({**self.base, "kind": STREAM_KINDS.get(record["stream"], "node.output"), "payload": payload})
+            if record["stream"] == "progress" and record.get("percent", -1) >= 0:
+                progress = record["percent"]
+        try:
+            if progress is not None:
+                db.session.execute(update(NodeAction).where(NodeAction.id == self.action_id).values(progress=progress))
+            publish_many(self.deployment_id, items)
+        except Exception:  # noqa: BLE001 - losing a stream line must not fail the action
+            log.warning("Could not publish %d records of action %s", len(items), self.action_id, exc_info=True)
+            db.session.rollback()
+        finally:
+            db.session.close()

@@ -1,0 +1,25 @@
+"""Celery glue: ids in, a service call out. Never a secret in the arguments."""
+
+from celery import shared_task
+
+from app.execution import reaper, service
+
+OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(**OPTIONS)
+def advance_step_run(run_id: int) -> str:
+    """Ask the step for its next phase (or outcome)."""
+    return service.advance(run_id)
+
+
+@shared_task(**OPTIONS)
+def run_node_action(action_id: int) -> str:
+    """Run one vetted script on one node."""
+    return service.execute_action(action_id)
+
+
+@shared_task(**OPTIONS)
+def reap() -> dict:
+    """Periodic sweep: interrupted actions, lost tasks, stalled runs, expired credentials."""
+    return reaper.reap()

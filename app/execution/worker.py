@@ -1,0 +1,8 @@
+"""Entry point for `celery -A app.execution.worker worker` and `celery -A app.execution.worker beat`."""
+
+from app import create_app
+
+flask_app = create_app()
+celery = flask_app.extensions["celery"]
+
+import app.execution.tasks  # noqa: E402,F401 - register the tasks with this Celery app

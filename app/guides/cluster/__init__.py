@@ -1,0 +1,27 @@
+"""Lithnet Access Manager (v2/v3) in a Windows failover cluster, as an ordered list of step modules."""
+
+from app.guides.cluster import (
+    base_cluster,
+    cluster_role,
+    failover_test,
+    install_ams,
+    prerequisites,
+    quorum,
+    summary,
+)
+from app.wizard.engine import Guide
+
+GUIDE = Guide(
+    key="ams-failover-cluster",
+    title="Access Manager in a failover cluster",
+    version="2026.11",
+    steps=(
+        prerequisites.STEP,
+        base_cluster.STEP,
+        quorum.STEP,
+        install_ams.STEP,
+        cluster_role.STEP,
+        failover_test.STEP,
+        summary.STEP,
+    ),
+)

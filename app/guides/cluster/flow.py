@@ -1,0 +1,111 @@
+"""Shared reading of phase results for the cluster steps: outputs, failures, polls, double hop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView
+
+# The scheduled-task scripts receive the operator's WinRM credentials from the vault.
+TASK_SECRETS = {"TaskUser": "winrm_username", "TaskPassword": "winrm_password"}
+
+DOUBLE_HOP_REMEDIATION = (
+    "This command reaches Active Directory and the other nodes from the node itself, which a remote "
+    "session cannot do with Kerberos or NTLM (the double hop). Choose 'As a scheduled task' in the "
+    "Base cluster settings, or enable CredSSP on the node (Enable-WSManCredSSP -Role Server), "
+    "connect to it with CredSSP, and retry."
+)
+TASK_REMEDIATION = (
+    "The scheduled task could not run as the WinRM account. Enter the account as DOMAIN\\user, make "
+    "sure it is a local administrator on the node and may log on as a batch job, then retry."
+)
+
+
+def outputs(results: dict[str, ActionResult] | None) -> dict[str, Any]:
+    """Parsed JSON output of each node whose action succeeded."""
+    return {n: r.data for n, r in (results or {}).items() if r.ok and isinstance(r.data, dict)}
+
+
+def failures(results: dict[str, ActionResult] | None) -> dict[str, ActionResult]:
+    """Actions that did not succeed (or succeeded without the one JSON object expected)."""
+    return {
+        n: r for n, r in (results or {}).items() if not r.ok or not isinstance(r.data, dict)
+    }
+
+
+def failure_checks(
+    results: dict[str, ActionResult] | None, key: str, title: str, remediation: str = ""
+) -> list[Check]:
+    """One failing Check per node whose action failed, with its error as evidence."""
+    return [
+        Check(
+            key=f"{key}:{node}",
+            title=f"{title} on {node}",
+            status="fail",
+            evidence=result.error_message or f"{result.script} ended with status {result.status}",
+            remediation=remediation or remediation_for(result),
+            node=node,
+        )
+        for node, result in failures(results).items()
+    ]
+
+
+def is_double_hop(result: ActionResult) -> bool:
+    """An access-denied failure of a command that has to reach past the node."""
+    text = (result.error_message or "").lower()
+    return result.error_category == "access_denied" or "access is denied" in text
+
+
+def remediation_for(result: ActionResult) -> str:
+    """A hint for the usual failure causes; the runner's category text covers the rest."""
+    text = (result.error_message or "").lower()
+    if "user name or password is incorrect" in text:
+        return TASK_REMEDIATION
+    if is_double_hop(result):
+        return DOUBLE_HOP_REMEDIATION
+    return "Read the error above, correct the cause on the node, then retry; the step detects what is already done."
+
+
+def needs_attention(
+    summary: str,
+    checks: Iterable[Check],
+    artifacts: dict[str, Any] | None = None,
+) -> Finish:
+    """A Finish that waits for a person; failed nodes are those with a failing check."""
+    checks = tuple(checks)
+    failed = tuple(dict.fromkeys(c.node for c in checks if c.status == "fail" and c.node))
+    return Finish("needs_attention", summary, checks, failed, artifacts or {})
+
+
+def conclude(
+    done_summary: str,
+    problem_summary: str,
+    checks: Iterable[Check],
+    artifacts: dict[str, Any] | None = None,
+) -> Finish:
+    """Done when no check fails, else needs_attention with the failing nodes."""
+    checks = tuple(checks)
+    if any(c.status == "fail" for c in checks):
+        return needs_attention(problem_summary, checks, artifacts)
+    return Finish("done", done_summary, checks, (), artifacts or {})
+
+
+def poll_results(view: RunView, prefix: str) -> list[dict[str, ActionResult]]:
+    """Results of the polling phases `<prefix>_1`, `<prefix>_2`, ... that have run, in order."""
+    found = []
+    while (results := view.phase(f"{prefix}_{len(found) + 1}")) is not None:
+        found.append(results)
+    return found
+
+
+def one_action_phase(
+    name: str, title: str, action: Action, changes_state: bool = False, wait_before: float = 0.0
+) -> Phase:
+    """A phase holding a single action (cluster-wide commands run on one node)."""
+    return Phase(name, title, (action,), changes_state=changes_state, wait_before=wait_before)
+
+
+def upper_set(names: Iterable[str]) -> set[str]:
+    """Computer names compare case-insensitively."""
+    return {str(n).upper() for n in names}

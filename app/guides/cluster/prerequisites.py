@@ -1,0 +1,352 @@
+"""Step 1: prove every prerequisite before anything is changed.
+
+Phases: "probe" (connection_probe on every node), "facts" (prereq_node_facts on every node that
+answered), "domain" (prereq_domain_facts on the first of them), then a Finish with one Check per
+item. All three are read-only. A fix the operator accepted from an earlier attempt arrives as
+`view.options["fix"]` (a check's `fix` dict, or just its id) and runs first as phase "fix"; after a
+restart the step re-probes ("probe-2", "probe-3", ...) until the node is back with a new boot time.
+"""
+
+import re
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+
+from app import validators
+from app.guides.cluster import checks
+from app.guides.cluster.checks import Target
+from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView, Step
+from app.wizard.fields import Rule
+
+FIX_SCRIPTS = {
+    "install_feature": "prereq_install_feature",
+    "set_gmsa_principals": "prereq_set_gmsa_principals",
+    "restart": "prereq_restart_node",
+}
+RESTART_DELAY = 10
+REPROBE_WAIT = 20.0
+MAX_PROBES = 12
+_PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}\$?$")
+
+
+class PrerequisitesForm(FlaskForm):
+    """What the checks need to know."""
+
+    ams_version = StringField(
+        "Access Manager version to install",
+        [Rule(validators.ams_version)],
+        description="As printed on the installer, e.g. 2.1.1069.0.",
+    )
+    gmsa = StringField(
+        "Service account (gMSA)",
+        [Rule(validators.gmsa)],
+        description="DOMAIN\\name$ - the same account runs the service on every node.",
+    )
+    sql_connection_string = StringField(
+        "SQL Server connection string",
+        [Rule(validators.sql_connection_string)],
+        description="Server=sql01.corp.example.com;Database=AccessManager;Integrated Security=true",
+    )
+    license_key = PasswordField(
+        "Enterprise license key",
+        [Rule(validators.license_key, optional=True)],
+        description="Kept encrypted only while the install is in progress; never shown again.",
+    )
+
+
+class Prerequisites(Step):
+    """Read-only checks on every node, the domain and SQL Server; re-run until they pass."""
+
+    key = "prerequisites"
+    title = "Prerequisites"
+    purpose = (
+        "Confirm the domain, the nodes and SQL Server are ready before the wizard changes anything."
+    )
+    guidance = (
+        "Every node is checked in parallel over WinRM. Nothing is modified here: failed checks "
+        "explain what is wrong and what to do, and you can run the checks again as often as "
+        "needed.",
+        "A clustered Access Manager needs the Enterprise edition, a group managed service account "
+        "that every node may use, a usable KDS root key, and a full SQL Server that every node can "
+        "reach. SQL Server Express cannot be shared between nodes.",
+    )
+    form_class = PrerequisitesForm
+    secret_fields = ("license_key",)
+    read_only = True
+
+    def preview(self, view: RunView) -> list[Phase]:
+        """The three read-only phases, with the parameters the current inputs give."""
+        target, _ = checks.parse_target(view.inputs)
+        nodes = view.node_names
+        phases = [_probe_phase("probe", nodes, 0.0)]
+        if target is not None:
+            phases += [_facts_phase(target, nodes), _domain_phase(target, view, nodes[0])]
+        return phases
+
+    def advance(self, view: RunView) -> Phase | Finish:
+        """probe -> facts -> domain -> Finish, with an optional fix phase first."""
+        target, problems = checks.parse_target(view.inputs)
+        if target is None:
+            return Finish("needs_attention", "Some inputs are missing or invalid.", tuple(problems))
+        fix = requested_fix(view, target)
+        if fix and view.phase("fix") is None:
+            return _fix_phase(fix)
+        probe_name, probe = latest_probe(view)
+        if probe is None:
+            return _probe_phase("probe", view.node_names, 0.0)
+        waiting = nodes_still_restarting(view, fix, probe)
+        if waiting and probe_number(probe_name) < MAX_PROBES:
+            name = f"probe-{probe_number(probe_name) + 1}"
+            return _probe_phase(name, view.node_names, REPROBE_WAIT)
+        reachable = [n for n in view.node_names if probe.get(n) and probe[n].ok]
+        if reachable and view.phase("facts") is None:
+            return _facts_phase(target, reachable)
+        if reachable and view.phase("domain") is None:
+            return _domain_phase(target, view, reachable[0])
+        return finish(view, target, probe, reachable)
+
+
+def _probe_phase(name: str, nodes: list[str], wait: float) -> Phase:
+    title = "Connect to every node" if name == "probe" else "Wait for the restarted node"
+    actions = tuple(Action(n, "connection_probe", label=f"Connect to {n}") for n in nodes)
+    return Phase(name, title, actions, wait_before=wait)
+
+
+def _facts_phase(target: Target, nodes: list[str]) -> Phase:
+    actions = tuple(
+        Action(n, "prereq_node_facts", target.node_params(), label=f"Check {n}") for n in nodes
+    )
+    return Phase("facts", "Check every node", actions)
+
+
+def _domain_phase(target: Target, view: RunView, node: str) -> Phase:
+    params = {"ServiceAccount": target.gmsa, "Domain": view.domain_fqdn}
+    action = Action(node, "prereq_domain_facts", params, label="Check Active Directory")
+    return Phase("domain", "Check the domain", (action,))
+
+
+def _fix_phase(fix: dict) -> Phase:
+    actions = tuple(
+        Action(n, fix["script"], dict(fix["params"]), label=fix["label"], long_running=True)
+        for n in fix["nodes"]
+    )
+    return Phase("fix", fix["label"], actions, changes_state=True)
+
+
+def probe_number(name: str) -> int:
+    """1 for "probe", n for "probe-n"."""
+    return int(name.rsplit("-", 1)[1]) if "-" in name else 1
+
+
+def latest_probe(view: RunView) -> tuple[str, dict[str, ActionResult] | None]:
+    """The most recent probe phase that has run, by name."""
+    name, found = "probe", None
+    for number in range(1, MAX_PROBES + 1):
+        candidate = "probe" if number == 1 else f"probe-{number}"
+        results = view.phase(candidate)
+        if results is None:
+            break
+        name, found = candidate, results
+    return name, found
+
+
+def nodes_still_restarting(
+    view: RunView, fix: dict | None, probe: dict[str, ActionResult]
+) -> list[str]:
+    """Nodes restarted by the fix that do not answer yet, or answer with the old boot time."""
+    if not fix or fix["id"] != "restart":
+        return []
+    fixed = view.phase("fix") or {}
+    waiting = []
+    for node in fix["nodes"]:
+        before = (fixed.get(node).data or {}).get("boot_time") if fixed.get(node) else None
+        result = probe.get(node)
+        if (
+            result is None
+            or not result.ok
+            or (before and (result.data or {}).get("boot_time") == before)
+        ):
+            waiting.append(node)
+    return waiting
+
+
+# ---------------------------------------------------------------------------------------------
+# Offered fixes
+# ---------------------------------------------------------------------------------------------
+
+
+def feature_fix(nodes: list[str]) -> dict:
+    """Install Failover-Clustering on the nodes that lack it."""
+    return {
+        "id": "install_feature",
+        "script": FIX_SCRIPTS["install_feature"],
+        "label": f"Install Failover Clustering on {', '.join(nodes)}",
+        "nodes": list(nodes),
+        "params": {},
+    }
+
+
+def restart_fix(nodes: list[str]) -> dict:
+    """Restart the nodes, then wait for them to come back."""
+    return {
+        "id": "restart",
+        "script": FIX_SCRIPTS["restart"],
+        "label": f"Restart {', '.join(nodes)} and wait for it to come back",
+        "nodes": list(nodes),
+        "params": {"DelaySeconds": RESTART_DELAY},
+    }
+
+
+def requested_fix(view: RunView, target: Target) -> dict | None:
+    """The fix the operator accepted, rebuilt from trusted values; None if absent or invalid."""
+    raw = view.options.get("fix")
+    if isinstance(raw, str):
+        raw = {"id": raw}
+    if not isinstance(raw, dict) or raw.get("id") not in FIX_SCRIPTS:
+        return None
+    known = {n.upper(): n for n in view.node_names}
+    nodes = [
+        known[str(n).upper()]
+        for n in raw.get("nodes") or view.node_names
+        if str(n).upper() in known
+    ]
+    if not nodes:
+        return None
+    if raw["id"] == "install_feature":
+        return feature_fix(nodes)
+    if raw["id"] == "restart":
+        return restart_fix(nodes)
+    return _principals_from(raw, view, target, nodes[0])
+
+
+def _principals_from(raw: dict, view: RunView, target: Target, run_on: str) -> dict:
+    given = (raw.get("params") or {}).get("Principals") or []
+    kept = [str(p) for p in given if isinstance(p, str) and _PRINCIPAL_RE.match(p)]
+    node_sams = checks.sams(view.node_names)
+    upper = {p.upper() for p in kept}
+    principals = kept + [s for s in node_sams if s.upper() not in upper]
+    gmsa = {"principals": [{"sam": p} for p in principals]}
+    fix = checks.principals_fix(target, gmsa, view.node_names, run_on)
+    fix["params"]["Domain"] = view.domain_fqdn
+    return fix
+
+
+# ---------------------------------------------------------------------------------------------
+# The verdict
+# ---------------------------------------------------------------------------------------------
+
+
+def finish(
+    view: RunView, target: Target, probe: dict[str, ActionResult], reachable: list[str]
+) -> Finish:
+    """Every check, in the order the operator reads them, and the outcome."""
+    facts_results = view.phase("facts") or {}
+    per_node = {n: r.data or {} for n, r in facts_results.items() if r.ok}
+    found: list[Check] = [checks.winrm_check(n, probe.get(n)) for n in view.node_names]
+    found += [_facts_failure(n, r) for n, r in facts_results.items() if not r.ok]
+    found += node_checks(view, target, per_node)
+    found += domain_checks(view, target, reachable)
+    found += checks.sql_checks(target, per_node)
+    found += [checks.version_check(target)]
+    found += checks.installed_checks(
+        target, {n: checks.installed_version(f) for n, f in per_node.items()}
+    )
+    found += [checks.license_check(view.secret_names), checks.node_count_check(len(view.nodes))]
+    return _outcome(found, per_node)
+
+
+def _facts_failure(node: str, result: ActionResult) -> Check:
+    return Check(
+        f"facts:{node}",
+        f"Checks on {node}",
+        "fail",
+        f"{result.error_category or 'error'}: {result.error_message or 'no detail'}",
+        "The node answered the connection test but the checks failed; read the error, "
+        "fix the cause and run the checks again.",
+        node=node,
+    )
+
+
+def node_checks(view: RunView, target: Target, per_node: dict[str, dict]) -> list[Check]:
+    """Domain, OS, feature, restart, gMSA test and SQL reachability for each node."""
+    missing = [
+        n
+        for n, f in per_node.items()
+        if (f.get("feature") or {}).get("install_state") not in ("Installed", "InstallPending")
+    ]
+    install = feature_fix(missing) if missing else None
+    found: list[Check] = []
+    for node, facts in per_node.items():
+        found += [
+            checks.domain_check(node, facts, view.domain_fqdn),
+            checks.os_check(node, facts),
+            checks.feature_check(node, facts, install),
+            checks.reboot_check(node, facts, restart_fix([node])),
+            checks.gmsa_test_check(node, facts),
+            checks.sql_tcp_check(node, target, facts),
+        ]
+    return found
+
+
+def domain_checks(view: RunView, target: Target, reachable: list[str]) -> list[Check]:
+    """Domain controllers, KDS root key and the gMSA, from the domain phase."""
+    result = next(iter((view.phase("domain") or {}).values()), None)
+    if result is None:
+        return []
+    if not result.ok:
+        return [
+            Check(
+                "domain_facts",
+                "Active Directory",
+                "fail",
+                f"{result.error_category or 'error'}: {result.error_message or 'no detail'}",
+                "The domain checks could not run on the first node; fix the cause and run "
+                "the checks again.",
+            )
+        ]
+    domain = result.data or {}
+    gmsa = domain.get("gmsa") or {}
+    fix = None
+    if gmsa.get("found"):
+        fix = checks.principals_fix(target, gmsa, view.node_names, result.node)
+        fix["params"]["Domain"] = view.domain_fqdn
+    found = [checks.dc_check(domain), checks.kds_check(domain)]
+    found += checks.gmsa_checks(target, domain, view.node_names, fix)
+    reported = str((domain.get("domain") or {}).get("dns_root") or "")
+    if reported and reported.lower() != view.domain_fqdn.lower():
+        found.append(
+            Check(
+                "domain_name",
+                "Deployment domain",
+                "fail",
+                f"The first node's domain is {reported}; the deployment says {view.domain_fqdn}.",
+                "Correct the deployment's domain.",
+            )
+        )
+    return found
+
+
+def _outcome(found: list[Check], per_node: dict[str, dict]) -> Finish:
+    failed = [c for c in found if c.status == "fail"]
+    warned = [c for c in found if c.status == "warn"]
+    failed_nodes = tuple(dict.fromkeys(c.node for c in failed if c.node))
+    artifacts: dict[str, Any] = {
+        "installed_versions": {n: checks.installed_version(f) for n, f in per_node.items()},
+    }
+    passed = len([c for c in found if c.status == "pass"])
+    if failed:
+        names = "; ".join(c.title for c in failed[:5]) + ("; ..." if len(failed) > 5 else "")
+        summary = f"{len(failed)} check(s) failed: {names}. {passed} passed, {len(warned)} warned."
+        return Finish("needs_attention", summary, tuple(found), failed_nodes, artifacts)
+    unverified = len([c for c in warned if c.evidence.startswith("Not verified")])
+    summary = f"All prerequisites are met: {passed} passed, {len(warned)} warning(s)."
+    if unverified:
+        summary = (
+            f"No check failed, but {unverified} item(s) could not be verified from the nodes; "
+            f"read the warnings before continuing. {passed} passed."
+        )
+    return Finish("done", summary, tuple(found), (), artifacts)
+
+
+STEP = Prerequisites()

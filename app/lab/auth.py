@@ -1,0 +1,199 @@
+"""HTTP authentication for the lab: Basic, NTLM/Negotiate with WinRM message encryption, TLS."""
+
+import base64
+import dataclasses
+import datetime
+import ipaddress
+import os
+import re
+import ssl
+import struct
+import threading
+from pathlib import Path
+
+import spnego
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1  # hashes for NTLM_USER_FILE lines
+
+SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+BOUNDARY = "Encrypted Boundary"
+CHALLENGE_HEADERS = [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", 'Basic realm="WSMAN"')]
+_TOKEN = re.compile(r"^(Negotiate|NTLM|Kerberos|Basic)\s+(\S+)\s*$", re.I)
+
+_ntlm_users: dict[str, str] = {}
+_ntlm_lock = threading.Lock()
+
+
+class AuthDenied(Exception):
+    """Credentials were wrong (or the node rejects every credential): answer 401."""
+
+
+@dataclasses.dataclass
+class AuthStep:
+    """Outcome of one Authorization header: done (serve the request) or a token to send back."""
+
+    done: bool
+    token: bytes | None = None
+
+
+def split_user(username: str) -> tuple[str, str]:
+    """Split `DOMAIN\\user` or `user@domain` into (domain, user)."""
+    if "\\" in username:
+        domain, user = username.split("\\", 1)
+        return domain, user
+    if "@" in username:
+        user, domain = username.split("@", 1)
+        return domain, user
+    return "", username
+
+
+def same_user(a: str, b: str) -> bool:
+    """Windows compares account names case-insensitively, ignoring a matching domain part."""
+    (dom_a, user_a), (dom_b, user_b) = split_user(a), split_user(b)
+    domains_ok = not dom_a or not dom_b or dom_a.lower() == dom_b.lower()
+    return domains_ok and user_a.lower() == user_b.lower()
+
+
+def register_ntlm_user(folder: Path, username: str, password: str) -> None:
+    """Add a credential to the private NTLM_USER_FILE (process-wide) read by pyspnego's acceptor."""
+    with _ntlm_lock:
+        _ntlm_users[username] = password
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / ".ntlm_users"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.writelines(_ntlm_line(u, p) for u, p in _ntlm_users.items())
+        os.chmod(path, 0o600)
+        os.environ["NTLM_USER_FILE"] = str(path)
+
+
+def _ntlm_line(username: str, password: str) -> str:
+    domain, user = split_user(username)
+    account = f"{domain}\\{user}" if domain else user
+    lm = lmowfv1(password).hex().upper()
+    nt = ntowfv1(password).hex().upper()
+    return f"{account}:0:{lm}:{nt}:[U]:LCT-00000000\n"
+
+
+class ConnectionAuth:
+    """Authentication state of one HTTP keep-alive connection."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+        self.method: str | None = None
+        self.client_user: str | None = None
+        self._context = None
+
+    @property
+    def encrypting(self) -> bool:
+        """True once an NTLM/Negotiate context exists that can unwrap multipart/encrypted bodies."""
+        return self._context is not None and self._context.complete
+
+    def step(self, header: str, reject_all: bool) -> AuthStep:
+        """Process an Authorization header; raise AuthDenied on bad credentials."""
+        match = _TOKEN.match(header)
+        if not match:
+            raise AuthDenied("unsupported Authorization header")
+        scheme, value = match.group(1).lower(), base64.b64decode(match.group(2))
+        if scheme == "basic":
+            return self._basic(value.decode("utf-8", "replace"), reject_all)
+        if scheme == "kerberos":
+            self.method = "kerberos-not-supported"
+            raise AuthDenied("Kerberos is not supported by the lab")
+        return self._negotiate(value, reject_all)
+
+    def _basic(self, pair: str, reject_all: bool) -> AuthStep:
+        user, _, password = pair.partition(":")
+        if reject_all or not same_user(user, self.username) or password != self.password:
+            raise AuthDenied("wrong user name or password")
+        self.method, self.client_user, self._context = "basic", user, None
+        return AuthStep(True)
+
+    def _negotiate(self, token: bytes, reject_all: bool) -> AuthStep:
+        if self._context is None or self._context.complete:
+            self.method = "ntlm" if token.startswith(b"NTLMSSP\x00") else "negotiate"
+            options = spnego.NegotiateOptions.wrapping_winrm
+            self._context = spnego.server(protocol="negotiate", options=options)
+        try:
+            out = self._context.step(token)
+        except spnego.exceptions.SpnegoError as exc:
+            self._context = None
+            raise AuthDenied(str(exc)) from exc
+        if not self._context.complete:
+            return AuthStep(False, out)
+        self.client_user = str(self._context.client_principal or self.username)
+        if reject_all:
+            self._context = None
+            raise AuthDenied("the node rejects every credential (lab fault auth_failure)")
+        return AuthStep(True, out)
+
+    def unwrap(self, body: bytes) -> bytes:
+        """Decrypt a multipart/encrypted WinRM body."""
+        parts = re.split(rb"--\s*" + BOUNDARY.encode() + rb"(?:--)?\r\n", body)
+        parts = [p for p in parts if p]
+        message = b""
+        for i in range(0, len(parts) - 1, 2):
+            payload = parts[i + 1].replace(b"\tContent-Type: application/octet-stream\r\n", b"", 1)
+            size = struct.unpack("<i", payload[:4])[0]
+            header, data = payload[4 : 4 + size], payload[4 + size :]
+            message += self._context.unwrap_winrm(header, data)
+        return message
+
+    def wrap(self, data: bytes) -> tuple[str, bytes]:
+        """Encrypt a response body; returns (content type, body)."""
+        result = self._context.wrap_winrm(data)
+        payload = struct.pack("<i", len(result.header)) + result.header + result.data
+        length = len(data) + result.padding_length
+        head = (
+            f"--{BOUNDARY}\r\n\tContent-Type: {SPNEGO_PROTOCOL}\r\n"
+            f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={length}\r\n"
+            f"--{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n"
+        )
+        body = head.encode() + payload + f"--{BOUNDARY}--\r\n".encode()
+        content_type = f'multipart/encrypted;protocol="{SPNEGO_PROTOCOL}";boundary="{BOUNDARY}"'
+        return content_type, body
+
+
+def tls_context(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a self-signed certificate kept under the lab folder."""
+    cert, key = folder / "tls-cert.pem", folder / "tls-key.pem"
+    if not (cert.exists() and key.exists()):
+        _write_self_signed(cert, key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def _write_self_signed(cert_path: Path, key_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ams-lab.local")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(san, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -1,0 +1,130 @@
+"""`flask lab ...`: serve the simulated nodes, inspect and reset their state, inject faults."""
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.lab import scenarios
+from app.lab.server import LabServer
+from app.lab.store import LabStore
+
+lab_cli = AppGroup("lab", help="The simulated Windows lab (WSMan/PSRP on 127.0.0.1).")
+
+
+def lab_store() -> LabStore:
+    """The state file under the app's instance folder."""
+    return LabStore(Path(current_app.instance_path) / "lab" / "state.json")
+
+
+def _node_names(store: LabStore, count: int | None) -> list[str]:
+    existing = list((store.peek("nodes", default={}) or {}).keys())
+    if count is None and existing:
+        return existing
+    return scenarios.default_node_names(count or 2)
+
+
+@lab_cli.command("serve")
+@click.option("--nodes", "count", type=int, default=None, help="Number of nodes (default 2).")
+@click.option("--port", type=int, default=None, help="Port of the first node (LAB_BASE_PORT).")
+@click.option("--username", default="labadmin", show_default=True)
+@click.option("--password", default=None, help="Default: a random one, printed at start.")
+@click.option("--https", is_flag=True, help="TLS with a self-signed certificate.")
+@click.option("--scenario", default=None, help="Built-in scenario name or JSON file.")
+@click.option("--fault", "faults", multiple=True, help="Fault spec, e.g. unreachable:AMS2.")
+def serve(count, port, username, password, https, scenario, faults) -> None:
+    """Serve every node until Ctrl-C."""
+    store = lab_store()
+    names = _node_names(store, count)
+    if scenario or set(names) - set(store.peek("nodes", default={}) or {}):
+        store.replace(scenarios.load_scenario(scenario or "default", names))
+    with store.transaction() as state:
+        for spec in faults:
+            scenarios.apply_fault(state, spec)
+    password = password or secrets.token_urlsafe(12)
+    base_port = port or current_app.config.get("LAB_BASE_PORT", 55985)
+    server = LabServer(store, names, base_port, username, password, https=https).start()
+    _print_endpoints(server, username, password)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("Stopping the lab.")
+    finally:
+        server.stop()
+
+
+def _print_endpoints(server: LabServer, username: str, password: str) -> None:
+    for node in server.node_names:
+        click.echo(f"{node:<12} {server.url(node)}  (port {server.ports[node]})")
+    click.echo(f"username: {username}")
+    click.echo(f"password: {password}")
+    auth = "basic (encryption='never'), ntlm, negotiate"
+    click.echo(f"auth: {auth}{'; https: cert_validation=False' if server.https else ''}")
+    click.echo(f"state: {server.store.path}  (Ctrl-C to stop)")
+
+
+@lab_cli.command("show")
+@click.option("--json", "as_json", is_flag=True, help="The whole state as JSON.")
+def show(as_json: bool) -> None:
+    """Print the simulated state."""
+    state = lab_store().read()
+    if as_json or not state:
+        click.echo(json.dumps(state, indent=2, sort_keys=True) if state else "(no lab state yet)")
+        return
+    click.echo(f"scenario: {state.get('scenario', '?')}")
+    for name, node in (state.get("nodes") or {}).items():
+        click.echo(_node_line(name, node))
+    click.echo(f"cluster: {json.dumps(state.get('cluster'))[:200]}")
+    click.echo(f"faults: {json.dumps(_active_faults(state.get('faults') or {}))}")
+
+
+def _node_line(name: str, node: dict) -> str:
+    features = ", ".join(k for k, v in (node.get("features") or {}).items() if v) or "-"
+    return (
+        f"{name:<10} features: {features}; pending_reboot: {node.get('pending_reboot', False)}; "
+        f"files: {len(node.get('files') or {})}; products: "
+        f"{', '.join(p.get('name', '?') for p in node.get('products') or []) or '-'}"
+    )
+
+
+def _active_faults(faults: dict) -> dict:
+    return {k: v for k, v in faults.items() if v and k not in ("applied", "undo")}
+
+
+@lab_cli.command("reset")
+@click.option("--scenario", default="default", show_default=True)
+@click.option("--nodes", "count", type=int, default=None)
+def reset(scenario: str, count: int | None) -> None:
+    """Rebuild the state from a scenario (running servers see it at once)."""
+    store = lab_store()
+    names = _node_names(store, count)
+    store.replace(scenarios.load_scenario(scenario, names))
+    click.echo(f"Lab reset to '{scenario}' with nodes {', '.join(names)}.")
+
+
+@lab_cli.group("fault")
+def fault() -> None:
+    """Inject or clear faults (they take effect on the next request)."""
+
+
+@fault.command("add")
+@click.argument("specs", nargs=-1, required=True)
+def fault_add(specs: tuple[str, ...]) -> None:
+    """Add faults, e.g. `unreachable:AMS2` `slow:AMS1:10` `crash:AMS1:prereq_install_feature`."""
+    with lab_store().transaction() as state:
+        for spec in specs:
+            scenarios.apply_fault(state, spec)
+    click.echo(f"Added: {', '.join(specs)}")
+
+
+@fault.command("clear")
+def fault_clear() -> None:
+    """Remove every fault."""
+    with lab_store().transaction() as state:
+        scenarios.clear_faults(state)
+    click.echo("Faults cleared.")

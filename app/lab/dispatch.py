@@ -1,0 +1,293 @@
+"""Map a CREATE_PIPELINE to a lab handler; vetted scripts are recognised only by exact text."""
+
+import dataclasses
+import importlib.resources
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from psrpcore.types import PSSecureString
+
+from app.lab import files
+from app.lab.context import ScriptContext, ScriptFailure
+from app.lab.handlers import HANDLERS, load_handlers
+from app.lab.psrp import PipelineIO, Session
+from app.lab.store import LabStore
+
+log = logging.getLogger(__name__)
+
+APP_DIR = Path(__file__).resolve().parents[1]
+UNRECOGNISED = (
+    "The lab does not recognise this script: only the project's vetted .ps1 files are simulated "
+    "(was the script text assembled at run time?)"
+)
+BUILTINS: dict[str, Callable] = {
+    "pypsrp.copy": files.copy_handler,
+    "pypsrp.fetch": files.fetch_handler,
+}
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class VettedScript:
+    """A known script: its name (file stem), where it came from and its declared parameters."""
+
+    name: str
+    source: str
+    params: tuple[str, ...]
+
+
+def normalise(text: str) -> str:
+    """The comparison form: no BOM, LF line endings, no surrounding blank space."""
+    return text.lstrip("\ufeff").replace("\r\n", "\n").strip()
+
+
+def strip_comments(text: str) -> str:
+    """The text pypsrp sends for its own scripts: comment and blank lines removed."""
+    lines, in_block = [], False
+    for line in (raw.strip() for raw in text.splitlines()):
+        if in_block:
+            in_block = not line.endswith("#>")
+        elif line.startswith("<#"):
+            in_block = True
+        elif line and not line.startswith("#"):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def param_names(text: str) -> tuple[str, ...]:
+    """Names declared in the script's top-level param() block, in order."""
+    head = re.sub(r"(?s)<#.*?#>", "", text)
+    head = re.sub(r"(?m)^\s*#.*$", "", head).lstrip()
+    while head.startswith("["):  # script attributes such as [CmdletBinding()]
+        head = head[len(_balanced(head, 0)) + 2 :].lstrip()
+    match = re.match(r"(?i)param\s*\(", head)
+    if not match:
+        return ()
+    block = _balanced(head, match.end() - 1)
+    return tuple(n for n in (_param_name(seg) for seg in _split_top(block)) if n)
+
+
+def _balanced(text: str, start: int) -> str:
+    depth, quote = 0, None
+    for i in range(start, len(text)):
+        ch = text[i]
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i]
+    return text[start + 1 :]
+
+
+def _split_top(block: str) -> list[str]:
+    parts, depth, quote, current = [], 0, None, []
+    for ch in block:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def _param_name(segment: str) -> str | None:
+    text = re.sub(r"(?m)#.*$", "", segment)
+    while (stripped := re.sub(r"\[[^\[\]]*\]", "", text)) != text:
+        text = stripped
+    match = re.search(r"\$(\w+)", text.split("=", 1)[0])
+    return match.group(1) if match else None
+
+
+class ScriptCatalog:
+    """Every vetted script text the lab will simulate, keyed by its normalised text."""
+
+    def __init__(self, extra_dirs: Iterable[str | Path] = ()) -> None:
+        self._by_text: dict[str, VettedScript] = {}
+        for folder in (APP_DIR, *map(Path, extra_dirs)):
+            for path in sorted(Path(folder).rglob("*.ps1")):
+                self.add(path.stem, path.read_text(encoding="utf-8-sig"), str(path))
+        self._add_pypsrp_scripts()
+
+    def add(self, name: str, text: str, source: str = "") -> None:
+        """Register one script text under a name."""
+        self._by_text[normalise(text)] = VettedScript(name, source, param_names(text))
+
+    def match(self, text: str) -> VettedScript | None:
+        """The vetted script whose text this is, if any."""
+        return self._by_text.get(normalise(text))
+
+    @property
+    def names(self) -> list[str]:
+        """Names of all known scripts."""
+        return sorted({s.name for s in self._by_text.values()})
+
+    def _add_pypsrp_scripts(self) -> None:
+        package = importlib.resources.files("pypsrp.pwsh_scripts")
+        for stem in ("copy", "fetch"):
+            text = package.joinpath(f"{stem}.ps1").read_text(encoding="utf-8-sig")
+            for variant in (text, strip_comments(text)):
+                self.add(f"pypsrp.{stem}", variant, f"pypsrp/pwsh_scripts/{stem}.ps1")
+
+
+@dataclasses.dataclass
+class Invocation:
+    """The script text, its parameters, and whether pypsrp's execute_ps wrapper was used."""
+
+    text: str
+    parameters: list
+    wrapped: bool
+
+
+def identify(metadata) -> Invocation | None:
+    """Find the script in a pipeline: a script command, or execute_ps' Invoke-Expression."""
+    commands = list(getattr(metadata, "commands", []) or [])
+    for command in commands:
+        if not command.is_script and command.command_text.lower() == "invoke-expression":
+            text = next((v for n, v in command.parameters if (n or "").lower() == "command"), "")
+            return Invocation(str(text), [], True)
+    if commands and commands[0].is_script:
+        return Invocation(str(commands[0].command_text), list(commands[0].parameters), False)
+    return None
+
+
+def plain(value):
+    """psrpcore values as plain JSON-friendly Python data."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, PSSecureString):
+        return value.decrypt()
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, dict):
+        return {str(plain(k)): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return str(value)
+
+
+def bind(declared: tuple[str, ...], parameters: list) -> tuple[dict, list]:
+    """Named parameters by their declared spelling, then positional ones in declared order."""
+    lookup = {name.lower(): name for name in declared}
+    params, args = {}, []
+    for name, value in parameters:
+        if name:
+            key = name.lstrip("-")
+            params[lookup.get(key.lower(), key)] = plain(value)
+        else:
+            args.append(plain(value))
+    free = [name for name in declared if name not in params]
+    params.update(zip(free, args, strict=False))
+    return params, args
+
+
+class Dispatcher:
+    """The pipeline runner given to every shell: identify, apply faults, call the handler."""
+
+    def __init__(
+        self,
+        store: LabStore,
+        catalog: ScriptCatalog,
+        on_reboot: Callable[[str, float], None] = lambda node, seconds: None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.on_reboot = on_reboot
+        load_handlers()
+
+    def __call__(self, io: PipelineIO, metadata, session: Session) -> None:
+        invocation = identify(metadata)
+        script = self.catalog.match(invocation.text) if invocation else None
+        if script is None:
+            io.fail(UNRECOGNISED, "LabScriptNotRecognised")
+            return
+        func = BUILTINS.get(script.name) or HANDLERS.get(script.name)
+        if func is None:
+            io.fail(f"no lab model for script {script.name}", "LabNoModel")
+            return
+        params, args = bind(script.params, invocation.parameters)
+        ctx = ScriptContext(
+            io,
+            script=script.name,
+            node=session.node,
+            params=params,
+            args=args,
+            store=self.store,
+            auth=session.auth,
+            username=session.username,
+            as_text=invocation.wrapped,
+        )
+        try:
+            self._run(func, ctx)
+        except ScriptFailure as exc:
+            io.fail(str(exc))
+
+    def _run(self, func: Callable, ctx: ScriptContext) -> None:
+        faults = self.store.peek("faults", default={}) or {}
+        slow = float((faults.get("slow") or {}).get(ctx.node) or 0)
+        if slow > 0:
+            ctx.spend(slow, ctx.script, f"Working on {ctx.node} (lab fault: slow node)")
+        if _targets((faults.get("crash_halfway") or {}).get(ctx.node), ctx.script):
+            self._crash(ctx)
+        reboot = _reboot_spec((faults.get("reboot_mid_action") or {}).get(ctx.node), ctx.script)
+        if reboot is not None:
+            self._reboot(func, ctx, reboot)
+            return
+        result = func(ctx)
+        if result is not None:
+            ctx.output(json.dumps(result))
+
+    def _crash(self, ctx: ScriptContext) -> None:
+        self._consume("crash_halfway", ctx.node)
+        for percent in (0, 25, 50):
+            ctx.progress(ctx.script, f"Step {percent // 25 + 1} of 4", percent)
+            ctx.sleep(0.05)
+        raise ScriptFailure(
+            f"{ctx.script} crashed halfway on {ctx.node} (lab fault crash_halfway): the process "
+            "terminated unexpectedly before making any change."
+        )
+
+    def _reboot(self, func: Callable, ctx: ScriptContext, spec: dict) -> None:
+        self._consume("reboot_mid_action", ctx.node)
+        ctx.progress(ctx.script, f"{ctx.node} is restarting", 50)
+        if spec["apply_effect"]:
+            func(ctx)
+        ctx.io.abandon()
+        self.on_reboot(ctx.node, spec["seconds"])
+
+    def _consume(self, kind: str, node: str) -> None:
+        with self.store.transaction() as state:
+            (state.get("faults", {}).get(kind) or {}).pop(node, None)
+
+
+def _targets(value, script: str) -> bool:
+    if isinstance(value, dict):
+        value = value.get("script")
+    return value in (script, "*")
+
+
+def _reboot_spec(value, script: str) -> dict | None:
+    if not _targets(value, script):
+        return None
+    spec = value if isinstance(value, dict) else {}
+    return {
+        "seconds": float(spec.get("seconds", 3)),
+        "apply_effect": bool(spec.get("apply_effect", True)),
+    }

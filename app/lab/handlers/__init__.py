@@ -1,0 +1,33 @@
+"""Registry of lab models: one handler per vetted script name (the .ps1 file stem)."""
+
+import importlib
+from collections.abc import Callable
+
+# Modules that define handlers with @handler("<script stem>"); teammates append theirs here.
+HANDLER_MODULES: tuple[str, ...] = (
+    "app.lab.handlers.prerequisites",
+    "app.lab.handlers.cluster",
+    "app.lab.handlers.quorum",
+    "app.lab.handlers.ams",
+    "app.lab.handlers.role",
+    "app.lab.handlers.failover",
+)
+
+HANDLERS: dict[str, Callable] = {}
+
+
+def handler(name: str) -> Callable[[Callable], Callable]:
+    """Register `func(ctx)` as the lab model of the vetted script `name` (later ones replace)."""
+
+    def register(func: Callable) -> Callable:
+        HANDLERS[name] = func
+        return func
+
+    return register
+
+
+def load_handlers(modules: tuple[str, ...] = HANDLER_MODULES) -> dict[str, Callable]:
+    """Import every listed handler module (each must exist) and return the registry."""
+    for module in modules:
+        importlib.import_module(module)
+    return HANDLERS

@@ -1,0 +1,358 @@
+"""The lab's HTTP endpoints: one listening socket per simulated node, path /wsman."""
+
+import base64
+import contextlib
+import datetime
+import http.server
+import logging
+import socket
+import socketserver
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+
+from app.lab import auth, wsman
+from app.lab.dispatch import Dispatcher, ScriptCatalog
+from app.lab.psrp import ConnectionDropped, Session, Shell
+from app.lab.store import LabStore
+
+log = logging.getLogger(__name__)
+
+POWERSHELL_URI = "http://schemas.microsoft.com/powershell/"
+SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+CONFIG_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
+MAX_ENVELOPE_KB = 500
+_PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Error"}
+
+
+class LabServer:
+    """Simulated Windows nodes on loopback; node i listens on base_port + i - 1 (0: any port)."""
+
+    def __init__(
+        self,
+        store: LabStore,
+        node_names: Iterable[str],
+        base_port: int,
+        username: str,
+        password: str,
+        https: bool = False,
+        extra_scripts_dirs: Iterable = (),
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.store = store
+        self.node_names = list(node_names)
+        self.base_port = base_port
+        self.username = username
+        self.password = password
+        self.https = https
+        self.host = host
+        self.catalog = ScriptCatalog(extra_scripts_dirs)
+        self.dispatcher = Dispatcher(store, self.catalog, on_reboot=self.reboot)
+        self.ports: dict[str, int] = {}
+        self.shells: dict[str, dict[str, Shell]] = {n: {} for n in self.node_names}
+        self.last_auth: dict[str, str] = {}
+        self._servers: dict[str, NodeServer] = {}
+        self._down_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> "LabServer":
+        """Bind every node's socket and serve in background threads."""
+        auth.register_ntlm_user(self.store.folder, self.username, self.password)
+        tls = auth.tls_context(self.store.folder) if self.https else None
+        for index, node in enumerate(self.node_names):
+            port = self.base_port + index if self.base_port else 0
+            server = NodeServer((self.host, port), self, node, tls)
+            self.ports[node] = server.server_address[1]
+            self._servers[node] = server
+            name = f"lab-{node}"
+            threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, drop connections and pools."""
+        for node, server in self._servers.items():
+            server.shutdown()
+            server.drop_connections()
+            server.server_close()
+            self._kill_shells(node)
+        self._servers.clear()
+
+    def url(self, node: str) -> str:
+        """The endpoint URL of a node."""
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://{self.host}:{self.ports[node]}/wsman"
+
+    def is_down(self, node: str) -> bool:
+        """Unreachable by fault or rebooting."""
+        if time.monotonic() < self._down_until.get(node, 0):
+            return True
+        return node in (self.store.peek("faults", "unreachable", default=[]) or [])
+
+    def restarting(self, node: str) -> bool:
+        """A handler modelled a restart: `nodes[node]["down_until"]` (ISO UTC) is in the future."""
+        until = self.store.peek("nodes", node, "down_until")
+        if not until:
+            return False
+        try:
+            moment = datetime.datetime.fromisoformat(str(until).replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return datetime.datetime.now(datetime.UTC) < moment
+
+    def rejects_auth(self, node: str) -> bool:
+        """The auth_failure fault: every credential is refused."""
+        return node in (self.store.peek("faults", "auth_failure", default=[]) or [])
+
+    def reboot(self, node: str, seconds: float) -> None:
+        """Drop every connection and pool of `node`; it answers again after `seconds`."""
+        self._down_until[node] = time.monotonic() + seconds
+        self._kill_shells(node)
+        server = self._servers.get(node)
+        if server:
+            server.drop_connections()
+        threading.Timer(seconds, self._back_up, args=(node,)).start()
+
+    def session(self, node: str, conn: auth.ConnectionAuth) -> Session:
+        """The session identity passed to handlers (CredSSP is a lab user option, see README)."""
+        user = conn.client_user or self.username
+        credssp = self.store.peek("auth", "credssp_users", default=[]) or []
+        method = "credssp" if any(auth.same_user(user, u) for u in credssp) else conn.method
+        self.last_auth[node] = method or "none"
+        return Session(node=node, auth=method or "none", username=user)
+
+    def handle(self, node: str, request: wsman.Request, conn: auth.ConnectionAuth) -> bytes:
+        """Serve one WSMan request; raises WSManFault or ConnectionDropped."""
+        verb = request.verb
+        if verb == "Create":
+            return self._create(node, request, conn)
+        if verb == "Get":
+            return self._get(node, request)
+        shell = self._shell(node, request)
+        if verb == "Receive":
+            return self._receive(shell, request)
+        if verb == "Command":
+            return self._command(shell, request)
+        if verb == "Send":
+            return self._send(shell, request)
+        if verb == "Signal":
+            return self._signal(shell, request)
+        if verb == "Delete":
+            shell.close()
+            self.shells[node].pop(shell.shell_id, None)
+            return wsman.empty_response(request, wsman.TRANSFER + "DeleteResponse")
+        raise wsman.WSManFault(wsman.UNSUPPORTED_ACTION, f"The lab does not support {verb}.")
+
+    def _create(self, node: str, request: wsman.Request, conn: auth.ConnectionAuth) -> bytes:
+        if self.restarting(node):
+            raise ConnectionDropped()
+        if not request.resource_uri.startswith(POWERSHELL_URI):
+            raise wsman.WSManFault(wsman.UNSUPPORTED_ACTION, "The lab only hosts PowerShell.")
+        shell_id = (request.body.attrib.get("ShellId") or str(uuid.uuid4())).upper()
+        creation = wsman.body_find(request, "pwsh:creationXml")
+        session = self.session(node, conn)
+        shell = Shell(shell_id, session, self.dispatcher)
+        shell.feed(base64.b64decode(creation.text or "") if creation is not None else b"")
+        self.shells[node][shell_id] = shell
+        owner = f"{node.upper()}\\{auth.split_user(session.username)[1]}"
+        return wsman.create_response(request, shell_id, self.url(node), owner)
+
+    def _get(self, node: str, request: wsman.Request) -> bytes:
+        if request.resource_uri.startswith(CONFIG_URI):
+            return wsman.config_response(request, MAX_ENVELOPE_KB)
+        shell = self._shell(node, request)
+        body = wsman.shell_xml(shell.shell_id, POWERSHELL_URI, shell.session.username)
+        return wsman.envelope(request, wsman.TRANSFER + "GetResponse", body)
+
+    def _receive(self, shell: Shell, request: wsman.Request) -> bytes:
+        stream = wsman.body_find(request, "rsp:DesiredStream")
+        command_id = stream.attrib.get("CommandId") if stream is not None else None
+        pipeline_id = uuid.UUID(command_id) if command_id else None
+        if pipeline_id and pipeline_id not in shell.runs:
+            raise wsman.WSManFault(
+                wsman.INVALID_SELECTORS,
+                f"The command {command_id} does not exist.",
+                "w:InvalidSelectors",
+            )
+        budget = request.max_envelope_size - wsman.response_overhead(request, command_id)
+        chunks, done = shell.receive(pipeline_id, budget, request.operation_timeout)
+        return wsman.receive_response(request, chunks, command_id, done)
+
+    def _command(self, shell: Shell, request: wsman.Request) -> bytes:
+        command_id = (request.body.attrib.get("CommandId") or str(uuid.uuid4())).upper()
+        arguments = wsman.body_find(request, "rsp:Arguments")
+        shell.command(
+            command_id, base64.b64decode(arguments.text or "") if arguments is not None else b""
+        )
+        return wsman.command_response(request, command_id)
+
+    def _send(self, shell: Shell, request: wsman.Request) -> bytes:
+        for stream in request.body.findall("rsp:Stream", wsman.NS):
+            shell.feed(base64.b64decode(stream.text or ""))
+        return wsman.empty_response(request, wsman.SHELL + "SendResponse")
+
+    def _signal(self, shell: Shell, request: wsman.Request) -> bytes:
+        command_id = request.body.attrib.get("CommandId")
+        code = wsman.body_find(request, "rsp:Code")
+        pipeline_id = uuid.UUID(command_id) if command_id else None
+        shell.signal(pipeline_id, code.text if code is not None else "")
+        return wsman.empty_response(request, wsman.SHELL + "SignalResponse")
+
+    def _shell(self, node: str, request: wsman.Request) -> Shell:
+        shell = self.shells[node].get(request.shell_id or "")
+        if shell is None:
+            raise wsman.shell_not_found(request.shell_id)
+        return shell
+
+    def _kill_shells(self, node: str) -> None:
+        for shell in list(self.shells.get(node, {}).values()):
+            shell.kill()
+        self.shells[node] = {}
+
+    def _back_up(self, node: str) -> None:
+        with self.store.transaction() as state:
+            entry = state.setdefault("nodes", {}).setdefault(node, {})
+            entry["pending_reboot"] = False
+            entry["boot_count"] = int(entry.get("boot_count", 0)) + 1
+
+
+class NodeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """A threaded HTTP/1.1 server for one node, with TCP_NODELAY and optional TLS."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, address, lab: LabServer, node: str, tls) -> None:
+        self.lab = lab
+        self.node = node
+        self.tls = tls
+        self.connections: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+        super().__init__(address, LabRequestHandler)
+
+    def verify_request(self, request, client_address) -> bool:
+        """Refuse connections while the node is unreachable (reset right after accept)."""
+        if self.lab.is_down(self.node) or self.lab.restarting(self.node):
+            with contextlib.suppress(OSError):
+                request.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
+            return False
+        return True
+
+    def finish_request(self, request, client_address) -> None:
+        """Per connection (own thread): TCP_NODELAY, TLS handshake, then the keep-alive requests."""
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ValueError):
+                return
+        with self.conn_lock:
+            self.connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self.conn_lock:
+                self.connections.discard(request)
+
+    def drop_connections(self) -> None:
+        """Abort every open connection (simulated reboot or shutdown)."""
+        with self.conn_lock:
+            for sock in list(self.connections):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request, client_address) -> None:
+        """Connection errors are routine here (clients vanish, nodes reboot)."""
+        log.debug("lab connection error from %s", client_address, exc_info=True)
+
+
+class LabRequestHandler(http.server.BaseHTTPRequestHandler):
+    """One keep-alive connection: authentication state lives as long as it does."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-HTTPAPI/2.0"
+    sys_version = ""
+    server: NodeServer
+
+    def setup(self) -> None:
+        """Create the connection's auth context."""
+        super().setup()
+        self.conn = auth.ConnectionAuth(self.server.lab.username, self.server.lab.password)
+
+    def log_message(self, format, *args) -> None:
+        """Quiet: one debug line per request."""
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_POST(self) -> None:
+        """Authenticate, decrypt, dispatch, encrypt, answer."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        lab, node = self.server.lab, self.server.node
+        if lab.is_down(node):
+            self._drop()
+            return
+        extra = self._authorise()
+        if extra is None:
+            return
+        encrypted = self.headers.get("Content-Type", "").startswith("multipart/encrypted")
+        if encrypted:
+            body = self.conn.unwrap(body)
+        if not body:
+            self._reply(200, b"", extra, False)
+            return
+        self._serve(body, extra, encrypted)
+
+    def _serve(self, body: bytes, extra: list, encrypted: bool) -> None:
+        lab, node, request = self.server.lab, self.server.node, None
+        try:
+            request = wsman.parse_request(body)
+            status, payload = 200, lab.handle(node, request, self.conn)
+        except ConnectionDropped:
+            self._drop()
+            return
+        except wsman.WSManFault as fault:
+            status, payload = 500, wsman.fault_envelope(request, fault, self.server.lab.host)
+        self._reply(status, payload, extra, encrypted)
+
+    def _authorise(self) -> list | None:
+        """Extra response headers when the request may proceed, None when a 401 was sent."""
+        header = self.headers.get("Authorization")
+        reject = self.server.lab.rejects_auth(self.server.node)
+        if not header:
+            if self.conn.encrypting and self.conn.method != "basic" and not reject:
+                return []
+            self._reply(401, b"", auth.CHALLENGE_HEADERS, False)
+            return None
+        scheme = header.split(" ", 1)[0]
+        try:
+            step = self.conn.step(header, reject)
+        except auth.AuthDenied:
+            self._reply(401, b"", auth.CHALLENGE_HEADERS, False)
+            return None
+        token = base64.b64encode(step.token or b"").decode()
+        headers = [("WWW-Authenticate", f"{scheme} {token}")] if step.token else []
+        if not step.done:
+            self._reply(401, b"", headers, False)
+            return None
+        return headers
+
+    def _reply(self, status: int, body: bytes, headers: list, encrypted: bool) -> None:
+        content_type = "application/soap+xml;charset=UTF-8"
+        if encrypted and body:
+            content_type, body = self.conn.wrap(body)
+        lines = [
+            f"HTTP/1.1 {status} {_PHRASES.get(status, 'Error')}",
+            "Server: Microsoft-HTTPAPI/2.0",
+        ]
+        if body:
+            lines.append(f"Content-Type: {content_type}")
+        lines += [f"{name}: {value}" for name, value in headers]
+        lines.append(f"Content-Length: {len(body)}")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)

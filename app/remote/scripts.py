@@ -1,0 +1,81 @@
+"""Vetted PowerShell scripts, loaded by name from app/scripts/<name>.ps1 and never built from strings.
+
+Script text is read once and cached. A name that is not the stem of a file in the scripts folder (or
+in an extra folder registered for tests) is refused, so no caller can run text of its own making:
+user values reach a script only through `add_parameters`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+from pypsrp._utils import get_pwsh_script
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_lock = threading.Lock()
+_cache: dict[str, str] = {}
+_extra_dirs: list[Path] = [
+    Path(p).resolve() for p in os.environ.get("AMSW_EXTRA_SCRIPT_DIRS", "").split(os.pathsep) if p
+]
+
+
+class UnknownScript(LookupError):
+    """The name does not match a vetted script file."""
+
+
+def register_dir(path: str | Path) -> None:
+    """Add a folder of vetted scripts (tests use this for test-only scripts)."""
+    folder = Path(path).resolve()
+    with _lock:
+        if folder not in _extra_dirs:
+            _extra_dirs.append(folder)
+
+
+def _folders() -> list[Path]:
+    return [SCRIPTS_DIR, *_extra_dirs]
+
+
+def _find(name: str) -> Path:
+    if not _NAME.match(name or "") or name.endswith(".ps1"):
+        raise UnknownScript(f"Not a vetted script name: {name!r}")
+    for folder in _folders():
+        path = folder / f"{name}.ps1"
+        if path.is_file() and path.resolve().parent == folder.resolve():
+            return path
+    raise UnknownScript(f"No vetted script named {name!r} in {', '.join(map(str, _folders()))}")
+
+
+def load(name: str) -> str:
+    """The exact text of the vetted script `name` (cached after the first read)."""
+    with _lock:
+        text = _cache.get(name)
+    if text is not None:
+        return text
+    text = _find(name).read_text(encoding="utf-8-sig")
+    with _lock:
+        _cache[name] = text
+    return text
+
+
+def all_scripts() -> dict[str, Path]:
+    """Every vetted script by name; app/scripts wins over extra folders on a name clash."""
+    found: dict[str, Path] = {}
+    for folder in reversed(_folders()):
+        for path in sorted(folder.glob("*.ps1")):
+            found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def copy_script() -> str:
+    """pypsrp's own file-copy script (the text Client.copy runs), the only vendored script we use."""
+    return get_pwsh_script("copy.ps1")
+
+
+def clear_cache() -> None:
+    """Forget cached texts (tests that rewrite a script file)."""
+    with _lock:
+        _cache.clear()

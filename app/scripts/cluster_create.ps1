@@ -1,0 +1,27 @@
+# Creates the failover cluster with New-Cluster and no shared storage; run it over CredSSP so the node can reach Active Directory.
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)][ValidatePattern('^[A-Za-z0-9-]{1,15}$')][string]$Name,
+    [Parameter(Mandatory)][ValidateCount(1, 64)][string[]]$Node,
+    [Parameter(Mandatory)][ipaddress]$StaticAddress
+)
+
+$ErrorActionPreference = 'Stop'
+
+Import-Module FailoverClusters
+$started = Get-Date
+Write-Progress -Activity 'New-Cluster' -Status ('Creating cluster {0} on {1}' -f $Name, ($Node -join ', ')) -PercentComplete 10
+$createWarnings = @()
+$cluster = New-Cluster -Name $Name -Node $Node -StaticAddress $StaticAddress.IPAddressToString -NoStorage `
+    -WarningVariable createWarnings
+Write-Progress -Activity 'New-Cluster' -Status 'Reading the new cluster' -PercentComplete 95
+
+[PSCustomObject]@{
+    method          = 'credssp'
+    name            = [string]$cluster.Name
+    nodes           = @(Get-ClusterNode -Cluster $cluster.Name | ForEach-Object {
+            [ordered]@{ name = $_.Name; state = [string]$_.State }
+        })
+    warnings        = @($createWarnings | ForEach-Object { [string]$_.Message })
+    elapsed_seconds = [int]((Get-Date) - $started).TotalSeconds
+} | ConvertTo-Json -Compress -Depth 8

@@ -1,0 +1,22 @@
+# Proves WinRM reaches this node with the operator's credentials and reports who and where we are.
+param()
+
+$ErrorActionPreference = 'Stop'
+$os = Get-CimInstance -ClassName Win32_OperatingSystem
+$computer = Get-CimInstance -ClassName Win32_ComputerSystem
+$identity = [Security.Principal.WindowsIdentity]::GetCurrent()
+$principal = [Security.Principal.WindowsPrincipal]::new($identity)
+$isAdmin = $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
+
+[PSCustomObject]@{
+    computer_name  = $env:COMPUTERNAME
+    dns_host_name  = $computer.DNSHostName
+    domain         = $computer.Domain
+    part_of_domain = [bool]$computer.PartOfDomain
+    user           = $identity.Name
+    is_admin       = [bool]$isAdmin
+    ps_version     = $PSVersionTable.PSVersion.ToString()
+    os_caption     = $os.Caption
+    os_version     = $os.Version
+    boot_time      = $os.LastBootUpTime.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+} | ConvertTo-Json -Compress -Depth 8

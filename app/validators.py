@@ -1,0 +1,239 @@
+"""Input rules shared by forms and the API. Each returns the normalised value or raises ValueError
+with a message an operator can act on. Nothing here knows about Flask."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+
+_NETBIOS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$")
+_FQDN_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_HOST_LABEL_RE = _FQDN_LABEL_RE
+_GMSA_RE = re.compile(r"^(?P<domain>[A-Za-z0-9][A-Za-z0-9.-]{0,254})\\(?P<name>[A-Za-z0-9_.-]{1,15})\$$")
+_VERSION_RE = re.compile(r"^(\d{1,5})\.(\d{1,5})\.(\d{1,6})(?:\.(\d{1,6}))?$")
+_UNC_RE = re.compile(r"^\\\\(?P<server>[A-Za-z0-9][A-Za-z0-9.-]{0,254})\\(?P<share>[^\\/:*?\"<>|]{1,80})(?:\\[^\\/:*?\"<>|]{1,255})*$")
+MAX_TEXT = 4096
+
+
+def _printable(value: str, what: str, limit: int = MAX_TEXT) -> str:
+    """Reject control characters, NUL and oversize values before any other rule."""
+    if len(value) > limit:
+        raise ValueError(f"{what} is too long ({len(value)} characters, at most {limit}).")
+    for ch in value:
+        if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"}:
+            raise ValueError(f"{what} contains a control or invisible character ({ord(ch):#06x}).")
+    return value
+
+
+def _ascii(value: str, what: str) -> None:
+    """Windows names must be plain ASCII; look-alike letters from other scripts are refused."""
+    bad = next((ch for ch in value if ord(ch) > 127), None)
+    if bad is not None:
+        raise ValueError(
+            f"{what} contains the non-ASCII character '{bad}' (U+{ord(bad):04X}); "
+            "use plain letters A-Z, digits and hyphens."
+        )
+
+
+def netbios_name(value: str, what: str = "Name") -> str:
+    """A NetBIOS computer name: at most 15 characters, a valid DNS label, not all digits."""
+    value = _printable((value or "").strip(), what, 64)
+    if not value:
+        raise ValueError(f"{what} is required.")
+    _ascii(value, what)
+    if len(value) > 15:
+        raise ValueError(f"{what} '{value}' has {len(value)} characters; NetBIOS names allow 15.")
+    if not _NETBIOS_RE.match(value):
+        raise ValueError(
+            f"{what} '{value}' may contain only letters, digits and hyphens, "
+            "and must not start or end with a hyphen."
+        )
+    if value.isdigit():
+        raise ValueError(f"{what} '{value}' cannot be all digits.")
+    return value.upper()
+
+
+def node_names(values: list[str]) -> list[str]:
+    """At least two distinct, valid node names."""
+    names = [netbios_name(v, f"Node {i + 1} name") for i, v in enumerate(values)]
+    if len(names) < 2:
+        raise ValueError("A failover cluster needs at least 2 nodes.")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"Node name {name} appears more than once.")
+        seen.add(name)
+    return names
+
+
+def domain_fqdn(value: str) -> str:
+    """An Active Directory DNS domain such as corp.example.com."""
+    value = _printable((value or "").strip().rstrip("."), "Domain", 255)
+    if not value:
+        raise ValueError("Domain is required.")
+    _ascii(value, "Domain")
+    labels = value.split(".")
+    if len(labels) < 2:
+        raise ValueError(f"Domain '{value}' must be a fully qualified name such as corp.example.com.")
+    for label in labels:
+        if not _FQDN_LABEL_RE.match(label):
+            raise ValueError(f"Domain label '{label}' is not a valid DNS label.")
+    return value.lower()
+
+
+def hostname(value: str) -> str:
+    """A DNS host name, FQDN or IP address to reach WinRM on."""
+    value = _printable((value or "").strip(), "Host", 255)
+    if not value:
+        raise ValueError("Host is required.")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    _ascii(value, "Host")
+    for label in value.rstrip(".").split("."):
+        if not _HOST_LABEL_RE.match(label):
+            raise ValueError(f"Host '{value}' is not a valid host name or IP address.")
+    return value.lower()
+
+
+def port(value: int | str) -> int:
+    """A TCP port number."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("Port must be a whole number.") from None
+    if not 1 <= number <= 65535:
+        raise ValueError(f"Port {number} is outside 1-65535.")
+    return number
+
+
+def static_address(value: str, taken: set[str] | None = None, what: str = "Address") -> str:
+    """A unicast IPv4 or IPv6 address not already used by a node."""
+    value = _printable((value or "").strip(), what, 64)
+    if not value:
+        raise ValueError(f"{what} is required.")
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{what} '{value}' is not a valid IPv4 or IPv6 address.") from None
+    if address.is_multicast or address.is_unspecified or address.is_loopback:
+        raise ValueError(f"{what} {address} cannot be a multicast, loopback or unspecified address.")
+    if str(address) in (taken or set()):
+        raise ValueError(f"{what} {address} is already used by a node; choose a free address.")
+    return str(address)
+
+
+def gmsa(value: str) -> str:
+    """A group managed service account as DOMAIN\\name$ (the sAMAccountName ends in $)."""
+    value = _printable((value or "").strip(), "Service account", 300)
+    if not value:
+        raise ValueError("Service account is required.")
+    _ascii(value, "Service account")
+    match = _GMSA_RE.match(value)
+    if not match:
+        raise ValueError(
+            f"Service account '{value}' must look like DOMAIN\\name$ "
+            "(a group managed service account, at most 15 characters before the $)."
+        )
+    return f"{match['domain'].upper()}\\{match['name']}$"
+
+
+_SQL_KEYS = {
+    "server": "server",
+    "data source": "server",
+    "address": "server",
+    "addr": "server",
+    "network address": "server",
+    "database": "database",
+    "initial catalog": "database",
+    "integrated security": "integrated",
+    "trusted_connection": "integrated",
+    "user id": "user",
+    "uid": "user",
+    "password": "password",
+    "pwd": "password",
+}
+
+
+def parse_connection_string(value: str) -> dict[str, str]:
+    """Split a SQL Server connection string into its keywords (lower-case keys)."""
+    parts: dict[str, str] = {}
+    for chunk in value.split(";"):
+        if not chunk.strip():
+            continue
+        if "=" not in chunk:
+            raise ValueError(f"Connection string part '{chunk.strip()}' is not keyword=value.")
+        key, _, val = chunk.partition("=")
+        parts[key.strip().lower()] = val.strip()
+    return parts
+
+
+def sql_connection_string(value: str) -> str:
+    """A SQL Server connection string that a cluster can share: no Express, no LocalDB, no passwords."""
+    value = _printable((value or "").strip(), "Connection string", 1024)
+    if not value:
+        raise ValueError("Connection string is required.")
+    parts = parse_connection_string(value)
+    known = {_SQL_KEYS[k]: v for k, v in parts.items() if k in _SQL_KEYS}
+    server = known.get("server", "")
+    if not server:
+        raise ValueError("Connection string has no Server (or Data Source).")
+    lowered = server.lower().removeprefix("tcp:")
+    if lowered.startswith("(localdb)"):
+        raise ValueError("LocalDB is a per-user local engine; every cluster node needs a shared SQL Server.")
+    instance = lowered.split("\\", 1)[1] if "\\" in lowered else ""
+    host = lowered.split("\\", 1)[0].split(",", 1)[0]
+    if instance == "sqlexpress" or "express" in instance:
+        raise ValueError("SQL Server Express is not supported for a clustered Access Manager.")
+    if instance == "ams" and host in {".", "localhost", "(local)", "127.0.0.1"}:
+        raise ValueError(
+            "This is the installer's local Express instance (.\\AMS); it exists on one node only."
+        )
+    if host in {".", "localhost", "(local)", "127.0.0.1", "::1"}:
+        raise ValueError("A local server name points each node at itself; use the SQL server's name.")
+    if "password" in known:
+        raise ValueError(
+            "Remove the password: the service connects with its own Windows account "
+            "(Integrated Security=true)."
+        )
+    return value
+
+
+def unc_path(value: str) -> str:
+    """A file share witness path such as \\\\fileserver\\witness."""
+    value = _printable((value or "").strip(), "Share path", 300)
+    if not value:
+        raise ValueError("Share path is required.")
+    if not _UNC_RE.match(value):
+        raise ValueError(f"'{value}' is not a UNC path such as \\\\fileserver\\witness.")
+    return value
+
+
+def ams_version(value: str) -> str:
+    """Major.Minor.Build[.Revision], normalised to four parts."""
+    value = _printable((value or "").strip(), "Version", 40)
+    match = _VERSION_RE.match(value)
+    if not match:
+        raise ValueError(f"Version '{value}' must look like Major.Minor.Build[.Revision], e.g. 2.1.1069.0.")
+    parts = [int(p) for p in match.groups(default="0")]
+    return ".".join(str(p) for p in parts)
+
+
+def license_key(value: str) -> str:
+    """The Enterprise licence key must be present; its content is checked by Access Manager itself."""
+    value = _printable((value or "").strip(), "License key", 8192)
+    if not value:
+        raise ValueError("An Enterprise edition license key is required for a cluster.")
+    if len(value) < 16:
+        raise ValueError("That license key is too short to be a real key.")
+    return value
+
+
+def plain_text(value: str, what: str, limit: int = 200, required: bool = True) -> str:
+    """Free text such as a deployment name: printable, bounded, stored literally."""
+    value = _printable((value or "").strip(), what, limit)
+    if required and not value:
+        raise ValueError(f"{what} is required.")
+    return value

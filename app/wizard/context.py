@@ -1,0 +1,37 @@
+"""Builds the plain views a step sees from database rows."""
+
+from app.guides import get_guide
+from app.models import Deployment
+from app.wizard.engine import Guide, NodeInfo, RunView
+
+
+def guide_for(deployment: Deployment) -> Guide:
+    """The guide this deployment started with."""
+    return get_guide(deployment.guide_key)
+
+
+def all_inputs(deployment: Deployment) -> dict[str, dict]:
+    """Saved inputs of every step, keyed by step."""
+    return {s.step_key: dict(s.inputs or {}) for s in deployment.steps}
+
+
+def run_view(deployment: Deployment, step_key: str, secret_names=frozenset()) -> RunView:
+    """A RunView with no results yet: used for plan previews and by the execution service."""
+    inputs = all_inputs(deployment)
+    nodes = tuple(
+        NodeInfo(name=n.name, host=n.host, position=n.position, auth=n.auth)
+        for n in deployment.active_nodes
+    )
+    return RunView(
+        deployment_name=deployment.name,
+        domain_fqdn=deployment.domain_fqdn,
+        nodes=nodes,
+        inputs=inputs.get(step_key, {}),
+        all_inputs=inputs,
+        secret_names=frozenset(secret_names),
+    )
+
+
+def step_statuses(deployment: Deployment) -> dict[str, str]:
+    """Status of every step by key."""
+    return {s.step_key: s.status for s in deployment.steps}

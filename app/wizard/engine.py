@@ -1,0 +1,199 @@
+"""The step engine contract: guides are ordered lists of steps; steps are plain classes.
+
+A step never touches HTTP, Celery or Redis. The execution service calls `advance(view)` with the
+results recorded so far in the current attempt; the step answers with the next `Phase` of remote
+actions or with a `Finish`. Because `advance` is a pure function of recorded results, a run that a
+crash interrupted resumes by calling it again, and a retry starts with detection, so work already
+done is recognised instead of repeated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+CheckStatus = Literal["pass", "warn", "fail", "info"]
+FinishStatus = Literal["done", "needs_attention"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One vetted script to run on one node. `secrets` maps a script parameter to a vault entry."""
+
+    node: str
+    script: str
+    params: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+    timeout: int | None = None
+    long_running: bool = False
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A set of actions run in parallel (one per node at most); the step waits for all of them."""
+
+    name: str
+    title: str
+    actions: tuple[Action, ...]
+    changes_state: bool = False
+    wait_before: float = 0.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict shown to the operator, with what it saw and what to do about it."""
+
+    key: str
+    title: str
+    status: CheckStatus
+    evidence: str = ""
+    remediation: str = ""
+    node: str | None = None
+    fix: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "status": self.status,
+            "evidence": self.evidence,
+            "remediation": self.remediation,
+            "node": self.node,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How the attempt ended: done, or needs a person (retry, skip with reason, abort, exclude)."""
+
+    status: FinishStatus
+    summary: str
+    checks: tuple[Check, ...] = ()
+    failed_nodes: tuple[str, ...] = ()
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "summary": self.summary,
+            "checks": [c.as_dict() for c in self.checks],
+            "failed_nodes": list(self.failed_nodes),
+            "artifacts": self.artifacts,
+        }
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What one node action produced: `data` is the script's parsed JSON output."""
+
+    node: str
+    script: str
+    status: str
+    data: Any = None
+    error_category: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node as a step sees it."""
+
+    name: str
+    host: str
+    position: int
+    auth: str = "negotiate"
+
+
+@dataclass
+class RunView:
+    """Everything a step may read while deciding what to do next."""
+
+    deployment_name: str
+    domain_fqdn: str
+    nodes: tuple[NodeInfo, ...]
+    inputs: dict[str, Any]
+    all_inputs: dict[str, dict[str, Any]]
+    secret_names: frozenset[str] = frozenset()
+    results: dict[str, dict[str, ActionResult]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def phase(self, name: str) -> dict[str, ActionResult] | None:
+        """Results of a finished phase keyed by node name, or None if it has not run."""
+        return self.results.get(name)
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    @property
+    def first_node(self) -> NodeInfo:
+        return self.nodes[0]
+
+
+class Step:
+    """Base class for one screen of a guide. Subclasses set the class attributes and `advance`."""
+
+    key: ClassVar[str]
+    title: ClassVar[str]
+    purpose: ClassVar[str]
+    guidance: ClassVar[tuple[str, ...]] = ()
+    form_class: ClassVar[type | None] = None
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    runnable: ClassVar[bool] = True
+    read_only: ClassVar[bool] = False
+    per_node_retry: ClassVar[bool] = False
+
+    def initial_inputs(self, view: RunView) -> dict[str, Any]:
+        """Defaults shown on the form before the operator saves anything."""
+        return {}
+
+    def preview(self, view: RunView) -> list[Phase]:
+        """Every phase this step may run, for the plan preview (before any detection)."""
+        return []
+
+    def advance(self, view: RunView) -> Phase | Finish:
+        """Next phase to run given the results so far, or the outcome."""
+        return Finish("done", "Nothing to run for this step.")
+
+
+@dataclass(frozen=True)
+class Guide:
+    """An ordered list of steps; a second guide is just another instance."""
+
+    key: str
+    title: str
+    version: str
+    steps: tuple[Step, ...]
+
+    def step(self, key: str) -> Step:
+        for step in self.steps:
+            if step.key == key:
+                return step
+        raise KeyError(key)
+
+    def index(self, key: str) -> int:
+        return [s.key for s in self.steps].index(key)
+
+    def neighbours(self, key: str) -> tuple[Step | None, Step | None]:
+        """The steps before and after `key`."""
+        i = self.index(key)
+        before = self.steps[i - 1] if i > 0 else None
+        after = self.steps[i + 1] if i + 1 < len(self.steps) else None
+        return before, after
+
+
+FINISHED_STEP_STATES = frozenset({"done", "skipped"})
+
+
+def blocking_step(guide: Guide, key: str, statuses: dict[str, str]) -> Step | None:
+    """The first earlier step that is neither done nor skipped, which stops `key` from starting."""
+    for step in guide.steps[: guide.index(key)]:
+        if statuses.get(step.key, "not_started") not in FINISHED_STEP_STATES:
+            return step
+    return None

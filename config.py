@@ -1,0 +1,87 @@
+"""Configuration: every setting comes from the environment, with embedded defaults for `make run`."""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("AMSW_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _bool(name: str, default: bool) -> bool:
+    """Read a boolean environment variable (1/true/yes/on)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
+    """Redis when REDIS_URL is set, otherwise kombu's filesystem transport under instance/."""
+    base = {
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+    }
+    if redis_url:
+        return base | {
+            "broker_url": redis_url,
+            "broker_transport_options": {"visibility_timeout": 3600},
+        }
+    queue_dir = instance_dir / "broker"
+    return base | {
+        "broker_url": "filesystem://",
+        "broker_transport_options": {
+            "data_folder_in": str(queue_dir / "queue"),
+            "data_folder_out": str(queue_dir / "queue"),
+            "processed_folder": str(queue_dir / "processed"),
+            "store_processed": False,
+        },
+    }
+
+
+def _instance_secret(name: str) -> str:
+    """Environment first, then the file `flask setup` generated under instance/."""
+    value = os.environ.get(name, "")
+    path = INSTANCE_DIR / "secrets" / name.lower()
+    if not value and path.exists():
+        value = path.read_text().strip()
+    return value
+
+
+class Config:
+    """Settings read once from the environment when the class is created."""
+
+    INSTANCE_DIR = INSTANCE_DIR
+    SECRET_KEY = _instance_secret("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'amsw.sqlite3'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    CELERY = _celery_settings(REDIS_URL, INSTANCE_DIR)
+    # Fernet key for WinRM credentials held while work is pending (base64, 32 bytes).
+    CREDENTIAL_KEY = _instance_secret("CREDENTIAL_KEY")
+    CREDENTIAL_TTL_MINUTES = int(os.environ.get("CREDENTIAL_TTL_MINUTES", "240"))
+    ACTION_TIMEOUT_SECONDS = int(os.environ.get("ACTION_TIMEOUT_SECONDS", "1800"))
+    HEARTBEAT_SECONDS = int(os.environ.get("HEARTBEAT_SECONDS", "5"))
+    REAPER_GRACE_SECONDS = int(os.environ.get("REAPER_GRACE_SECONDS", "30"))
+    SSE_KEEPALIVE_SECONDS = int(os.environ.get("SSE_KEEPALIVE_SECONDS", "15"))
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    WTF_CSRF_TIME_LIMIT = None
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    LAB_ENABLED = _bool("LAB_ENABLED", True)
+    LAB_BASE_PORT = int(os.environ.get("LAB_BASE_PORT", "55985"))
+
+
+class TestConfig(Config):
+    """Overrides for the test suite; the database and broker still follow the environment."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    CREDENTIAL_KEY = "NpHwqf1PzpqqZfw2GWUUYFUWeWjxHamlfum7KxU6UnU="

@@ -1,0 +1,147 @@
+"""Browser fixtures: the real app on a free loopback port (werkzeug, threaded) driven by Debian's Chromium
+through Playwright. Builds on the `app` fixture of tests/conftest.py (fresh, migrated database)."""
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.auth.cli import create_user
+from app.deployments.service import create_deployment
+from app.extensions import db
+from app.models import User
+from config import TestConfig
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENS = ARTIFACTS / "screens"
+USERNAME = "operator1"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory):
+    """Like tests/conftest.py's `app`, but falls back to create_all() while there are no migrations."""
+    app = create_app(TestConfig)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=database_url,
+        INSTANCE_DIR=tmp_path_factory.mktemp("instance"),
+        WTF_CSRF_ENABLED=True,
+    )
+    with app.app_context():
+        db.engine.dispose()
+        if (ROOT / "migrations" / "env.py").exists():
+            from flask_migrate import upgrade
+
+            upgrade(directory=str(ROOT / "migrations"))
+        else:
+            db.create_all()
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """Serve the app on 127.0.0.1:<free port> in a background thread for the whole session."""
+    if "events" not in app.blueprints:  # until app/setup.py registers the SSE blueprint
+        from app.events.views import bp as events_bp
+
+        app.register_blueprint(events_bp)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the session."""
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh browser context (no cookies) per test, at a desktop size."""
+    context = browser.new_context(base_url=live_server, viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def user(app):
+    """An operator who may drive deployments; returns the username."""
+    with app.app_context():
+        create_user(USERNAME, PASSWORD, "admin")
+    return USERNAME
+
+
+@pytest.fixture
+def signed_in(page, user):
+    """A page signed in through the real login form."""
+    sign_in(page, user)
+    return page
+
+
+@pytest.fixture
+def deployment_id(app, user):
+    """A deployment with two nodes, created through the service the view uses."""
+    data = {
+        "name": "Contoso AMS",
+        "domain_fqdn": "corp.example.com",
+        "nodes": [
+            {"name": f"AMS-NODE{i}", "host": f"ams-node{i}.corp.example.com", "port": 5985,
+             "transport": "http", "auth": "negotiate", "cert_validation": True}
+            for i in (1, 2)
+        ],
+    }
+    with app.app_context():
+        owner = db.session.scalar(db.select(User).where(User.username == user))
+        deployment = create_deployment(data, owner)
+        return deployment.id
+
+
+@pytest.fixture
+def shot():
+    """Save a screenshot under tests/artifacts/screens/: shot(page, name, full_page=True)."""
+    return screenshot
+
+
+def sign_in(page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+
+
+def screenshot(page, name: str, full_page: bool = True) -> Path:
+    """Save a PNG under tests/artifacts/screens/ (gitignored) and return its path."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    path = SCREENS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path

@@ -1,0 +1,123 @@
+"""Shared fixtures: one database per test session (SQLite by default, PostgreSQL when DATABASE_URL
+is set, as in CI), migrated with Alembic, emptied between tests."""
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
+
+from app import create_app  # noqa: E402
+from app.auth.cli import create_user  # noqa: E402
+from app.extensions import db  # noqa: E402
+from config import TestConfig  # noqa: E402
+
+PASSWORD = "correct horse battery staple"
+
+
+def _postgres_database(base_url: str):
+    """Create a throwaway database next to the one DATABASE_URL names; yields its URL."""
+    url = make_url(base_url)
+    name = f"amsw_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """The database every test in this session uses."""
+    base = os.environ.get("DATABASE_URL")
+    if base and base.startswith("postgresql"):
+        yield from _postgres_database(base)
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory):
+    """The application, migrated to head once per session."""
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app(
+        TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_DIR": instance}
+    )
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    """Empty every table after a test that used the database."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def ctx(app):
+    """An application context for service-level tests."""
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user with a role; returns its username."""
+
+    def make(username: str = "alice", role: str = "admin") -> str:
+        with app.app_context():
+            create_user(username, PASSWORD, role)
+        return username
+
+    return make
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    """Fetch a page and pull the CSRF token out of its form."""
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login(client, username: str, password: str = PASSWORD):
+    """Sign in through the real form, CSRF token included."""
+    token = csrf_token(client)
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+@pytest.fixture
+def admin_client(client, make_user):
+    """A test client signed in as an admin."""
+    login(client, make_user("admin", "admin"))
+    return client

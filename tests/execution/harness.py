@@ -1,0 +1,222 @@
+"""Real parts for execution/event tests: a database, a lab on loopback, and a real `celery worker`.
+
+The database is what DATABASE_URL says (a throwaway PostgreSQL database next to it, or SQLite in a temp
+folder); the broker is Redis when REDIS_URL is set, else kombu's filesystem transport under the instance
+folder. A missing service fails the test, it never skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
+QUEUE = f"amsw-test-{uuid.uuid4().hex[:8]}"
+os.environ["AMSW_CELERY_QUEUE"] = QUEUE
+SCRIPTS = ROOT / "tests" / "execution" / "scripts"
+os.environ["AMSW_EXTRA_SCRIPT_DIRS"] = str(SCRIPTS)
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.lab.handlers import HANDLERS  # noqa: E402
+from app.models import Deployment, DeploymentStep, Node, User  # noqa: E402
+from app.remote import scripts  # noqa: E402
+from config import Config, TestConfig  # noqa: E402
+from tests.execution import labkit  # noqa: E402
+from tests.execution import testguide  # noqa: E402,F401 - registers the test guides
+
+scripts.register_dir(SCRIPTS)
+LAB_USER = "labadmin"
+LAB_PASSWORD = "Lab-Passw0rd!"
+NODES = ["node1", "node2", "node3"]
+SETTINGS = {"HEARTBEAT_SECONDS": 1, "REAPER_GRACE_SECONDS": 3, "ACTION_RETRY_BACKOFF_SECONDS": 0.2}
+
+
+def _postgres(base: str):
+    url = make_url(base)
+    name = f"amsw_exec_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def exec_db_url(tmp_path_factory):
+    """A database of its own (schema from the models, independent of other suites)."""
+    base = os.environ.get("DATABASE_URL")
+    if base and base.startswith("postgresql"):
+        yield from _postgres(base)
+    else:
+        path = tmp_path_factory.mktemp("execdb") / "exec.sqlite3"
+        engine = create_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        engine.dispose()
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def exec_app(exec_db_url):
+    """The application on that database, with short heartbeat/reaper timings."""
+    if Config.REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(Config.REDIS_URL).ping()  # fails (not skips) when REDIS_URL is down
+    app = create_app(TestConfig)
+    app.config.update(SQLALCHEMY_DATABASE_URI=exec_db_url, **SETTINGS)
+    with app.app_context():
+        db.engine.dispose()
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", lambda c, _r: c.execute("PRAGMA busy_timeout=10000"))
+        db.create_all()
+    yield app
+    app.extensions.get("amsw_events_hub") and app.extensions["amsw_events_hub"].stop()
+
+
+@pytest.fixture
+def exec_ctx(exec_app):
+    """An app context; tables are emptied afterwards."""
+    with exec_app.app_context():
+        yield exec_app
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def observed():
+    return labkit.Observed()
+
+
+@pytest.fixture
+def lab(tmp_path, observed):
+    """Three simulated nodes (NTLM with encryption, Basic) with the test handlers."""
+    saved = dict(HANDLERS)
+    server = labkit.start_lab(tmp_path, NODES, LAB_USER, LAB_PASSWORD, observed)
+    yield server
+    server.stop()
+    HANDLERS.clear()
+    HANDLERS.update(saved)
+
+
+def make_lab(tmp_path, observed, password: str, nodes=NODES):
+    """A lab with a chosen password (caller stops it)."""
+    return labkit.start_lab(tmp_path, nodes, LAB_USER, password, observed)
+
+
+def seed_deployment(lab, guide_key="exec-test", inputs=None, auth="ntlm", nodes=None, password=LAB_PASSWORD) -> int:
+    """A deployment on the lab's nodes with credentials in the vault; needs an app context."""
+    from app.execution import vault
+    from app.guides import get_guide
+
+    user = db.session.query(User).filter_by(username="tester").one_or_none()
+    if user is None:
+        user = User(username="tester", role="admin")
+        user.set_password("not-the-canary")
+        db.session.add(user)
+        db.session.flush()
+    guide = get_guide(guide_key)
+    deployment = Deployment(name="lab", domain_fqdn="corp.example.com", guide_key=guide.key,
+                            guide_version=guide.version, current_step=guide.steps[0].key, created_by_id=user.id)
+    deployment.steps = [DeploymentStep(step_key=s.key, inputs=dict(inputs or {})) for s in guide.steps]
+    deployment.nodes = [
+        Node(name=n, host="127.0.0.1", port=lab.ports[n], transport="http", auth=auth, position=i)
+        for i, n in enumerate(nodes or lab.node_names)
+    ]
+    db.session.add(deployment)
+    db.session.commit()
+    vault.store_credentials(deployment.id, LAB_USER, password, owner_id=user.id)
+    return deployment.id
+
+
+class Worker:
+    """A `celery worker -P threads -c 8` subprocess against the test database and broker."""
+
+    def __init__(self, db_url: str, log_path: Path, loglevel: str = "INFO") -> None:
+        self.log_path = log_path
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "CREDENTIAL_KEY": TestConfig.CREDENTIAL_KEY,
+            "SECRET_KEY": "worker-secret",
+            "PYTHONPATH": str(ROOT),
+            **{k: str(v) for k, v in SETTINGS.items()},
+        }
+        cmd = [sys.executable, "-m", "celery", "-A", "app.execution.worker", "worker", "-P", "threads",
+               "-c", "8", "-Q", QUEUE, "-n", f"{QUEUE}-{uuid.uuid4().hex[:4]}@%h", "--include",
+               "tests.execution.testguide", "--without-gossip", "--without-mingle", "--without-heartbeat",
+               "--loglevel", loglevel]
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited:\n{self.log_path.read_text()[-4000:]}")
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"celery worker not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}")
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker(exec_app, exec_db_url, tmp_path_factory):
+    """One real worker for the session (tests that kill a worker start their own)."""
+    handle = Worker(exec_db_url, tmp_path_factory.mktemp("worker") / "worker.log")
+    yield handle
+    handle.stop()
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {message}")
+
+
+def run_status(run_id: int) -> str:
+    from app.models import StepRun
+
+    db.session.expire_all()
+    status = db.session.get(StepRun, run_id).status
+    db.session.commit()
+    return status

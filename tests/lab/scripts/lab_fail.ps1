@@ -1,0 +1,5 @@
+param(
+    [string]$Reason = 'broken on purpose'
+)
+
+throw "lab_fail: $Reason"

@@ -1,0 +1,5 @@
+param(
+    [string]$Anything
+)
+
+Get-Date | ConvertTo-Json -Compress

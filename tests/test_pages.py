@@ -1,0 +1,168 @@
+"""Every screen renders for a signed-in user; anonymous users are sent to login; no CSRF, no POST."""
+
+import re
+
+import pytest
+
+from app.extensions import db
+from app.guides import get_guide
+from app.models import Deployment
+from tests.conftest import csrf_token, login
+
+NODES = {
+    "name": "Lab cluster",
+    "domain_fqdn": "corp.example.test",
+    "nodes-0-name": "AMS1",
+    "nodes-0-host": "127.0.0.1",
+    "nodes-0-port": "55985",
+    "nodes-0-transport": "http",
+    "nodes-0-auth": "basic",
+    "nodes-1-name": "AMS2",
+    "nodes-1-host": "localhost",
+    "nodes-1-port": "55986",
+    "nodes-1-transport": "http",
+    "nodes-1-auth": "basic",
+}
+
+
+def create(client, **overrides) -> object:
+    data = NODES | overrides
+    data["csrf_token"] = csrf_token(client, "/deployments/new")
+    return client.post("/deployments/new", data=data)
+
+
+def deployment_id(app) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(Deployment.id).order_by(Deployment.id.desc()))
+
+
+def test_anonymous_is_redirected_to_login(client, app):
+    for url in ["/", "/deployments/new", "/deployments/1/", "/deployments/1/steps/quorum"]:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert "/login" in response.headers["Location"]
+
+
+def test_login_page_is_public(client, app):
+    assert client.get("/login").status_code == 200
+
+
+def test_wrong_password_is_refused(client, make_user):
+    make_user("bob", "operator")
+    response = login(client, "bob", "wrong")
+    assert "wrong password" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_post_without_csrf_is_refused(admin_client):
+    response = admin_client.post("/deployments/new", data=NODES)
+    assert response.status_code == 400
+    assert b"CSRF" in response.data
+
+
+def test_login_without_csrf_is_refused(client, make_user):
+    make_user("carol", "operator")
+    response = client.post("/login", data={"username": "carol", "password": "x"})
+    assert response.status_code == 400
+
+
+def test_create_deployment_then_every_screen_renders(admin_client, app):
+    response = create(admin_client)
+    assert response.status_code == 302
+    dep = deployment_id(app)
+    assert admin_client.get("/").status_code == 200
+    for step in get_guide("ams-failover-cluster").steps:
+        page = admin_client.get(f"/deployments/{dep}/steps/{step.key}")
+        assert page.status_code == 200, step.key
+        html = page.get_data(as_text=True)
+        assert step.title in html
+        assert 'aria-current="step"' in html
+
+
+def test_unknown_step_is_404(admin_client, app):
+    create(admin_client)
+    assert admin_client.get(f"/deployments/{deployment_id(app)}/steps/nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("nodes-1-name", "AMS1", "more than once"),
+        ("nodes-0-name", "THIS-NAME-IS-TOO-LONG", "15"),
+        ("domain_fqdn", "corp", "fully qualified"),
+        ("nodes-0-host", "bad host!", "not a valid host"),
+        ("nodes-0-port", "70000", "outside 1-65535"),
+        ("name", "", "required"),
+    ],
+)
+def test_bad_deployment_input_saves_nothing(admin_client, app, field, value, message):
+    response = create(admin_client, **{field: value})
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    assert deployment_id(app) is None
+
+
+def test_step_inputs_are_restored_after_leaving(admin_client, app):
+    create(admin_client)
+    dep = deployment_id(app)
+    url = f"/deployments/{dep}/steps/base_cluster"
+    data = {
+        "cluster_name": "amsclu",
+        "cluster_address": "10.20.0.50",
+        "double_hop": "scheduled_task",
+        "run_validation": "y",
+        "csrf_token": csrf_token(admin_client, url),
+    }
+    assert admin_client.post(url, data=data).status_code == 302
+    resumed = admin_client.get(f"/deployments/{dep}/", follow_redirects=True)
+    html = resumed.get_data(as_text=True)
+    assert 'value="AMSCLU"' in html
+    assert 'value="10.20.0.50"' in html
+
+
+def test_step_address_must_differ_from_node_hosts(admin_client, app):
+    create(admin_client, **{"nodes-0-host": "10.20.0.11"})
+    dep = deployment_id(app)
+    url = f"/deployments/{dep}/steps/base_cluster"
+    data = {
+        "cluster_name": "amsclu",
+        "cluster_address": "10.20.0.11",
+        "double_hop": "scheduled_task",
+        "csrf_token": csrf_token(admin_client, url),
+    }
+    response = admin_client.post(url, data=data)
+    assert response.status_code == 400
+    assert "already a node" in response.get_data(as_text=True)
+    with app.app_context():
+        record = db.session.get(Deployment, dep).step("base_cluster")
+        assert record.inputs == {}
+
+
+def test_secret_input_never_rendered(admin_client, app):
+    create(admin_client)
+    dep = deployment_id(app)
+    url = f"/deployments/{dep}/steps/prerequisites"
+    secret = "LIC-CANARY-0123456789-ABCDEF"
+    data = {
+        "ams_version": "2.1.1069.0",
+        "gmsa": "CORP\\svc-ams$",
+        "sql_connection_string": "Server=sql1.corp.example.test;Database=AccessManager;"
+        "Integrated Security=true",
+        "license_key": secret,
+        "csrf_token": csrf_token(admin_client, url),
+    }
+    assert admin_client.post(url, data=data).status_code == 302
+    html = admin_client.get(url).get_data(as_text=True)
+    assert secret not in html
+    assert "stored - leave empty to keep" in html
+    with app.app_context():
+        record = db.session.get(Deployment, dep).step("prerequisites")
+        assert "license_key" not in record.inputs
+        assert record.inputs["gmsa"] == "CORP\\svc-ams$"
+
+
+def test_logout_needs_post_with_csrf(admin_client):
+    assert admin_client.get("/logout").status_code == 405
+    token = re.search(r'name="csrf_token" value="([^"]+)"', admin_client.get("/").get_data(True))
+    assert admin_client.post("/logout", data={"csrf_token": token.group(1)}).status_code == 302
+    assert admin_client.get("/").status_code == 302
