@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.lab import scenarios
+from app.lab.handlers.ams import apply_configuration_tool
 from app.lab.server import LabServer
 from app.lab.store import LabStore
 
@@ -128,3 +129,38 @@ def fault_clear() -> None:
     with lab_store().transaction() as state:
         scenarios.clear_faults(state)
     click.echo("Faults cleared.")
+
+
+@lab_cli.command("configure-ams")
+@click.option("--node", "nodes", multiple=True, help="Node name (default: every node with AMS).")
+@click.option("--port", type=int, default=443, show_default=True)
+@click.option("--license/--no-license", "with_license", default=True, show_default=True)
+def configure_ams(nodes: tuple[str, ...], port: int, with_license: bool) -> None:
+    """Play the operator in the AMS configuration tool: bind the certificate, save, license node 1."""
+    with lab_store().transaction() as state:
+        installed = [n for n, node in state["nodes"].items() if "lithnetams" in node["services"]]
+        targets = [n.upper() for n in nodes] or installed
+        for position, name in enumerate(targets):
+            node = state["nodes"].get(name)
+            if node is None or name not in installed:
+                raise click.ClickException(f"{name}: Access Manager is not installed there.")
+            thumbprint = node["certificates"][0]["thumbprint"]
+            license_data = "LAB-LICENSE" if with_license and position == 0 else None
+            apply_configuration_tool(node, thumbprint, port, license_data)
+            click.echo(
+                f"{name}: certificate {thumbprint} bound on port {port}, configuration saved."
+            )
+
+
+@lab_cli.command("installer")
+@click.option("--version", "version", default="2.1.1069.0", show_default=True)
+def installer(version: str) -> None:
+    """Write a demo installer into instance/installers/ for the unattended install path."""
+    info = scenarios.load_scenario("default", ["X1", "X2"])["installers"].get(version)
+    if info is None:
+        raise click.ClickException(f"The lab knows no installer for version {version}.")
+    folder = Path(current_app.config["INSTANCE_DIR"]) / "installers"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / info["file_name"]
+    path.write_bytes(b"MZ demo installer for the lab, version " + version.encode() + b"\n" * 4096)
+    click.echo(f"Wrote {path} ({path.stat().st_size} bytes).")

@@ -23,7 +23,8 @@ State schema (version 1)::
       computers: {NAME: {sam, dns_host_name, dn, enabled}}
       operator_can_create_computers: bool
     nodes: {NAME: {
-      name, fqdn, domain, ip_address, boot_time, down_until (iso|None),
+      name, fqdn, domain, ip_address, boot_time, down_until (iso|None; the server refuses
+      new connections until then), boot_count (the server counts modelled restarts),
       os: {caption, version, build},
       features: {"Failover-Clustering": bool, "RSAT-AD-PowerShell": bool},
       services: {name: {display_name, start_type, status, account, image_path}},
@@ -46,6 +47,7 @@ State schema (version 1)::
                      validation_reports: [{created, result, path}]}
     file_shares: {"\\\\FS1\\witness": {server, writable_by: [principal]}}
     installers: {version: {file_name, msi, product, api}}
+    auth: {credssp_users: [user]}       (protocol layer: sessions of these users are CredSSP)
     faults:
       unreachable: [NODE], auth_failure: [NODE], slow: {NODE: seconds},        protocol level,
       reboot_mid_action: {NODE: script}, crash_halfway: {NODE: script}         read by dispatch

@@ -1,4 +1,4 @@
-"""The Prerequisites step end to end: real pypsrp runner -> LabServer -> vetted scripts -> models."""
+"""Prerequisites end to end: real pypsrp runner -> LabServer -> vetted scripts -> models."""
 
 import pytest
 

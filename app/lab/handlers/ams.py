@@ -57,7 +57,8 @@ def ams_detect(ctx: ScriptContext) -> dict:
     return {
         "computer": node["name"],
         "installed": service is not None,
-        "service": service and {
+        "service": service
+        and {
             "status": service["status"],
             "start_type": service["start_type"],
             "account": (node["registry"].get(AMS_SERVICE_KEY) or {}).get("ObjectName"),

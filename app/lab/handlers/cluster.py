@@ -28,7 +28,10 @@ INVALID_STATE = (
 _TEST_ISSUES = {
     "warn": [
         ("Network - Validate Network Communication", "The test reported some warnings.."),
-        ("System Configuration - Validate Software Update Levels", "The test reported some warnings.."),
+        (
+            "System Configuration - Validate Software Update Levels",
+            "The test reported some warnings..",
+        ),
     ],
     "fail": [
         ("Network - Validate IP Configuration", "The test failed."),
@@ -91,7 +94,9 @@ def set_ams_start_type(node: dict, start_type: str) -> None:
     service = node["services"].get(AMS_SERVICE)
     if service:
         service["start_type"] = start_type
-        node["registry"].setdefault(AMS_SERVICE_KEY, {})["Start"] = 2 if start_type == "Automatic" else 3
+        node["registry"].setdefault(AMS_SERVICE_KEY, {})["Start"] = (
+            2 if start_type == "Automatic" else 3
+        )
 
 
 def place_group(state: dict, group_name: str, owner: str) -> str:
@@ -111,7 +116,9 @@ def place_group(state: dict, group_name: str, owner: str) -> str:
     for name, node in state["nodes"].items():
         service = node["services"].get(service_name) if service_name else None
         if service:
-            service["status"] = "Running" if name.upper() == owner.upper() and not failing else "Stopped"
+            service["status"] = (
+                "Running" if name.upper() == owner.upper() and not failing else "Stopped"
+            )
     group["state"] = "Failed" if failing else "Online"
     for resource in group.get("resources", []):
         resource["state"] = group["state"]
@@ -187,8 +194,8 @@ def cluster_validate(ctx: ScriptContext) -> dict:
             node = find_node(state, name)
         except KeyError:
             raise ScriptFailure(
-                f"Test-Cluster : The computer '{name}' could not be reached. Make sure the computer "
-                "name is correct and that it is reachable on the network."
+                f"Test-Cluster : The computer '{name}' could not be reached. Make sure the "
+                "computer name is correct and that it is reachable on the network."
             ) from None
         if not node["features"].get(FEATURE):
             issues.append(
@@ -209,18 +216,29 @@ def _validation_result(ctx: ScriptContext, names: list[str], issues: list[tuple]
         for test, msg in issues
     ]
     failed = any(i["severity"] == "failure" for i in parsed)
-    verdict = "ClusterNotApproved" if failed else ("ClusterConditionallyApproved" if parsed else "ClusterApproved")
+    verdict = (
+        "ClusterNotApproved"
+        if failed
+        else ("ClusterConditionallyApproved" if parsed else "ClusterApproved")
+    )
     summary = f"Test Result: HadUnselectedTests, {verdict}"
     for test, msg in issues:
         ctx.warning(f"{test}: {msg}")
     ctx.warning(summary)
     created = now_iso()
-    path = REPORTS_DIR + f"AmsClusterWizard-{created[:19].replace('-', '').replace(':', '').replace('T', '-')}.htm"
+    path = (
+        REPORTS_DIR
+        + f"AmsClusterWizard-{created[:19].replace('-', '').replace(':', '').replace('T', '-')}.htm"
+    )
     html = _report_html(names, parsed, verdict, created)
     blob = ctx.store.put_blob(html.encode("utf-8"))
     with ctx.store.transaction() as state:
         node = find_node(state, ctx.node)
-        node.setdefault("files", {})[path] = {"sha256": blob, "size": len(html.encode()), "blob": blob}
+        node.setdefault("files", {})[path] = {
+            "sha256": blob,
+            "size": len(html.encode()),
+            "blob": blob,
+        }
         if state.get("cluster"):
             state["cluster"].setdefault("validation_reports", []).append(
                 {"created": created, "result": verdict, "path": path}
@@ -238,7 +256,8 @@ def _validation_result(ctx: ScriptContext, names: list[str], issues: list[tuple]
 
 def _report_html(names: list[str], issues: list[dict], verdict: str, created: str) -> str:
     rows = "".join(
-        f"<tr><td>{i['test']}</td><td>{i['severity']}</td><td>{i['message']}</td></tr>" for i in issues
+        f"<tr><td>{i['test']}</td><td>{i['severity']}</td><td>{i['message']}</td></tr>"
+        for i in issues
     )
     return (
         "<html><head><title>Failover Cluster Validation Report</title></head><body>"
@@ -343,9 +362,17 @@ def _core_group(name: str, address: str, owner: str) -> dict:
         "state": "Online",
         "preferred_owners": [],
         "resources": [
-            {"name": "Cluster Name", "type": "Network Name", "state": "Online",
-             "parameters": {"DnsName": name}},
-            {"name": "Cluster IP Address", "type": "IP Address", "state": "Online",
-             "parameters": {"Address": address}},
+            {
+                "name": "Cluster Name",
+                "type": "Network Name",
+                "state": "Online",
+                "parameters": {"DnsName": name},
+            },
+            {
+                "name": "Cluster IP Address",
+                "type": "IP Address",
+                "state": "Online",
+                "parameters": {"Address": address},
+            },
         ],
     }

@@ -16,7 +16,7 @@ def failover_move(ctx: ScriptContext) -> dict:
     target = str(ctx.params["Node"])
     ctx.progress(f"Move-ClusterGroup {ctx.params['Name']}", f"To {target}", 10)
     with ctx.store.transaction() as state:
-        name, group = require_group(state, str(ctx.params["Name"]), "Move-ClusterGroup")
+        name, _ = require_group(state, str(ctx.params["Name"]), "Move-ClusterGroup")
         member = cluster_node_name(state["cluster"], target)
         if member is None:
             raise ScriptFailure(
@@ -79,7 +79,11 @@ def _health(state: dict, host: str, port: int, validate: bool) -> tuple[int | No
     if binding is None:
         return None, "The underlying connection was closed: An unexpected error occurred on a send."
     cert = next(
-        (c for c in owner.get("certificates", []) if c["thumbprint"].upper() == binding["thumbprint"].upper()),
+        (
+            c
+            for c in owner.get("certificates", [])
+            if c["thumbprint"].upper() == binding["thumbprint"].upper()
+        ),
         None,
     )
     if validate and (cert is None or not covers(host, cert.get("dns_names", []))):

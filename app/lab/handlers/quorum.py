@@ -76,7 +76,9 @@ def _witness(state: dict, cluster: dict, kind: str, params: dict) -> dict | None
         return _disk(cluster, str(params.get("DiskName") or ""))
     if kind == "none":
         return None
-    raise ScriptFailure(f"Cannot validate argument on parameter 'WitnessType'. '{kind}' is not valid.")
+    raise ScriptFailure(
+        f"Cannot validate argument on parameter 'WitnessType'. '{kind}' is not valid."
+    )
 
 
 def _file_share(state: dict, cluster: dict, path: str) -> dict:
@@ -98,9 +100,13 @@ def _writable_by_cluster(state: dict, cluster: dict, principals: list[str]) -> b
     cno = f"{cluster['name']}$".upper()
     allowed = expand_principals(state, principals)
     bare = {p.split("\\", 1)[-1].upper() for p in principals}
-    is_computer = cluster["name"].upper() in {c.upper() for c in state["domain"].get("computers", {})}
-    return cno in allowed or bool(bare & _WIDE_PRINCIPALS) or (
-        "DOMAIN COMPUTERS" in bare and is_computer
+    is_computer = cluster["name"].upper() in {
+        c.upper() for c in state["domain"].get("computers", {})
+    }
+    return (
+        cno in allowed
+        or bool(bare & _WIDE_PRINCIPALS)
+        or ("DOMAIN COMPUTERS" in bare and is_computer)
     )
 
 

@@ -119,7 +119,9 @@ def _add_role(ctx: ScriptContext, method: str) -> dict:
 def _check_new_role(
     state: dict, cluster: dict, name: str, address: str, service_name: str, owner: dict
 ) -> None:
-    prefix = f"Add-ClusterGenericServiceRole : An error occurred while creating the role '{name}'.\n    "
+    prefix = (
+        f"Add-ClusterGenericServiceRole : An error occurred while creating the role '{name}'.\n    "
+    )
     if find_group(cluster, name):
         raise ScriptFailure(prefix + f"A cluster group named '{name}' already exists.")
     existing = ams_roles(cluster, service_name)
@@ -143,12 +145,24 @@ def _role_group(name: str, address: str, service_name: str) -> dict:
         "state": "Pending",
         "preferred_owners": [],
         "resources": [
-            {"name": name, "type": "Network Name", "state": "Pending",
-             "parameters": {"DnsName": name}},
-            {"name": f"IP Address {address}", "type": "IP Address", "state": "Pending",
-             "parameters": {"Address": address}},
-            {"name": AMS_DISPLAY_NAME, "type": "Generic Service", "state": "Pending",
-             "parameters": {"ServiceName": service_name, "UseNetworkName": 1}},
+            {
+                "name": name,
+                "type": "Network Name",
+                "state": "Pending",
+                "parameters": {"DnsName": name},
+            },
+            {
+                "name": f"IP Address {address}",
+                "type": "IP Address",
+                "state": "Pending",
+                "parameters": {"Address": address},
+            },
+            {
+                "name": AMS_DISPLAY_NAME,
+                "type": "Generic Service",
+                "state": "Pending",
+                "parameters": {"ServiceName": service_name, "UseNetworkName": 1},
+            },
         ],
     }
 
