@@ -51,7 +51,7 @@ class _Tail:
 class Watch:
     """One client's view of a deployment's version counter."""
 
-    def __init__(self, hub: "Hub", deployment_id: int) -> None:
+    def __init__(self, hub: Hub, deployment_id: int) -> None:
         self.hub = hub
         self.deployment_id = deployment_id
 
@@ -61,7 +61,9 @@ class Watch:
     def wait(self, version: int, timeout: float) -> bool:
         """Block until the version differs from `version`; False on timeout."""
         with self.hub.cond:
-            return self.hub.cond.wait_for(lambda: self.hub.version(self.deployment_id) != version, timeout)
+            return self.hub.cond.wait_for(
+                lambda: self.hub.version(self.deployment_id) != version, timeout
+            )
 
 
 class Hub:
@@ -129,7 +131,7 @@ class Hub:
                 pubsub = client.pubsub(ignore_subscribe_messages=False)
                 pubsub.psubscribe(PATTERN)
                 self._pump(pubsub)
-            except Exception:  # noqa: BLE001 - reconnect; clients re-query on the bump below
+            except Exception:
                 log.warning("Events hub lost Redis; reconnecting", exc_info=True)
                 self._ready.clear()
                 self.bump()
@@ -161,7 +163,7 @@ class Hub:
                     rows = db.session.execute(
                         select(Deployment.id, Deployment.event_seq).where(Deployment.id.in_(ids))
                     ).all()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("Events hub poll failed", exc_info=True)
                 continue
             for dep, seq in rows:
@@ -230,7 +232,10 @@ def query_events(deployment_id: int, after: int, limit: int) -> list[dict]:
 
 def _current_seq(deployment_id: int) -> int:
     try:
-        return db.session.scalar(select(Deployment.event_seq).where(Deployment.id == deployment_id)) or 0
+        return (
+            db.session.scalar(select(Deployment.event_seq).where(Deployment.id == deployment_id))
+            or 0
+        )
     finally:
         db.session.close()
 

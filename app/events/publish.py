@@ -116,5 +116,5 @@ def notify(deployment_id: int, seq: int) -> None:
         client = redis_client()
         if client is not None:
             client.publish(channel(deployment_id), str(seq))
-    except Exception:  # noqa: BLE001 - the event is committed; listeners catch up on their next check
+    except Exception:
         log.warning("Redis notify failed for deployment %s", deployment_id, exc_info=True)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
-from flask_login import current_user, login_required
+from flask_login import current_user
 
+from app.auth.decorators import requires
 from app.events.hub import get_hub, query_events
 from app.extensions import db
 from app.models import Deployment
@@ -41,7 +42,7 @@ def _after() -> int:
 
 
 @bp.get("/events.json")
-@login_required
+@requires("view")
 def history(deployment_id: int):
     """A page of events after `after`, oldest first, with the cursor to ask for next."""
     _check_access(deployment_id)
@@ -52,7 +53,7 @@ def history(deployment_id: int):
 
 
 @bp.get("/events")
-@login_required
+@requires("view")
 def stream(deployment_id: int):
     """The live stream (see module docstring)."""
     _check_access(deployment_id)
@@ -78,7 +79,7 @@ def _generate(hub, deployment_id: int, last: int, keepalive: float):
                 if count == MAX_PAGE:
                     continue
             remaining = keepalive - (time.monotonic() - idle_since)
-            if remaining <= 0 or not watch.wait(version, remaining):
-                if time.monotonic() - idle_since >= keepalive:
-                    yield ": keep-alive\n\n"
-                    idle_since = time.monotonic()
+            woke = remaining > 0 and watch.wait(version, remaining)
+            if not woke and time.monotonic() - idle_since >= keepalive:
+                yield ": keep-alive\n\n"
+                idle_since = time.monotonic()

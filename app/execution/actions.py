@@ -51,8 +51,13 @@ def claim(action_id: int) -> bool:
     claimed = db.session.execute(
         update(NodeAction)
         .where(NodeAction.id == action_id, NodeAction.status == "queued")
-        .values(status="running", started_at=now, heartbeat_at=now, worker=worker_name(),
-                try_count=NodeAction.try_count + 1)
+        .values(
+            status="running",
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker_name(),
+            try_count=NodeAction.try_count + 1,
+        )
     ).rowcount
     db.session.commit()
     return claimed == 1
@@ -92,17 +97,68 @@ def redact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
+class SecretRedactor(logging.Filter):
+    """A log filter that masks the secrets of the actions running in this process (defence in depth)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._secrets: dict[str, int] = {}
+
+    def hold(self, secrets: list[str]) -> None:
+        with self._lock:
+            for secret in filter(None, secrets):
+                self._secrets[secret] = self._secrets.get(secret, 0) + 1
+
+    def release(self, secrets: list[str]) -> None:
+        with self._lock:
+            for secret in filter(None, secrets):
+                if self._secrets.get(secret, 0) <= 1:
+                    self._secrets.pop(secret, None)
+                else:
+                    self._secrets[secret] -= 1
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = list(self._secrets)
+        if secrets:
+            message = record.getMessage()
+            if any(s in message for s in secrets):
+                record.msg, record.args = redact(message, secrets), None
+        return True
+
+
+REDACTOR = SecretRedactor()
+NOISY_LOGGERS = ("pypsrp", "psrpcore", "spnego", "requests_credssp", "urllib3")
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Attach the redactor to every handler of `logger` (root by default); protocol dumps stay at INFO."""
+    logger = logger or logging.getLogger()
+    for handler in logger.handlers:
+        if REDACTOR not in handler.filters:
+            handler.addFilter(REDACTOR)
+    for name in NOISY_LOGGERS:
+        noisy = logging.getLogger(name)
+        if noisy.getEffectiveLevel() < logging.INFO:
+            noisy.setLevel(logging.INFO)
+
+
 class Heartbeat:
     """Touches heartbeat_at every `interval` s and sets `cancel_event` when the run is cancelled."""
 
-    def __init__(self, app: Flask, action_id: int, run_id: int, interval: float, check: float = 0.5) -> None:
+    def __init__(
+        self, app: Flask, action_id: int, run_id: int, interval: float, check: float = 0.5
+    ) -> None:
         self.app, self.action_id, self.run_id = app, action_id, run_id
         self.interval, self.check = interval, check
         self.cancel_event = threading.Event()
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{action_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"heartbeat-{action_id}", daemon=True
+        )
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 
@@ -120,7 +176,7 @@ class Heartbeat:
                         last_beat = time.monotonic()
                     if self._cancel_requested():
                         self.cancel_event.set()
-                except Exception:  # noqa: BLE001 - a missed beat is tolerated by the reaper grace
+                except Exception:
                     log.warning("Heartbeat for action %s failed", self.action_id, exc_info=True)
                     db.session.rollback()
                 finally:
@@ -135,24 +191,32 @@ class Heartbeat:
         db.session.commit()
 
     def _cancel_requested(self) -> bool:
-        return bool(db.session.scalar(select(StepRun.cancel_requested).where(StepRun.id == self.run_id)))
+        return bool(
+            db.session.scalar(select(StepRun.cancel_requested).where(StepRun.id == self.run_id))
+        )
 
 
 class EventPump:
     """Publishes stream records from a queue in batches; `put` is the runner's on_record callback."""
 
-    def __init__(self, app: Flask, action: NodeAction, deployment_id: int, secrets: list[str]) -> None:
+    def __init__(
+        self, app: Flask, action: NodeAction, deployment_id: int, secrets: list[str]
+    ) -> None:
         self.app = app
         self.deployment_id = deployment_id
         self.secrets = [s for s in secrets if s]
-        self.base = {"step_key": action.step_run.step_key, "node": action.node_name,
-                     "step_run_id": action.step_run_id, "node_action_id": action.id}
+        self.base = {
+            "step_key": action.step_run.step_key,
+            "node": action.node_name,
+            "step_run_id": action.step_run_id,
+            "node_action_id": action.id,
+        }
         self.action_id = action.id
         self._queue: queue.Queue = queue.Queue()
         self._last_progress: tuple | None = None
         self._thread = threading.Thread(target=self._loop, name=f"events-{action.id}", daemon=True)
 
-    def __enter__(self) -> "EventPump":
+    def __enter__(self) -> EventPump:
         self._thread.start()
         return self
 
@@ -191,15 +255,30 @@ class EventPump:
         progress = None
         for record in records:
             payload = {k: v for k, v in record.items() if k != "stream"}
-            items.append({**self.base, "kind": STREAM_KINDS.get(record["stream"], "node.output"), "payload": payload})
+            items.append(
+                {
+                    **self.base,
+                    "kind": STREAM_KINDS.get(record["stream"], "node.output"),
+                    "payload": payload,
+                }
+            )
             if record["stream"] == "progress" and record.get("percent", -1) >= 0:
                 progress = record["percent"]
         try:
             if progress is not None:
-                db.session.execute(update(NodeAction).where(NodeAction.id == self.action_id).values(progress=progress))
+                db.session.execute(
+                    update(NodeAction)
+                    .where(NodeAction.id == self.action_id)
+                    .values(progress=progress)
+                )
             publish_many(self.deployment_id, items)
-        except Exception:  # noqa: BLE001 - losing a stream line must not fail the action
-            log.warning("Could not publish %d records of action %s", len(items), self.action_id, exc_info=True)
+        except Exception:
+            log.warning(
+                "Could not publish %d records of action %s",
+                len(items),
+                self.action_id,
+                exc_info=True,
+            )
             db.session.rollback()
         finally:
             db.session.close()

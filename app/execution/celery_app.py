@@ -3,7 +3,12 @@
 import os
 
 from celery import Celery, Task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 from flask import Flask
 
 REAP_TASK = "app.execution.tasks.reap"
@@ -25,13 +30,21 @@ def celery_init_app(app: Flask) -> Celery:
             if key in transport:
                 _makedirs(transport[key])
     if os.environ.get("AMSW_BROKER_KEEP_PROCESSED") and "processed_folder" in transport:
-        transport["store_processed"] = True  # debugging/tests: keep consumed messages for inspection
+        transport["store_processed"] = (
+            True  # debugging/tests: keep consumed messages for inspection
+        )
     settings["broker_transport_options"] = transport
     if queue := os.environ.get("AMSW_CELERY_QUEUE") or app.config.get("CELERY_QUEUE"):
         settings["task_default_queue"] = queue
-    settings.setdefault("beat_schedule", {
-        "reap": {"task": REAP_TASK, "schedule": float(app.config.get("REAPER_INTERVAL_SECONDS", 15))},
-    })
+    settings.setdefault(
+        "beat_schedule",
+        {
+            "reap": {
+                "task": REAP_TASK,
+                "schedule": float(app.config.get("REAPER_INTERVAL_SECONDS", 15)),
+            },
+        },
+    )
     settings.setdefault("include", ["app.execution.tasks"])
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(settings)
@@ -51,3 +64,12 @@ def _close_sessions(**_kwargs) -> None:
     from app.execution.actions import SESSIONS
 
     SESSIONS.close_all()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_logs(logger=None, **_kwargs) -> None:
+    """Mask running actions' secrets in every worker log line; keep protocol dumps out of DEBUG."""
+    from app.execution.actions import install_log_redaction
+
+    install_log_redaction(logger)

@@ -41,20 +41,42 @@ def reap_stale_actions() -> list[int]:
         message = f"No heartbeat from {action.worker or 'its worker'} since {action.heartbeat_at:%H:%M:%S} UTC."
         done = db.session.execute(
             update(NodeAction)
-            .where(NodeAction.id == action.id, NodeAction.status == "running", NodeAction.heartbeat_at < cutoff)
-            .values(status="interrupted", finished_at=utcnow(), error_category=errors.INTERRUPTED,
-                    error_message=message, remediation=errors.REMEDIATION[errors.INTERRUPTED])
+            .where(
+                NodeAction.id == action.id,
+                NodeAction.status == "running",
+                NodeAction.heartbeat_at < cutoff,
+            )
+            .values(
+                status="interrupted",
+                finished_at=utcnow(),
+                error_category=errors.INTERRUPTED,
+                error_message=message,
+                remediation=errors.REMEDIATION[errors.INTERRUPTED],
+            )
         ).rowcount
         db.session.commit()
         if done != 1:
             continue
         run = db.session.get(StepRun, action.step_run_id)
-        publish_many(run.deployment_id, [{
-            "kind": "action.interrupted", "step_key": run.step_key, "node": action.node_name,
-            "step_run_id": run.id, "node_action_id": action.id,
-            "payload": {"message": message, "remediation": errors.REMEDIATION[errors.INTERRUPTED]},
-        }])
-        service.mark_interrupted(run, f"A worker stopped while running {action.script} on {action.node_name}.")
+        publish_many(
+            run.deployment_id,
+            [
+                {
+                    "kind": "action.interrupted",
+                    "step_key": run.step_key,
+                    "node": action.node_name,
+                    "step_run_id": run.id,
+                    "node_action_id": action.id,
+                    "payload": {
+                        "message": message,
+                        "remediation": errors.REMEDIATION[errors.INTERRUPTED],
+                    },
+                }
+            ],
+        )
+        service.mark_interrupted(
+            run, f"A worker stopped while running {action.script} on {action.node_name}."
+        )
         reaped.append(action.id)
     return reaped
 
@@ -65,7 +87,11 @@ def requeue_lost_actions(enqueue=None) -> list[int]:
     ids = db.session.scalars(
         select(NodeAction.id)
         .join(StepRun, StepRun.id == NodeAction.step_run_id)
-        .where(NodeAction.status == "queued", NodeAction.created_at < cutoff, StepRun.status.in_(service.ACTIVE_RUN))
+        .where(
+            NodeAction.status == "queued",
+            NodeAction.created_at < cutoff,
+            StepRun.status.in_(service.ACTIVE_RUN),
+        )
     ).all()
     enqueue = enqueue or service.default_enqueue()
     for action_id in ids:
@@ -82,7 +108,8 @@ def advance_stalled_runs(enqueue=None) -> list[int]:
         .subquery()
     )
     runs = db.session.scalars(
-        select(StepRun).join(last_end, last_end.c.step_run_id == StepRun.id)
+        select(StepRun)
+        .join(last_end, last_end.c.step_run_id == StepRun.id)
         .where(StepRun.status == "running", last_end.c.ended < cutoff)
     ).all()
     advanced = []

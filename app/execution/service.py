@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 from flask import current_app
@@ -86,7 +87,9 @@ def _lock_deployment(deployment_id: int) -> Deployment:
 
 def _active_run(deployment_id: int) -> StepRun | None:
     return db.session.scalar(
-        select(StepRun).where(StepRun.deployment_id == deployment_id, StepRun.status.in_(ACTIVE_RUN)).limit(1)
+        select(StepRun)
+        .where(StepRun.deployment_id == deployment_id, StepRun.status.in_(ACTIVE_RUN))
+        .limit(1)
     )
 
 
@@ -159,7 +162,14 @@ def start_step_run(
     payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}
     if run.options.get("nodes"):
         payload["nodes"] = run.options["nodes"]
-    publish(deployment.id, "step.started", payload, step_key=step.key, step_run_id=run.id, actor_id=actor_id)
+    publish(
+        deployment.id,
+        "step.started",
+        payload,
+        step_key=step.key,
+        step_run_id=run.id,
+        actor_id=actor_id,
+    )
     (enqueue or default_enqueue()).advance(run.id)
     return run
 
@@ -169,7 +179,9 @@ def start_step_run(
 
 def _results(run_id: int) -> dict[str, dict[str, ActionResult]]:
     """Results of this attempt's completed phases, keyed by phase then node."""
-    rows = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id).order_by(NodeAction.id))
+    rows = db.session.scalars(
+        select(NodeAction).where(NodeAction.step_run_id == run_id).order_by(NodeAction.id)
+    )
     phases: dict[str, dict[str, ActionResult]] = {}
     pending: set[str] = set()
     for a in rows:
@@ -203,7 +215,9 @@ def build_view(run: StepRun, deployment: Deployment) -> RunView:
 
 
 def _pending_count(run_id: int, phase: str | None = None) -> int:
-    query = select(func.count()).where(NodeAction.step_run_id == run_id, NodeAction.status.in_(PENDING_ACTION))
+    query = select(func.count()).where(
+        NodeAction.step_run_id == run_id, NodeAction.status.in_(PENDING_ACTION)
+    )
     if phase is not None:
         query = query.where(NodeAction.phase == phase)
     return db.session.scalar(query) or 0
@@ -211,10 +225,17 @@ def _pending_count(run_id: int, phase: str | None = None) -> int:
 
 def _decide(step: Step, view: RunView) -> Phase | Finish:
     try:
+        if view.options.get("mode") == "verify":  # a read-only drift check (app.handover.drift)
+            from app.handover import drift
+
+            return drift.decide(step, view)
         return step.advance(view)
-    except Exception as exc:  # noqa: BLE001 - a step bug must pause the run, not kill the worker
+    except Exception as exc:
         log.exception("Step %s failed to decide", step.key)
-        return Finish("needs_attention", f"The step could not decide what to do next: {type(exc).__name__}: {exc}")
+        return Finish(
+            "needs_attention",
+            f"The step could not decide what to do next: {type(exc).__name__}: {exc}",
+        )
 
 
 def advance(run_id: int, enqueue: Enqueue | None = None) -> str:
@@ -235,14 +256,20 @@ def advance(run_id: int, enqueue: Enqueue | None = None) -> str:
         if isinstance(decision, Finish):
             return _finish(run, deployment, decision)
         if decision.name in view.results:
-            return _finish(run, deployment, Finish("needs_attention", f"The step asked for phase '{decision.name}' twice."))
+            return _finish(
+                run,
+                deployment,
+                Finish("needs_attention", f"The step asked for phase '{decision.name}' twice."),
+            )
         if not decision.actions:
             view.results[decision.name] = {}
             continue
         if decision.wait_before and (run.options or {}).get("waited") != decision.name:
             return _wait(run, decision, enqueue)
         return _start_phase(run, deployment, decision, enqueue)
-    return _finish(run, deployment, Finish("needs_attention", "The step produced too many empty phases."))
+    return _finish(
+        run, deployment, Finish("needs_attention", "The step produced too many empty phases.")
+    )
 
 
 def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
@@ -259,11 +286,21 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
     nodes = {n.name: n for n in deployment.nodes}
     unknown = [a.node for a in phase.actions if a.node not in nodes]
     if unknown:
-        return _finish(run, deployment, Finish("needs_attention", f"Phase '{phase.name}' names unknown nodes {unknown}."))
+        return _finish(
+            run,
+            deployment,
+            Finish("needs_attention", f"Phase '{phase.name}' names unknown nodes {unknown}."),
+        )
     claimed = db.session.execute(
         update(StepRun)
-        .where(StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN), _same(StepRun.phase, run.phase))
-        .values(phase=phase.name, status="running", started_at=func.coalesce(StepRun.started_at, utcnow()))
+        .where(
+            StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN), _same(StepRun.phase, run.phase)
+        )
+        .values(
+            phase=phase.name,
+            status="running",
+            started_at=func.coalesce(StepRun.started_at, utcnow()),
+        )
     ).rowcount
     if claimed != 1:
         db.session.rollback()
@@ -275,7 +312,9 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
         "phase": phase.name,
         "title": phase.title,
         "changes_state": phase.changes_state,
-        "actions": [{"id": a.id, "node": a.node_name, "script": a.script, "label": a.label} for a in actions],
+        "actions": [
+            {"id": a.id, "node": a.node_name, "script": a.script, "label": a.label} for a in actions
+        ],
     }
     publish(run.deployment_id, "phase.started", payload, step_key=run.step_key, step_run_id=run.id)
     for action in actions:
@@ -298,6 +337,9 @@ def _new_action(run: StepRun, node: Node, phase: Phase, action) -> NodeAction:
         secret_params=dict(action.secrets),
         label=action.label or None,
         timeout_seconds=action.timeout,
+        upload={"source": action.upload[0], "destination": action.upload[1]}
+        if action.upload
+        else None,
         status="queued",
     )
 
@@ -325,10 +367,17 @@ def after_action(run_id: int, phase: str, enqueue: Enqueue | None = None) -> str
 
 def _publish_phase_finished(run_id: int, phase: str) -> None:
     run = db.session.get(StepRun, run_id)
-    rows = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id, NodeAction.phase == phase))
+    rows = db.session.scalars(
+        select(NodeAction).where(NodeAction.step_run_id == run_id, NodeAction.phase == phase)
+    )
     statuses = {a.node_name: a.status for a in rows}
-    publish(run.deployment_id, "phase.finished", {"phase": phase, "nodes": statuses},
-            step_key=run.step_key, step_run_id=run.id)
+    publish(
+        run.deployment_id,
+        "phase.finished",
+        {"phase": phase, "nodes": statuses},
+        step_key=run.step_key,
+        step_run_id=run.id,
+    )
 
 
 # --------------------------------------------------------------------------- finishing
@@ -375,6 +424,10 @@ def _settle_deployment(deployment: Deployment, step_key: str, paused: bool) -> l
 
 
 def _finish(run: StepRun, deployment: Deployment, finish: Finish) -> str:
+    if (run.options or {}).get("mode") == "verify":
+        from app.handover import drift
+
+        return drift.finish(run, deployment, finish)
     if not _end_run(run, "succeeded" if finish.status == "done" else "failed"):
         return "already-finished"
     run.outcome = finish.as_dict()
@@ -387,15 +440,28 @@ def _finish(run: StepRun, deployment: Deployment, finish: Finish) -> str:
         items.append({**base, "kind": "step.paused", "payload": {"reason": finish.summary}})
     publish_many(deployment.id, items + [{**base, **e} for e in extra])
     _close_sessions(run.id)
+    if finish.status != "done":
+        _notify_paused(deployment.id, run.step_key, finish.summary)
     return finish.status
+
+
+def _notify_paused(deployment_id: int, step_key: str, reason: str) -> None:
+    """Optional webhook / e-mail to the person who must decide (app.handover.notify)."""
+    from app.handover.notify import on_paused
+
+    on_paused(deployment_id, step_key, reason)
 
 
 def _finish_payload(finish: Finish) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for check in finish.checks:
         counts[check.status] = counts.get(check.status, 0) + 1
-    return {"status": finish.status, "summary": finish.summary, "checks": counts,
-            "failed_nodes": list(finish.failed_nodes)}
+    return {
+        "status": finish.status,
+        "summary": finish.summary,
+        "checks": counts,
+        "failed_nodes": list(finish.failed_nodes),
+    }
 
 
 def _finish_cancelled(run: StepRun) -> str:
@@ -406,10 +472,13 @@ def _finish_cancelled(run: StepRun) -> str:
     deployment.step(run.step_key).status = "needs_attention"
     _settle_deployment(deployment, run.step_key, paused=True)
     base = {"step_key": run.step_key, "step_run_id": run.id}
-    publish_many(deployment.id, [
-        {**base, "kind": "step.cancelled", "payload": {}},
-        {**base, "kind": "step.paused", "payload": {"reason": "Cancelled on request."}},
-    ])
+    publish_many(
+        deployment.id,
+        [
+            {**base, "kind": "step.cancelled", "payload": {}},
+            {**base, "kind": "step.paused", "payload": {"reason": "Cancelled on request."}},
+        ],
+    )
     _close_sessions(run.id)
     return "cancelled"
 
@@ -428,7 +497,11 @@ def mark_interrupted(run: StepRun, reason: str) -> bool:
         .values(status="cancelled", finished_at=utcnow(), error_category=errors.INTERRUPTED)
     )
     base = {"step_key": run.step_key, "step_run_id": run.id}
-    publish_many(deployment.id, [{**base, "kind": "step.paused", "payload": {"reason": reason, "interrupted": True}}])
+    publish_many(
+        deployment.id,
+        [{**base, "kind": "step.paused", "payload": {"reason": reason, "interrupted": True}}],
+    )
+    _notify_paused(deployment.id, run.step_key, reason)
     return True
 
 
@@ -444,7 +517,9 @@ def _close_sessions(run_id: int) -> None:
 def cancel(run_id: int, actor_id: int | None = None, enqueue: Enqueue | None = None) -> str:
     """Ask a run to stop: queued actions are cancelled now, running ones are stopped by their heartbeat."""
     requested = db.session.execute(
-        update(StepRun).where(StepRun.id == run_id, StepRun.status.in_(ACTIVE_RUN)).values(cancel_requested=True)
+        update(StepRun)
+        .where(StepRun.id == run_id, StepRun.status.in_(ACTIVE_RUN))
+        .values(cancel_requested=True)
     ).rowcount
     if requested != 1:
         db.session.rollback()
@@ -452,12 +527,22 @@ def cancel(run_id: int, actor_id: int | None = None, enqueue: Enqueue | None = N
     db.session.execute(
         update(NodeAction)
         .where(NodeAction.step_run_id == run_id, NodeAction.status == "queued")
-        .values(status="cancelled", finished_at=utcnow(), error_category=errors.CANCELLED,
-                error_message="Cancelled before it started.")
+        .values(
+            status="cancelled",
+            finished_at=utcnow(),
+            error_category=errors.CANCELLED,
+            error_message="Cancelled before it started.",
+        )
     )
     run = db.session.get(StepRun, run_id)
-    publish(run.deployment_id, "step.cancel_requested", {}, step_key=run.step_key, step_run_id=run.id,
-            actor_id=actor_id)
+    publish(
+        run.deployment_id,
+        "step.cancel_requested",
+        {},
+        step_key=run.step_key,
+        step_run_id=run.id,
+        actor_id=actor_id,
+    )
     if _pending_count(run_id) == 0:
         return _finish_cancelled(run)
     return "cancelling"
@@ -466,7 +551,9 @@ def cancel(run_id: int, actor_id: int | None = None, enqueue: Enqueue | None = N
 def _failed_nodes(run: StepRun) -> list[str]:
     outcome = run.outcome or {}
     failed = list(outcome.get("failed_nodes") or [])
-    failed += [a.node_name for a in run.actions if a.status in ("failed", "interrupted", "cancelled")]
+    failed += [
+        a.node_name for a in run.actions if a.status in ("failed", "interrupted", "cancelled")
+    ]
     return sorted(set(failed))
 
 
@@ -518,14 +605,20 @@ def _retry_failed_nodes(deployment: Deployment, step_key: str, last: StepRun | N
     if not step.per_node_retry:
         db.session.rollback()
         raise StepBlocked(f"'{step.title}' must run on every node together; choose Retry.")
-    failed = [n for n in (_failed_nodes(last) if last else []) if n in {x.name for x in deployment.active_nodes}]
+    failed = [
+        n
+        for n in (_failed_nodes(last) if last else [])
+        if n in {x.name for x in deployment.active_nodes}
+    ]
     if not failed:
         db.session.rollback()
         raise StepBlocked("No node failed in the last attempt; choose Retry.")
     return failed
 
 
-def _skip(deployment: Deployment, record: DeploymentStep, reason: str, actor_id: int | None) -> None:
+def _skip(
+    deployment: Deployment, record: DeploymentStep, reason: str, actor_id: int | None
+) -> None:
     if not reason:
         db.session.rollback()
         raise StepBlocked("Give a reason to skip: it is recorded with the deployment.")
@@ -533,8 +626,14 @@ def _skip(deployment: Deployment, record: DeploymentStep, reason: str, actor_id:
     record.skip_reason = reason
     record.updated_by_id = actor_id
     extra = _settle_deployment(deployment, record.step_key, paused=False)
-    items = [{"kind": "step.skipped", "payload": {"reason": reason}, "step_key": record.step_key,
-              "actor_id": actor_id}]
+    items = [
+        {
+            "kind": "step.skipped",
+            "payload": {"reason": reason},
+            "step_key": record.step_key,
+            "actor_id": actor_id,
+        }
+    ]
     publish_many(deployment.id, items + [{**e, "actor_id": actor_id} for e in extra])
     return None
 
@@ -546,13 +645,21 @@ def _abort(deployment: Deployment, step_key: str, reason: str, actor_id: int | N
     active = _active_run(deployment.id)
     deployment.status = "aborted"
     vault.wipe(deployment.id, commit=False)
-    publish(deployment.id, "deployment.aborted", {"reason": reason}, step_key=step_key, actor_id=actor_id)
+    publish(
+        deployment.id,
+        "deployment.aborted",
+        {"reason": reason},
+        step_key=step_key,
+        actor_id=actor_id,
+    )
     if active is not None:
         cancel(active.id, actor_id)
     return None
 
 
-def _exclude(deployment: Deployment, step_key: str, names: list[str], reason: str, actor_id: int | None) -> None:
+def _exclude(
+    deployment: Deployment, step_key: str, names: list[str], reason: str, actor_id: int | None
+) -> None:
     if not reason or not names:
         db.session.rollback()
         raise StepBlocked("Choose the nodes to exclude and give a reason.")
@@ -563,26 +670,44 @@ def _exclude(deployment: Deployment, step_key: str, names: list[str], reason: st
     for node in chosen:
         node.excluded = True
         node.exclude_reason = reason
-    publish(deployment.id, "nodes.excluded", {"nodes": [n.name for n in chosen], "reason": reason},
-            step_key=step_key, actor_id=actor_id)
+    publish(
+        deployment.id,
+        "nodes.excluded",
+        {"nodes": [n.name for n in chosen], "reason": reason},
+        step_key=step_key,
+        actor_id=actor_id,
+    )
 
 
 # --------------------------------------------------------------------------- running one action
 
 
-def _end_action(action_id: int, status: str, values: dict[str, Any]) -> bool:
-    """running -> final status, unless the reaper (or a cancel) got there first."""
+def _end_action(
+    action_id: int, status: str, values: dict[str, Any], finished: tuple[int, dict] | None = None
+) -> bool:
+    """running -> final status, unless the reaper (or a cancel) got there first.
+
+    `finished` = (deployment_id, node.finished event) is committed in the same transaction, so no
+    other node can close the phase (phase.finished) before this node's own event is written.
+    """
     done = db.session.execute(
         update(NodeAction)
         .where(NodeAction.id == action_id, NodeAction.status == "running")
         .values(status=status, finished_at=utcnow(), **values)
     ).rowcount
-    db.session.commit()
+    if done == 1 and finished is not None:
+        publish_many(finished[0], [finished[1]])
+    else:
+        db.session.commit()
     return done == 1
 
 
 def _error_values(err: errors.RemoteError) -> dict[str, Any]:
-    return {"error_category": err.category, "error_message": err.message[:4000], "remediation": err.remediation}
+    return {
+        "error_category": err.category,
+        "error_message": err.message[:4000],
+        "remediation": err.remediation,
+    }
 
 
 def _prepare(action: NodeAction) -> tuple[Any, dict[str, str], list[str]]:
@@ -590,61 +715,94 @@ def _prepare(action: NodeAction) -> tuple[Any, dict[str, str], list[str]]:
     from app.execution.actions import connection_for
 
     username, secrets = vault.load_secrets(action.step_run.deployment_id)
+    secrets = {**secrets, vault.WINRM_USERNAME: username}
     node = db.session.get(Node, action.node_id) if action.node_id else None
     if node is None:
-        raise errors.make(errors.SCRIPT_ERROR, f"Node {action.node_name} no longer exists in the deployment.")
+        raise errors.make(
+            errors.SCRIPT_ERROR, f"Node {action.node_name} no longer exists in the deployment."
+        )
     missing = [entry for entry in action.secret_params.values() if entry not in secrets]
     if missing:
-        raise errors.RemoteError(errors.AUTH_FAILED, f"Secret(s) {', '.join(missing)} are not held any more.",
-                                 "Enter the step's secret fields again, then retry.")
+        raise errors.RemoteError(
+            errors.AUTH_FAILED,
+            f"Secret(s) {', '.join(missing)} are not held any more.",
+            "Enter the step's secret fields again, then retry.",
+        )
     secure = {param: secrets[entry] for param, entry in (action.secret_params or {}).items()}
     timeout = action.timeout_seconds or current_app.config.get("ACTION_TIMEOUT_SECONDS", 1800)
     conn = connection_for(node, username, secrets.get(vault.WINRM_PASSWORD), timeout)
-    return conn, secure, [v for v in secrets.values() if isinstance(v, str)]
+    masks = [v for k, v in secrets.items() if k != vault.WINRM_USERNAME and isinstance(v, str)]
+    return conn, secure, masks
 
 
-def execute_action(action_id: int, runner_factory=None, publish_fn=None, enqueue: Enqueue | None = None) -> str:
+def execute_action(
+    action_id: int, runner_factory=None, publish_fn=None, enqueue: Enqueue | None = None
+) -> str:
     """Run one queued NodeAction to a final status and, if it completed its phase, advance the run.
 
     `runner_factory(conn, key)` returns an object with `.run(script, params, on_record, timeout, cancel_event,
     secure_params)` (a NodeSession by default); `publish_fn` is accepted for symmetry with tests and
     defaults to app.events.publish.publish_many (records go through the EventPump).
     """
-    from app.execution.actions import EventPump, Heartbeat, claim, default_runner_factory
+    from app.execution.actions import REDACTOR, claim, default_runner_factory
 
     enqueue = enqueue or default_enqueue()
     if not claim(action_id):
         return "not-claimed"
     action = db.session.get(NodeAction, action_id)
     run = action.step_run
-    base = {"step_key": run.step_key, "node": action.node_name, "step_run_id": run.id, "node_action_id": action.id}
+    base = {
+        "step_key": run.step_key,
+        "node": action.node_name,
+        "step_run_id": run.id,
+        "node_action_id": action.id,
+    }
     if run.status not in ACTIVE_RUN or run.cancel_requested:
-        _end_action(action_id, "cancelled", {"error_category": errors.CANCELLED, "error_message": "The run ended first."})
+        _end_action(
+            action_id,
+            "cancelled",
+            {"error_category": errors.CANCELLED, "error_message": "The run ended first."},
+        )
         after_action(run.id, action.phase, enqueue)
         return "cancelled"
     try:
         conn, secure, masks = _prepare(action)
     except (errors.RemoteError, vault.VaultEmpty) as exc:
-        err = exc if isinstance(exc, errors.RemoteError) else errors.make(errors.AUTH_FAILED, str(exc))
+        err = (
+            exc
+            if isinstance(exc, errors.RemoteError)
+            else errors.make(errors.AUTH_FAILED, str(exc))
+        )
         return _record_failure(action, run, base, err, 0.0, enqueue)
     deployment_id, phase = run.deployment_id, action.phase
-    publish_many(deployment_id, [{**base, "kind": "node.started", "payload": {
-        "script": action.script, "label": action.label, "phase": phase, "try": action.try_count}}])
+    publish_many(
+        deployment_id,
+        [
+            {
+                **base,
+                "kind": "node.started",
+                "payload": {
+                    "script": action.script,
+                    "label": action.label,
+                    "phase": phase,
+                    "try": action.try_count,
+                },
+            }
+        ],
+    )
     app = current_app._get_current_object()
     timeout = action.timeout_seconds or app.config.get("ACTION_TIMEOUT_SECONDS", 1800)
-    runner = (runner_factory or default_runner_factory)(conn, (run.id, action.node_name))
+    key = (run.id, action.node_name)
+    runner = (runner_factory or default_runner_factory)(conn, key)
     started = time.monotonic()
     result, failure = None, None
-    with Heartbeat(app, action_id, run.id, app.config.get("HEARTBEAT_SECONDS", 5)) as beat, \
-            EventPump(app, action, deployment_id, masks) as pump:
-        try:
-            result = runner.run(action.script, dict(action.parameters or {}), pump.put, timeout,
-                                beat.cancel_event, secure)
-        except errors.RemoteError as err:
-            failure = err
-        except Exception as exc:  # noqa: BLE001 - record it; the operator decides
-            log.exception("Action %s crashed", action_id)
-            failure = errors.make(errors.SCRIPT_ERROR, f"Internal error: {type(exc).__name__}: {exc}")
+    REDACTOR.hold(masks)
+    try:
+        result, failure = _run_with_watchers(
+            app, action, run, runner, timeout, secure, masks, deployment_id
+        )
+    finally:
+        REDACTOR.release(masks)
     duration = time.monotonic() - started
     from app.execution.actions import redact
 
@@ -652,32 +810,111 @@ def execute_action(action_id: int, runner_factory=None, publish_fn=None, enqueue
         failure.message = redact(failure.message, masks)
         return _record_failure(action, run, base, failure, duration, enqueue)
     summary = redact(result.as_dict(), masks)
-    if not _end_action(action_id, "succeeded", {"result": summary, "progress": 100}):
+    payload = {
+        "status": "succeeded",
+        "duration": round(duration, 3),
+        "had_errors": summary["had_errors"],
+        "data": summary["data"] if len(json.dumps(summary["data"], default=str)) <= 4000 else None,
+    }
+    finished = (deployment_id, {**base, "kind": "node.finished", "payload": payload})
+    if not _end_action(action_id, "succeeded", {"result": summary, "progress": 100}, finished):
         return "superseded"
-    payload = {"status": "succeeded", "duration": round(duration, 3), "had_errors": summary["had_errors"],
-               "data": summary["data"] if len(json.dumps(summary["data"], default=str)) <= 4000 else None}
-    publish_many(deployment_id, [{**base, "kind": "node.finished", "payload": payload}])
     return after_action(run.id, phase, enqueue)
 
 
-def _record_failure(action, run, base, err: errors.RemoteError, duration: float, enqueue: Enqueue) -> str:
+def _run_with_watchers(app, action, run, runner, timeout, secure, masks, deployment_id):
+    """Run the script with the heartbeat/cancel watcher and the event pump around it."""
+    from app.execution.actions import EventPump, Heartbeat
+
+    result, failure = None, None
+    with (
+        Heartbeat(app, action.id, run.id, app.config.get("HEARTBEAT_SECONDS", 5)) as beat,
+        EventPump(app, action, deployment_id, masks) as pump,
+    ):
+        try:
+            if action.upload:
+                _upload(app, runner, action.upload, pump.put)
+            result = runner.run(
+                action.script,
+                dict(action.parameters or {}),
+                pump.put,
+                timeout,
+                beat.cancel_event,
+                secure,
+            )
+        except errors.RemoteError as err:
+            failure = err
+        except Exception as exc:
+            log.exception("Action %s crashed", action.id)
+            failure = errors.make(
+                errors.SCRIPT_ERROR, f"Internal error: {type(exc).__name__}: {exc}"
+            )
+    return result, failure
+
+
+def _upload(app, runner, upload: dict, on_record) -> None:
+    """Copy an installer from instance/installers/ to the node before the action's script runs."""
+    folder = Path(app.config["INSTANCE_DIR"]) / "installers"
+    source = folder / Path(upload["source"]).name
+    if not upload["source"] or not source.is_file():
+        raise errors.make(
+            errors.SCRIPT_ERROR,
+            f"Installer {upload['source']!r} is not in {folder}; place it there and retry.",
+        )
+    total_mb = source.stat().st_size / 1_048_576
+
+    def progress(sent: int, total: int) -> None:
+        percent = int(sent * 100 / total) if total else 100
+        status = f"{sent / 1_048_576:.1f} of {total_mb:.1f} MB"
+        on_record(
+            {
+                "stream": "progress",
+                "activity": "Copy installer",
+                "status": status,
+                "percent": percent,
+            }
+        )
+
+    runner.upload(str(source), upload["destination"], progress)
+    on_record({"stream": "information", "text": f"Copied {source.name} (checksum verified)."})
+
+
+def _record_failure(
+    action, run, base, err: errors.RemoteError, duration: float, enqueue: Enqueue
+) -> str:
     limit = current_app.config.get("ACTION_RETRY_LIMIT", 3)
     deployment_id, phase = run.deployment_id, action.phase
     if err.transient and action.try_count < limit and not run.cancel_requested:
-        delay = current_app.config.get("ACTION_RETRY_BACKOFF_SECONDS", 2) * (2 ** (action.try_count - 1))
+        delay = current_app.config.get("ACTION_RETRY_BACKOFF_SECONDS", 2) * (
+            2 ** (action.try_count - 1)
+        )
         requeued = db.session.execute(
-            update(NodeAction).where(NodeAction.id == action.id, NodeAction.status == "running")
+            update(NodeAction)
+            .where(NodeAction.id == action.id, NodeAction.status == "running")
             .values(status="queued", error_category=err.category, error_message=err.message[:4000])
         ).rowcount
         db.session.commit()
         if requeued == 1:
-            publish_many(deployment_id, [{**base, "kind": "node.retrying", "payload": {
-                "category": err.category, "message": err.message, "delay": delay, "try": action.try_count}}])
+            publish_many(
+                deployment_id,
+                [
+                    {
+                        **base,
+                        "kind": "node.retrying",
+                        "payload": {
+                            "category": err.category,
+                            "message": err.message,
+                            "delay": delay,
+                            "try": action.try_count,
+                        },
+                    }
+                ],
+            )
             enqueue.action(action.id, countdown=delay)
             return "retrying"
     status = "cancelled" if err.category == errors.CANCELLED else "failed"
-    if not _end_action(action.id, status, _error_values(err)):
-        return "superseded"
     payload = {"status": status, "duration": round(duration, 3), **err.as_dict()}
-    publish_many(deployment_id, [{**base, "kind": "node.finished", "payload": payload}])
+    finished = (deployment_id, {**base, "kind": "node.finished", "payload": payload})
+    if not _end_action(action.id, status, _error_values(err), finished):
+        return "superseded"
     return after_action(run.id, phase, enqueue)

@@ -17,7 +17,8 @@ from sqlalchemy import delete, select
 from app.extensions import db
 from app.models import Credential, utcnow
 
-WINRM_PASSWORD = "winrm_password"
+WINRM_PASSWORD = "winrm_password"  # noqa: S105 - the vault entry name, not a password
+WINRM_USERNAME = "winrm_username"  # offered to scripts that run a task as the operator
 
 
 class VaultEmpty(LookupError):
@@ -27,7 +28,9 @@ class VaultEmpty(LookupError):
 def _fernet() -> Fernet:
     key = current_app.config.get("CREDENTIAL_KEY")
     if not key:
-        raise RuntimeError("CREDENTIAL_KEY is not configured (run `flask setup` or set the variable).")
+        raise RuntimeError(
+            "CREDENTIAL_KEY is not configured (run `flask setup` or set the variable)."
+        )
     return Fernet(key.encode() if isinstance(key, str) else key)
 
 
@@ -49,7 +52,9 @@ def _decrypt(row: Credential) -> dict[str, str]:
     try:
         return json.loads(_fernet().decrypt(row.secret))
     except InvalidToken as exc:
-        raise VaultEmpty("The stored credentials cannot be decrypted (CREDENTIAL_KEY changed?).") from exc
+        raise VaultEmpty(
+            "The stored credentials cannot be decrypted (CREDENTIAL_KEY changed?)."
+        ) from exc
 
 
 def store_secrets(
@@ -79,13 +84,23 @@ def store_secrets(
 
 
 def store_credentials(
-    deployment_id: int, username: str, password: str, owner_id: int | None = None, ttl=None, *, commit=True
+    deployment_id: int,
+    username: str,
+    password: str,
+    owner_id: int | None = None,
+    ttl=None,
+    *,
+    commit=True,
 ) -> Credential:
     """The WinRM user name and password used for the deployment's remote actions."""
-    return store_secrets(deployment_id, username, {WINRM_PASSWORD: password}, owner_id, ttl, commit=commit)
+    return store_secrets(
+        deployment_id, username, {WINRM_PASSWORD: password}, owner_id, ttl, commit=commit
+    )
 
 
-def merge_secrets(deployment_id: int, secrets: dict[str, str], owner_id=None, ttl=None, *, commit=True) -> Credential:
+def merge_secrets(
+    deployment_id: int, secrets: dict[str, str], owner_id=None, ttl=None, *, commit=True
+) -> Credential:
     """Step secret fields (license key...) kept next to the WinRM credentials."""
     return store_secrets(deployment_id, None, secrets, owner_id, ttl, commit=commit)
 
@@ -94,7 +109,9 @@ def load_secrets(deployment_id: int) -> tuple[str, dict[str, str]]:
     """(user name, secrets) for a worker about to run an action; raises VaultEmpty when gone or expired."""
     row = _row(deployment_id)
     if row is None or row.expires_at <= utcnow():
-        raise VaultEmpty("No WinRM credentials are held for this deployment (expired or never entered).")
+        raise VaultEmpty(
+            "No WinRM credentials are held for this deployment (expired or never entered)."
+        )
     return row.username, _decrypt(row)
 
 
@@ -121,6 +138,8 @@ def wipe(deployment_id: int, *, commit: bool = True) -> None:
 
 def wipe_expired(now: datetime | None = None) -> int:
     """Delete expired entries; returns how many (run by the beat schedule)."""
-    result = db.session.execute(delete(Credential).where(Credential.expires_at <= (now or utcnow())))
+    result = db.session.execute(
+        delete(Credential).where(Credential.expires_at <= (now or utcnow()))
+    )
     db.session.commit()
     return result.rowcount or 0

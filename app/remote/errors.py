@@ -56,7 +56,13 @@ _DOUBLE_HOP_HINTS = (
     "login failed for user 'nt authority",
     "delegation",
 )
-_ACCESS_HINTS = ("access is denied", "access denied", "unauthorizedaccess", "permissiondenied", "0x80070005")
+_ACCESS_HINTS = (
+    "access is denied",
+    "access denied",
+    "unauthorizedaccess",
+    "permissiondenied",
+    "0x80070005",
+)
 
 
 @dataclass

@@ -86,7 +86,9 @@ class Connection:
     @property
     def fingerprint(self) -> str:
         """Identity of the connection settings (a hash, so it can key caches without holding a secret)."""
-        raw = json.dumps([self.host, self.port, self.transport, self.auth, self.username, self.password])
+        raw = json.dumps(
+            [self.host, self.port, self.transport, self.auth, self.username, self.password]
+        )
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def wsman(self) -> WSMan:
@@ -188,7 +190,11 @@ def error_record(record: Any) -> dict[str, Any]:
     message = ""
     exception = getattr(record, "exception", None)
     if isinstance(exception, GenericComplexObject):
-        message = str(exception.adapted_properties.get("Message") or exception.extended_properties.get("Message") or "")
+        message = str(
+            exception.adapted_properties.get("Message")
+            or exception.extended_properties.get("Message")
+            or ""
+        )
     message = message or _safe_str(getattr(record, "message", None) or "") or _safe_str(record)
     return {
         "message": _clip(message),
@@ -210,9 +216,15 @@ def _progress(record: Any) -> dict[str, Any]:
 
 def _information(record: Any) -> dict[str, Any]:
     data = record.message_data
-    text = _safe_str(data) if isinstance(data, ComplexObject) else ("" if data is None else str(data))
+    text = (
+        _safe_str(data) if isinstance(data, ComplexObject) else ("" if data is None else str(data))
+    )
     if isinstance(data, GenericComplexObject):
-        text = str(data.adapted_properties.get("Message") or data.extended_properties.get("Message") or text)
+        text = str(
+            data.adapted_properties.get("Message")
+            or data.extended_properties.get("Message")
+            or text
+        )
     return {"text": _clip(text), "tags": [str(t) for t in (record.tags or [])]}
 
 
@@ -292,12 +304,22 @@ class NodeSession:
             return self._pool
         try:
             with kerberos_ccache(self.conn):
-                pool = RunspacePool(self.conn.wsman(), configuration_name=self.conn.configuration_name)
+                pool = RunspacePool(
+                    self.conn.wsman(), configuration_name=self.conn.configuration_name
+                )
                 pool.open()
         except Exception as exc:  # noqa: BLE001 - classified for the operator
             raise errors.classify(exc, host=self.conn.host) from None
         self._pool = pool
         return pool
+
+    def upload(
+        self, local_path: str, remote_path: str, on_progress: Callable[[int, int], None] | None
+    ) -> str:
+        """Copy a file to this node (its own pool; the node verifies the checksum)."""
+        with self._lock:
+            self.last_used = time.monotonic()
+            return copy_file(self.conn, local_path, remote_path, on_progress)
 
     def run(
         self,
@@ -312,12 +334,18 @@ class NodeSession:
 
         `secure_params` are sent as PSRP SecureStrings (encrypted with the pool's session key), so the
         script must declare them `[SecureString]`."""
-        text = scripts.load(script_name)
+        vetted_text = scripts.load(script_name)
         with self._lock:
             self.last_used = time.monotonic()
             try:
                 return self._invoke(
-                    script_name, text, params or {}, secure_params or {}, on_record, timeout, cancel_event
+                    script_name,
+                    vetted_text,
+                    params or {},
+                    secure_params or {},
+                    on_record,
+                    timeout,
+                    cancel_event,
                 )
             except RemoteError as err:
                 if err.category in (errors.TIMEOUT, errors.CANCELLED, errors.UNREACHABLE):
@@ -326,7 +354,9 @@ class NodeSession:
             finally:
                 self.last_used = time.monotonic()
 
-    def _invoke(self, name, text, params, secure, on_record, timeout, cancel_event) -> RunResult:
+    def _invoke(
+        self, name, vetted_text, params, secure, on_record, timeout, cancel_event
+    ) -> RunResult:
         started = time.monotonic()
         deadline = started + timeout if timeout else None
         pool = self._open()
@@ -337,7 +367,7 @@ class NodeSession:
             if secure:
                 pool.exchange_keys()
                 params = {**params, **{k: TaggedValue("SS", v) for k, v in secure.items()}}
-            ps.add_script(text).add_parameters(params)
+            ps.add_script(vetted_text).add_parameters(params)
             ps.begin_invoke()
         except Exception as exc:  # noqa: BLE001
             raise errors.classify(exc, host=self.conn.host) from None
@@ -356,17 +386,23 @@ class NodeSession:
     def _check_stop(self, ps, deadline, cancel_event, timeout) -> None:
         if cancel_event is not None and cancel_event.is_set():
             self._stop(ps)
-            raise errors.make(errors.CANCELLED, "Stopped on request; the node was asked to stop the script.")
+            raise errors.make(
+                errors.CANCELLED, "Stopped on request; the node was asked to stop the script."
+            )
         if deadline is not None and time.monotonic() > deadline:
             self._stop(ps)
-            raise errors.make(errors.TIMEOUT, f"No result after {timeout:g} s; the script was stopped.")
+            raise errors.make(
+                errors.TIMEOUT, f"No result after {timeout:g} s; the script was stopped."
+            )
 
     def _stop(self, ps: PowerShell) -> None:
         with contextlib.suppress(Exception):
             ps.stop()
 
     @staticmethod
-    def _deliver(cursor: _StreamCursor, ps: PowerShell, on_record: OnRecord | None, result: RunResult) -> None:
+    def _deliver(
+        cursor: _StreamCursor, ps: PowerShell, on_record: OnRecord | None, result: RunResult
+    ) -> None:
         for record in cursor.new(ps):
             if record["stream"] == "error":
                 result.errors.append({k: v for k, v in record.items() if k != "stream"})
@@ -383,7 +419,10 @@ class NodeSession:
         result.had_errors = bool(ps.had_errors or result.errors)
         result.duration = time.monotonic() - started
         if ps.state == PSInvocationState.FAILED:
-            message = "; ".join(e["message"] for e in result.errors if e["message"]) or "The script failed."
+            message = (
+                "; ".join(e["message"] for e in result.errors if e["message"])
+                or "The script failed."
+            )
             category = errors.mentions_access_denied(message) or errors.SCRIPT_ERROR
             raise RemoteError(category, _clip(message))
         if ps.state == PSInvocationState.STOPPED:
@@ -392,7 +431,9 @@ class NodeSession:
 
     def alive(self) -> bool:
         """Whether the pool still answers (cheap check before reuse after idling)."""
-        return self._pool is not None and bool(self._pool.is_alive() if hasattr(self._pool, "is_alive") else True)
+        return self._pool is not None and bool(
+            self._pool.is_alive() if hasattr(self._pool, "is_alive") else True
+        )
 
     def _discard(self) -> None:
         pool, self._pool = self._pool, None
@@ -439,7 +480,11 @@ class SessionCache:
         """Close sessions idle for longer than idle_seconds."""
         limit = time.monotonic() - self.idle_seconds
         with self._lock:
-            doomed = [k for k, (_, s) in self._sessions.items() if s.last_used < limit and not s._lock.locked()]
+            doomed = [
+                k
+                for k, (_, s) in self._sessions.items()
+                if s.last_used < limit and not s._lock.locked()
+            ]
             sessions = [self._sessions.pop(k)[1] for k in doomed]
         for session in sessions:
             session.close()
@@ -473,7 +518,7 @@ def run_script(
 
 
 def _chunks(path: str, size: int, total: int, on_progress) -> Iterator[list[str]]:
-    sha1 = hashlib.sha1()
+    sha1 = hashlib.sha1()  # noqa: S324 - the checksum pypsrp's copy.ps1 verifies
     sent = 0
     with open(path, "rb") as handle:
         for data in iter(lambda: handle.read(size), b""):

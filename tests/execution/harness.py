@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - the environment must be set before the app is imported
 """Real parts for execution/event tests: a database, a lab on loopback, and a real `celery worker`.
 
 The database is what DATABASE_URL says (a throwaway PostgreSQL database next to it, or SQLite in a temp
@@ -16,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,14 +29,18 @@ os.environ["AMSW_CELERY_QUEUE"] = QUEUE
 SCRIPTS = ROOT / "tests" / "execution" / "scripts"
 os.environ["AMSW_EXTRA_SCRIPT_DIRS"] = str(SCRIPTS)
 
-from app import create_app  # noqa: E402
-from app.extensions import db  # noqa: E402
-from app.lab.handlers import HANDLERS  # noqa: E402
-from app.models import Deployment, DeploymentStep, Node, User  # noqa: E402
-from app.remote import scripts  # noqa: E402
-from config import Config, TestConfig  # noqa: E402
-from tests.execution import labkit  # noqa: E402
-from tests.execution import testguide  # noqa: E402,F401 - registers the test guides
+from flask_migrate import upgrade
+
+from app import create_app
+from app.extensions import db
+from app.lab.handlers import HANDLERS
+from app.models import Deployment, DeploymentStep, Node, User
+from app.remote import scripts
+from config import Config, TestConfig
+from tests.execution import (
+    labkit,
+    testguide,  # noqa: F401 - registers the test guides
+)
 
 scripts.register_dir(SCRIPTS)
 LAB_USER = "labadmin"
@@ -66,10 +71,6 @@ def exec_db_url(tmp_path_factory):
         yield from _postgres(base)
     else:
         path = tmp_path_factory.mktemp("execdb") / "exec.sqlite3"
-        engine = create_engine(f"sqlite:///{path}")
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        engine.dispose()
         yield f"sqlite:///{path}"
 
 
@@ -80,13 +81,9 @@ def exec_app(exec_db_url):
         import redis
 
         redis.Redis.from_url(Config.REDIS_URL).ping()  # fails (not skips) when REDIS_URL is down
-    app = create_app(TestConfig)
-    app.config.update(SQLALCHEMY_DATABASE_URI=exec_db_url, **SETTINGS)
+    app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": exec_db_url, **SETTINGS})
     with app.app_context():
-        db.engine.dispose()
-        if db.engine.dialect.name == "sqlite":
-            event.listen(db.engine, "connect", lambda c, _r: c.execute("PRAGMA busy_timeout=10000"))
-        db.create_all()
+        upgrade(directory=str(ROOT / "migrations"))
     yield app
     app.extensions.get("amsw_events_hub") and app.extensions["amsw_events_hub"].stop()
 
@@ -123,7 +120,9 @@ def make_lab(tmp_path, observed, password: str, nodes=NODES):
     return labkit.start_lab(tmp_path, nodes, LAB_USER, password, observed)
 
 
-def seed_deployment(lab, guide_key="exec-test", inputs=None, auth="ntlm", nodes=None, password=LAB_PASSWORD) -> int:
+def seed_deployment(
+    lab, guide_key="exec-test", inputs=None, auth="ntlm", nodes=None, password=LAB_PASSWORD
+) -> int:
     """A deployment on the lab's nodes with credentials in the vault; needs an app context."""
     from app.execution import vault
     from app.guides import get_guide
@@ -135,9 +134,17 @@ def seed_deployment(lab, guide_key="exec-test", inputs=None, auth="ntlm", nodes=
         db.session.add(user)
         db.session.flush()
     guide = get_guide(guide_key)
-    deployment = Deployment(name="lab", domain_fqdn="corp.example.com", guide_key=guide.key,
-                            guide_version=guide.version, current_step=guide.steps[0].key, created_by_id=user.id)
-    deployment.steps = [DeploymentStep(step_key=s.key, inputs=dict(inputs or {})) for s in guide.steps]
+    deployment = Deployment(
+        name="lab",
+        domain_fqdn="corp.example.com",
+        guide_key=guide.key,
+        guide_version=guide.version,
+        current_step=guide.steps[0].key,
+        created_by_id=user.id,
+    )
+    deployment.steps = [
+        DeploymentStep(step_key=s.key, inputs=dict(inputs or {})) for s in guide.steps
+    ]
     deployment.nodes = [
         Node(name=n, host="127.0.0.1", port=lab.ports[n], transport="http", auth=auth, position=i)
         for i, n in enumerate(nodes or lab.node_names)
@@ -151,22 +158,53 @@ def seed_deployment(lab, guide_key="exec-test", inputs=None, auth="ntlm", nodes=
 class Worker:
     """A `celery worker -P threads -c 8` subprocess against the test database and broker."""
 
-    def __init__(self, db_url: str, log_path: Path, loglevel: str = "INFO") -> None:
+    def __init__(
+        self,
+        db_url: str,
+        log_path: Path,
+        loglevel: str = "INFO",
+        queue: str = QUEUE,
+        extra_env: dict | None = None,
+    ) -> None:
         self.log_path = log_path
+        self.queue = queue
         env = {
             **os.environ,
+            "AMSW_CELERY_QUEUE": queue,
+            **(extra_env or {}),
             "DATABASE_URL": db_url,
             "CREDENTIAL_KEY": TestConfig.CREDENTIAL_KEY,
             "SECRET_KEY": "worker-secret",
             "PYTHONPATH": str(ROOT),
             **{k: str(v) for k, v in SETTINGS.items()},
         }
-        cmd = [sys.executable, "-m", "celery", "-A", "app.execution.worker", "worker", "-P", "threads",
-               "-c", "8", "-Q", QUEUE, "-n", f"{QUEUE}-{uuid.uuid4().hex[:4]}@%h", "--include",
-               "tests.execution.testguide", "--without-gossip", "--without-mingle", "--without-heartbeat",
-               "--loglevel", loglevel]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "app.execution.worker",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            "8",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}-{uuid.uuid4().hex[:4]}@%h",
+            "--include",
+            "tests.execution.testguide",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            loglevel,
+        ]
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30) -> None:
@@ -177,7 +215,9 @@ class Worker:
             if b" ready." in self.log_path.read_bytes():
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"celery worker not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}")
+        raise RuntimeError(
+            f"celery worker not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}"
+        )
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -202,6 +242,29 @@ def worker(exec_app, exec_db_url, tmp_path_factory):
     handle.stop()
 
 
+class QueueEnqueue:
+    """Send tasks to a given queue (to aim work at one particular worker)."""
+
+    def __init__(self, app, queue: str) -> None:
+        self.celery, self.queue = app.extensions["celery"], queue
+
+    def advance(self, run_id: int, countdown: float = 0) -> None:
+        self.celery.send_task(
+            "app.execution.tasks.advance_step_run",
+            (run_id,),
+            queue=self.queue,
+            countdown=countdown or None,
+        )
+
+    def action(self, action_id: int, countdown: float = 0) -> None:
+        self.celery.send_task(
+            "app.execution.tasks.run_node_action",
+            (action_id,),
+            queue=self.queue,
+            countdown=countdown or None,
+        )
+
+
 def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
     """Poll until predicate() is truthy; returns its value or fails the test."""
     deadline = time.monotonic() + timeout
@@ -220,3 +283,74 @@ def run_status(run_id: int) -> str:
     status = db.session.get(StepRun, run_id).status
     db.session.commit()
     return status
+
+
+class LiveServer:
+    """The app served over real HTTP by werkzeug's threaded server (as `flask run` does)."""
+
+    def __init__(self, app) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+USER_PASSWORD = "user-password-not-canary"
+
+
+def make_user(username="viewer", role="admin") -> None:
+    """A user who can sign in with USER_PASSWORD (needs an app context)."""
+    if db.session.query(User).filter_by(username=username).one_or_none() is None:
+        user = User(username=username, role=role)
+        user.set_password(USER_PASSWORD)
+        db.session.add(user)
+        db.session.commit()
+
+
+def signed_in_session(base_url: str, username="viewer"):
+    """A requests.Session signed in through the real login form."""
+    import re
+
+    import requests
+
+    session = requests.Session()
+    page = session.get(f"{base_url}/login").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
+    data = {"username": username, "password": USER_PASSWORD}
+    if token:
+        data["csrf_token"] = token.group(1)
+    response = session.post(f"{base_url}/login", data=data, allow_redirects=False)
+    assert response.status_code in (302, 303), f"login failed: {response.status_code}"
+    return session
+
+
+def read_sse(response, count: int, timeout: float = 10) -> list[dict]:
+    """Read `count` events (id + JSON data) from a streaming requests response."""
+    import json
+
+    events, current = [], {}
+    deadline = time.monotonic() + timeout
+    if not hasattr(response, "_sse_lines"):  # one line iterator per response, kept across calls
+        response._sse_lines = response.iter_lines(chunk_size=1, decode_unicode=True)
+    for raw in response._sse_lines:
+        if time.monotonic() > deadline:
+            break
+        if raw.startswith("id:"):
+            current["id"] = int(raw[3:].strip())
+        elif raw.startswith("data:"):
+            current["data"] = json.loads(raw[5:].strip())
+        elif raw == "" and current:
+            events.append(current)
+            current = {}
+            if len(events) >= count:
+                break
+    return events

@@ -84,9 +84,13 @@ def handlers(observed: Observed) -> dict:
     }
 
 
-def start_lab(folder: Path, nodes: list[str], username: str, password: str, observed: Observed) -> LabServer:
+def start_lab(
+    folder: Path, nodes: list[str], username: str, password: str, observed: Observed
+) -> LabServer:
     """A running lab with the test handlers registered (the caller restores HANDLERS)."""
     HANDLERS.update(handlers(observed))
     store = LabStore(folder / "lab" / "state.json")
-    store.replace({"nodes": {n: {"files": {}, "pending_reboot": False} for n in nodes}, "faults": {}})
+    store.replace(
+        {"nodes": {n: {"files": {}, "pending_reboot": False} for n in nodes}, "faults": {}}
+    )
     return LabServer(store, nodes, 0, username, password, extra_scripts_dirs=[SCRIPTS]).start()

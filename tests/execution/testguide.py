@@ -19,7 +19,9 @@ class ExecStep(Step):
     def advance(self, view):
         detect = view.phase("detect")
         if detect is None:
-            return Phase("detect", "Detect", tuple(Action(n.name, "exec_detect") for n in view.nodes))
+            return Phase(
+                "detect", "Detect", tuple(Action(n.name, "exec_detect") for n in view.nodes)
+            )
         failed = tuple(n for n, r in detect.items() if not r.ok)
         if failed:
             return Finish("needs_attention", "Detection failed.", failed_nodes=failed)
@@ -39,7 +41,9 @@ class ExecStep(Step):
             return Finish("needs_attention", "Apply failed.", failed_nodes=failed)
         verify = view.phase("verify")
         if verify is None:
-            return Phase("verify", "Verify", tuple(Action(n.name, "exec_detect") for n in view.nodes))
+            return Phase(
+                "verify", "Verify", tuple(Action(n.name, "exec_detect") for n in view.nodes)
+            )
         bad = tuple(n for n, r in verify.items() if not (r.ok and (r.data or {}).get("applied")))
         if bad:
             return Finish("needs_attention", "Verification failed.", failed_nodes=bad)
@@ -57,7 +61,9 @@ class EchoStep(Step):
         done = view.phase("echo")
         if done is None:
             seconds = float(view.inputs.get("seconds", 0))
-            script, params = ("exec_wait", {"Seconds": seconds}) if seconds else ("exec_echo", {"Text": "hi"})
+            script, params = (
+                ("exec_wait", {"Seconds": seconds}) if seconds else ("exec_echo", {"Text": "hi"})
+            )
             return Phase("echo", "Echo", tuple(Action(n.name, script, params) for n in view.nodes))
         failed = tuple(n for n, r in done.items() if not r.ok)
         return Finish("needs_attention" if failed else "done", "echo", failed_nodes=failed)

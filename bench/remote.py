@@ -1,0 +1,325 @@
+"""Remote-execution figures: the whole product path vs raw pypsrp, fan-out, SSE latency, memory.
+
+Run: `python bench/remote.py` (DATABASE_URL / REDIS_URL as for the app; SQLite + filesystem broker when unset).
+Starts an in-process lab (8 nodes), a real `celery worker -P threads -c 8`, and gunicorn (gthread) serving
+the app. The product path is: POST /deployments/<id>/steps/<key>/run -> Celery -> pypsrp -> lab -> the
+`step.finished` event received by an SSE client. The last line printed is JSON with the headline figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORK = Path(tempfile.mkdtemp(prefix="amsw-bench-"))
+os.environ.setdefault("AMSW_INSTANCE_DIR", str(WORK / "instance"))
+os.environ["AMSW_EXTRA_SCRIPT_DIRS"] = str(ROOT / "tests" / "execution" / "scripts")
+os.environ["AMSW_CELERY_QUEUE"] = f"amsw-bench-{os.getpid()}"
+
+import requests  # noqa: E402
+
+from tests.execution import harness, labkit  # noqa: E402
+from tests.execution.harness import LAB_PASSWORD, LAB_USER  # noqa: E402
+
+NODES = [f"node{i}" for i in range(1, 9)]
+SSE_CLIENTS = 200
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Web:
+    """gunicorn -k gthread serving the app (with the test guides registered)."""
+
+    def __init__(self, db_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "CREDENTIAL_KEY": harness.TestConfig.CREDENTIAL_KEY,
+            "SECRET_KEY": "bench-secret",
+            "PYTHONPATH": str(ROOT),
+            "SSE_KEEPALIVE_SECONDS": "15",
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            "gthread",
+            "-w",
+            "1",
+            "--threads",
+            "300",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--timeout",
+            "120",
+            "bench.wsgi_bench:app",
+        ]
+        self.log = open(WORK / "web.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        for _ in range(200):
+            try:
+                requests.get(f"{self.url}/login", timeout=5)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError((WORK / "web.log").read_text()[-3000:])
+
+    def worker_pid(self) -> int:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        return int(out[0]) if out else self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:  # open SSE streams keep gthread workers busy
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class SSEClients:
+    """Many raw-socket SSE clients on one selector thread; records receipt time of each event's `t`."""
+
+    def __init__(self, url: str, path: str, cookie: str, count: int) -> None:
+        host, port = url.split("//")[1].split(":")
+        self.sel = selectors.DefaultSelector()
+        self.latencies: list[float] = []
+        self.stop_flag = False
+        self.buffers: dict[socket.socket, bytes] = {}
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
+            f"Cookie: {cookie}\r\nConnection: keep-alive\r\n\r\n"
+        ).encode()
+        for _ in range(count):
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(request)
+            sock.setblocking(False)
+            self.buffers[sock] = b""
+            self.sel.register(sock, selectors.EVENT_READ)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop_flag:
+            for key, _ in self.sel.select(0.2):
+                sock = key.fileobj
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                now = time.time()
+                buf = self.buffers[sock] + data
+                *lines, rest = buf.split(b"\n")
+                self.buffers[sock] = rest
+                for line in lines:
+                    if line.startswith(b"data:") and b'"bench_t"' in line:
+                        sent = float(re.search(rb'"bench_t":([0-9.]+)', line).group(1))
+                        self.latencies.append((now - sent) * 1000)
+
+    def close(self) -> None:
+        self.stop_flag = True
+        self.thread.join(2)
+        for sock in self.buffers:
+            sock.close()
+
+
+def login(url: str) -> requests.Session:
+    return harness.signed_in_session(url)
+
+
+def product_run(http: requests.Session, url: str, deployment_id: int, step_key: str) -> float:
+    """POST run, wait for step.finished on SSE; returns ms."""
+    page = http.get(f"{url}/deployments/{deployment_id}/steps/{step_key}", timeout=10).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    last = http.get(
+        f"{url}/deployments/{deployment_id}/events.json?after=0&limit=1000", timeout=10
+    ).json()
+    after = last["next_after"]
+    while last["more"]:
+        last = http.get(
+            f"{url}/deployments/{deployment_id}/events.json?after={after}&limit=1000"
+        ).json()
+        after = last["next_after"]
+    with http.get(
+        f"{url}/deployments/{deployment_id}/events?after={after}", stream=True, timeout=60
+    ) as sse:
+        lines = sse.iter_lines(chunk_size=1, decode_unicode=True)
+        next(lines)  # retry: line -> stream is open (hub subscribed) before we start
+        started = time.perf_counter()
+        response = http.post(
+            f"{url}/deployments/{deployment_id}/steps/{step_key}/run",
+            timeout=10,
+            data={"csrf_token": token, "username": LAB_USER, "password": LAB_PASSWORD},
+            allow_redirects=False,
+        )
+        assert response.status_code in (302, 303), response.status_code
+        for line in lines:
+            if line.startswith("data:") and '"step.finished"' in line:
+                assert '"status":"done"' in line, line
+                return (time.perf_counter() - started) * 1000
+    raise RuntimeError("stream ended")
+
+
+def main() -> None:
+    from app.execution.actions import SESSIONS
+    from app.extensions import db
+    from app.remote.runner import Connection, NodeSession
+
+    db_gen = _database()
+    db_url = next(db_gen)
+    app = harness.create_app(
+        harness.TestConfig, {"SQLALCHEMY_DATABASE_URI": db_url, **harness.SETTINGS}
+    )
+    observed = labkit.Observed()
+    lab = labkit.start_lab(WORK, NODES, LAB_USER, LAB_PASSWORD, observed)
+    with app.app_context():
+        db.create_all()
+        harness.make_user()
+        one = harness.seed_deployment(lab, "exec-echo", nodes=["node1"])
+        slow1 = harness.seed_deployment(lab, "exec-echo", inputs={"seconds": 1}, nodes=["node1"])
+        slow8 = harness.seed_deployment(lab, "exec-echo", inputs={"seconds": 1}, nodes=NODES)
+        sse_dep = harness.seed_deployment(lab, "exec-echo", nodes=["node1"])
+    worker = harness.Worker(db_url, WORK / "worker.log", loglevel="INFO")
+    web = Web(db_url)
+    figures: dict[str, float] = {}
+    try:
+        # raw pypsrp on a reused pool
+        conn = Connection(
+            "127.0.0.1", lab.ports["node1"], auth="ntlm", username=LAB_USER, password=LAB_PASSWORD
+        )
+        session = NodeSession(conn)
+        raw = []
+        for _ in range(40):
+            t = time.perf_counter()
+            session.run("exec_echo", {"Text": "hi"})
+            raw.append((time.perf_counter() - t) * 1000)
+        raw_1s = []
+        for _ in range(3):
+            t = time.perf_counter()
+            session.run("exec_wait", {"Seconds": 1})
+            raw_1s.append((time.perf_counter() - t) * 1000)
+        session.close()
+
+        http = login(web.url)
+        product_run(http, web.url, one, "exec_echo")  # warm-up (imports, first pool)
+        product = [product_run(http, web.url, one, "exec_echo") for _ in range(30)]
+        product_1s = [product_run(http, web.url, slow1, "exec_echo") for _ in range(3)]
+        fan_8 = [product_run(http, web.url, slow8, "exec_echo") for _ in range(3)]
+
+        figures.update(
+            raw_p50_ms=statistics.median(raw),
+            product_p50_ms=statistics.median(product),
+            product_p90_ms=pct(product, 90),
+            added_ms_p50=statistics.median(product) - statistics.median(raw),
+            ratio_1s=statistics.median(product_1s) / statistics.median(raw_1s),
+            fanout_ratio_8=statistics.median(fan_8) / statistics.median(product_1s),
+        )
+        print(
+            f"raw pypsrp reused pool: p50 {figures['raw_p50_ms']:.1f} ms; product p50 "
+            f"{figures['product_p50_ms']:.1f} ms p90 {figures['product_p90_ms']:.1f} ms"
+        )
+        print(
+            f"1 s action: raw {statistics.median(raw_1s):.0f} ms, product {statistics.median(product_1s):.0f} ms;"
+            f" 8 nodes {statistics.median(fan_8):.0f} ms"
+        )
+
+        # SSE fan-out latency: writer (this process, like a worker) -> 200 clients
+        cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+        current = http.get(
+            f"{web.url}/deployments/{sse_dep}/events.json?after=0&limit=1000"
+        ).json()["next_after"]
+        clients = SSEClients(
+            web.url, f"/deployments/{sse_dep}/events?after={current}", cookie, SSE_CLIENTS
+        )
+        time.sleep(2)
+        from app.events.publish import publish
+
+        with app.app_context():
+            for _ in range(20):
+                publish(
+                    sse_dep, "node.output", {"text": "bench", "bench_t": time.time()}, node="node1"
+                )
+                time.sleep(0.25)
+        time.sleep(2)
+        clients.close()
+        got = clients.latencies
+        print(
+            f"SSE: {len(got)} deliveries of {20 * SSE_CLIENTS} expected; "
+            f"p50 {statistics.median(got) if got else float('nan'):.1f} ms"
+        )
+        figures["sse_p99_ms"] = pct(got, 99) if got else float("nan")
+        figures["sse_delivered"] = len(got)
+        figures["web_rss_mb"] = rss_mb(web.worker_pid())
+        figures["worker_rss_mb"] = rss_mb(worker.proc.pid)
+    finally:
+        SESSIONS.close_all()
+        web.stop()
+        worker.stop()
+        lab.stop()
+        db_gen.close()
+    keys = (
+        "added_ms_p50",
+        "ratio_1s",
+        "fanout_ratio_8",
+        "sse_p99_ms",
+        "web_rss_mb",
+        "worker_rss_mb",
+    )
+    for key, value in figures.items():
+        print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    print(json.dumps({k: round(figures[k], 3) for k in keys}))
+
+
+def _database():
+    """A throwaway PostgreSQL database (DATABASE_URL) or a SQLite file in WAL mode."""
+    base = os.environ.get("DATABASE_URL", "")
+    if base.startswith("postgresql"):
+        yield from harness._postgres(base)
+        return
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{WORK / 'bench.sqlite3'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    engine.dispose()
+    yield url
+
+
+if __name__ == "__main__":
+    main()

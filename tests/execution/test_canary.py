@@ -1,0 +1,151 @@
+"""A whole step run with a canary WinRM password: it must appear nowhere we keep or show things."""
+
+import base64
+import logging
+import threading
+
+from sqlalchemy import inspect, select, text
+
+from app.execution import service
+from app.extensions import db
+from config import Config
+from tests.execution.harness import (
+    QUEUE,
+    LiveServer,
+    QueueEnqueue,
+    Worker,
+    make_lab,
+    make_user,
+    run_status,
+    seed_deployment,
+    signed_in_session,
+    wait_for,
+)
+
+CANARY = "Canary-Pw-7f3a9!"
+LAB_LOGGERS = ("app.lab", "psrpcore")
+FORMS = (
+    CANARY,
+    CANARY.encode().hex(),
+    base64.b64encode(CANARY.encode()).decode(),
+    CANARY.encode("utf-16-le").hex(),
+)
+
+
+def _leaks(blob: str | bytes) -> list[str]:
+    if isinstance(blob, bytes):
+        blob = blob.decode("latin-1")
+    return [form for form in FORMS if form in blob]
+
+
+def _dump_database() -> str:
+    parts = []
+    with db.engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')):
+                parts.append(repr(tuple(row)))
+    return "\n".join(parts)
+
+
+class RedisMonitor:
+    """Everything the Redis server sees during the run (MONITOR)."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.lines: list[str] = []
+        self.client = redis.Redis.from_url(url)
+        self.monitor = self.client.monitor()
+        self.conn = self.monitor.__enter__()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for item in self.conn.listen():
+                self.lines.append(repr(item))
+        except Exception:  # noqa: BLE001 - connection closed at the end
+            return
+
+    def stop(self) -> str:
+        self.client.connection_pool.disconnect()
+        self.monitor.connection and self.monitor.connection.disconnect()
+        return "\n".join(self.lines)
+
+
+def test_canary_password_is_nowhere(exec_ctx, exec_db_url, tmp_path, observed, caplog):
+    caplog.set_level(logging.DEBUG)
+    lab = make_lab(tmp_path, observed, CANARY)
+    monitor = RedisMonitor(Config.REDIS_URL) if Config.REDIS_URL else None
+    queue = f"{QUEUE}-canary"
+    worker = Worker(
+        exec_db_url,
+        tmp_path / "canary-worker.log",
+        loglevel="DEBUG",
+        queue=queue,
+        extra_env={"AMSW_BROKER_KEEP_PROCESSED": "1"},
+    )
+    server = None
+    try:
+        deployment_id = seed_deployment(
+            lab, inputs={"seconds": 0.5, "echo_secret": True}, password=CANARY
+        )
+        run = service.start_step_run(
+            deployment_id, "exec_step", None, QueueEnqueue(exec_ctx, queue)
+        )
+        wait_for(lambda: run_status(run.id) == "succeeded", 60, message="the canary run to succeed")
+        assert observed.secrets_seen and set(observed.secrets_seen) == {CANARY}, (
+            "secret not delivered"
+        )
+
+        make_user()
+        server = LiveServer(exec_ctx)
+        http = signed_in_session(server.url)
+        pages = [
+            http.get(
+                f"{server.url}/deployments/{deployment_id}/events.json?limit=1000", timeout=10
+            ).text
+        ]
+        with http.get(
+            f"{server.url}/deployments/{deployment_id}/events", stream=True, timeout=5
+        ) as sse:
+            chunk = b""
+            for piece in sse.iter_content(chunk_size=None):
+                chunk += piece
+                if b'"step.finished"' in chunk:
+                    break
+            pages.append(chunk.decode())
+        for path in ("/", f"/deployments/{deployment_id}/steps/exec_step"):
+            pages.append(http.get(f"{server.url}{path}", timeout=10).text)
+    finally:
+        worker.stop()
+        lab.stop()
+        if server:
+            server.stop()
+        redis_traffic = monitor.stop() if monitor else ""
+
+    db.session.expire_all()
+    assert not _leaks(_dump_database()), "canary in the database"
+    assert "echo: ********" in _dump_database(), "the echoed secret was not masked in the events"
+    broker_dir = Config.INSTANCE_DIR / "broker"
+    broker_files = [p for p in broker_dir.rglob("*") if p.is_file()] if broker_dir.exists() else []
+    if Config.REDIS_URL:
+        assert "run_node_action" in redis_traffic, "Redis MONITOR captured no task traffic"
+        assert not _leaks(redis_traffic), "canary in Redis traffic"
+    else:
+        assert any(b"run_node_action" in p.read_bytes() for p in broker_files), (
+            "no broker messages captured"
+        )
+    for path in broker_files:
+        assert not _leaks(path.read_bytes()), f"canary in broker file {path}"
+    log_text = (tmp_path / "canary-worker.log").read_bytes()
+    assert b"pypsrp" in log_text or b"Task" in log_text
+    assert not _leaks(log_text), "canary in the worker log"
+    # The lab (psrpcore server, app.lab) plays the Windows node: what the node logs is not ours.
+    ours = [r for r in caplog.records if not r.name.startswith(LAB_LOGGERS)]
+    leaked = [f"{r.name}: {r.getMessage()[:200]}" for r in ours if _leaks(r.getMessage())]
+    assert not leaked, f"canary in captured logs: {leaked}"
+    for page in pages:
+        assert not _leaks(page), "canary in a rendered page"
+    rows = db.session.execute(select(text("count(*)")).select_from(text("events"))).scalar()
+    assert rows > 10

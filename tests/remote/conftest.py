@@ -1,0 +1,30 @@
+"""A lab on loopback with the test-only scripts of tests/execution/scripts (no database needed)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from app.lab.handlers import HANDLERS
+from app.remote import scripts
+from tests.execution import labkit
+
+USER, PASSWORD = "labadmin", "Lab-Passw0rd!"
+scripts.register_dir(labkit.SCRIPTS)
+
+
+@pytest.fixture
+def observed():
+    return labkit.Observed()
+
+
+@pytest.fixture
+def lab(tmp_path, observed):
+    saved = dict(HANDLERS)
+    server = labkit.start_lab(tmp_path, ["node1"], USER, PASSWORD, observed)
+    yield server
+    server.stop()
+    HANDLERS.clear()
+    HANDLERS.update(saved)
