@@ -19,7 +19,13 @@ def run_view(deployment: Deployment, step_key: str, secret_names=frozenset()) ->
     """A RunView with no results yet: used for plan previews and by the execution service."""
     inputs = all_inputs(deployment)
     nodes = tuple(
-        NodeInfo(name=n.name, host=n.host, position=n.position, auth=n.auth)
+        NodeInfo(
+            name=n.name,
+            host=n.host,
+            position=n.position,
+            auth=n.auth,
+            cert_validation=n.cert_validation,
+        )
         for n in deployment.active_nodes
     )
     return RunView(

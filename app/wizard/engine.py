@@ -27,6 +27,7 @@ class Action:
     label: str = ""
     timeout: int | None = None
     long_running: bool = False
+    upload: tuple[str, str] | None = None  # (file in instance/installers, path on the node)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class NodeInfo:
     host: str
     position: int
     auth: str = "negotiate"
+    cert_validation: bool = True
 
 
 @dataclass
@@ -160,6 +162,15 @@ class Step:
     def advance(self, view: RunView) -> Phase | Finish:
         """Next phase to run given the results so far, or the outcome."""
         return Finish("done", "Nothing to run for this step.")
+
+    def drift_check(self, view: RunView) -> Phase | None:
+        """Re-verifying a finished step: the next read-only phase to run, or None when all has run.
+
+        Name the phases as `advance` names them: the verdict is `advance(view)` on their results
+        (a Finish, or a state-changing phase meaning the step would change something: drift).
+        Steps that cannot be re-verified without changing state keep this default (None).
+        """
+        return None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ class RunForm(FlaskForm):
         "WinRM user", [DataRequired(), Length(max=255)], description="DOMAIN\\user or user@domain"
     )
     password = PasswordField("Password", [DataRequired(), Length(max=1024)])
+    fix = StringField("Fix to apply first", [Optional(), Length(max=64)])
 
 
 class DecisionForm(FlaskForm):

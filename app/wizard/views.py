@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.auth.decorators import requires
 from app.events.publish import publish
 from app.execution import service, vault
 from app.extensions import db
@@ -36,12 +37,14 @@ def _to_step(deployment_id: int, step_key: str):
 
 
 @bp.route("/")
+@requires("view")
 def resume(deployment_id: int):
     deployment, _, step = _load(deployment_id)
     return _to_step(deployment.id, step.key)
 
 
 @bp.route("/steps/<step_key>", methods=["GET", "POST"])
+@requires("view", post="drive")
 def step(deployment_id: int, step_key: str):
     deployment, guide, step = _load(deployment_id, step_key)
     record = deployment.step(step.key)
@@ -59,10 +62,13 @@ def step(deployment_id: int, step_key: str):
                 return _to_step(deployment.id, step.key)
         flash("Some values need attention; nothing was saved.", "error")
     ctx = step_page_context(deployment, guide, step)
-    return render_template("wizard/step.html", form=form, **ctx), 400 if form and form.errors else 200
+    return render_template(
+        "wizard/step.html", form=form, **ctx
+    ), 400 if form and form.errors else 200
 
 
 @bp.route("/steps/<step_key>/run", methods=["POST"])
+@requires("drive")
 def run(deployment_id: int, step_key: str):
     _require("drive")
     deployment, guide, step = _load(deployment_id, step_key)
@@ -77,13 +83,15 @@ def run(deployment_id: int, step_key: str):
             deployment.id, form.username.data, form.password.data, owner_id=current_user.id
         )
         try:
-            service.start_step_run(deployment.id, step.key, current_user.id)
+            options = {"fix": form.fix.data} if form.fix.data else None
+            service.start_step_run(deployment.id, step.key, current_user.id, options=options)
         except service.StepBlocked as error:
             flash(str(error), "error")
     return _to_step(deployment.id, step.key)
 
 
 @bp.route("/steps/<step_key>/cancel", methods=["POST"])
+@requires("drive")
 def cancel(deployment_id: int, step_key: str):
     _require("drive")
     deployment, _, step = _load(deployment_id, step_key)
@@ -94,19 +102,26 @@ def cancel(deployment_id: int, step_key: str):
 
 
 @bp.route("/steps/<step_key>/decide", methods=["POST"])
+@requires("drive")
 def decide(deployment_id: int, step_key: str):
     _require("drive")
     deployment, _, step = _load(deployment_id, step_key)
     form = DecisionForm()
     if not form.validate():
         flash("Choose what to do next.", "error")
-    elif form.decision.data in {"skip", "exclude", "abort"} and not (form.reason.data or "").strip():
+    elif (
+        form.decision.data in {"skip", "exclude", "abort"} and not (form.reason.data or "").strip()
+    ):
         flash("Give a reason: it is recorded with the deployment.", "error")
     else:
         try:
             service.resolve_pause(
-                deployment.id, step.key, form.decision.data, form.reason.data.strip(),
-                form.nodes.data, current_user.id,
+                deployment.id,
+                step.key,
+                form.decision.data,
+                form.reason.data.strip(),
+                form.nodes.data,
+                current_user.id,
             )
         except service.StepBlocked as error:
             flash(str(error), "error")
@@ -114,12 +129,18 @@ def decide(deployment_id: int, step_key: str):
 
 
 @bp.route("/steps/<step_key>/note", methods=["POST"])
+@requires("note")
 def note(deployment_id: int, step_key: str):
     deployment, _, step = _load(deployment_id, step_key)
     form = SimpleForm()
     text = (form.reason.data or "").strip() if form.validate() else ""
     if text:
-        publish(deployment.id, "note.added", {"text": text[:2000]}, step_key=step.key,
-                actor_id=current_user.id)
+        publish(
+            deployment.id,
+            "note.added",
+            {"text": text[:2000]},
+            step_key=step.key,
+            actor_id=current_user.id,
+        )
         flash("Note added.", "success")
     return _to_step(deployment.id, step.key)

@@ -58,7 +58,9 @@ class BaseCluster(Step):
 
     key = "base_cluster"
     title = "Base cluster"
-    purpose = "Validate the nodes and form the Windows failover cluster that will host Access Manager."
+    purpose = (
+        "Validate the nodes and form the Windows failover cluster that will host Access Manager."
+    )
     guidance = (
         "Cluster validation runs first and its report is kept with this deployment. If the nodes "
         "already form a cluster, it is adopted as it is rather than created again.",
@@ -165,7 +167,7 @@ def _method(view: RunView) -> str:
 
 
 def _existing_cluster(view: RunView, detected: dict[str, Any]) -> Finish | None:
-    """Adopt the cluster these nodes already form, or stop on a cluster that is not the one asked."""
+    """Adopt the cluster these nodes already form, or stop on one that is not the one asked."""
     missing = [n for n, d in detected.items() if not d.get("feature_installed")]
     if missing:
         return needs_attention(
@@ -207,7 +209,11 @@ def _foreign_cluster_check(view: RunView, node: str, data: dict) -> Check:
         absent = sorted(upper_set(view.node_names) - upper_set(names))
         remediation = (
             f"Cluster {data['name']} has different members than this deployment. "
-            + (f"Add the missing nodes (Add-ClusterNode -Name {','.join(absent)}). " if absent else "")
+            + (
+                f"Add the missing nodes (Add-ClusterNode -Name {','.join(absent)}). "
+                if absent
+                else ""
+            )
             + (f"Remove or exclude the extra nodes ({', '.join(extra)}). " if extra else "")
             + "Then retry: the wizard adopts the cluster once its members match."
         )
@@ -258,7 +264,9 @@ def _validation_checks(data: dict) -> list[Check]:
     ]
     if not checks and data.get("outcome") == "failed":
         checks.append(
-            Check("validation", "Test-Cluster", "fail", data.get("test_result", ""), "See the report.")
+            Check(
+                "validation", "Test-Cluster", "fail", data.get("test_result", ""), "See the report."
+            )
         )
     return checks
 
@@ -297,7 +305,8 @@ def _conclude(view: RunView, results: dict, method: str, validation: dict | None
                     title=f"{node} is not a member of {_name(view)}",
                     status="fail",
                     evidence=f"Cluster seen from {node}: {data.get('name') or 'none'}.",
-                    remediation="Check Failover Cluster Manager; add the node with Add-ClusterNode, then retry.",
+                    remediation="Check Failover Cluster Manager; add the node with "
+                    "Add-ClusterNode, then retry.",
                     node=node,
                 )
             )

@@ -11,14 +11,14 @@ from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunVie
 TASK_SECRETS = {"TaskUser": "winrm_username", "TaskPassword": "winrm_password"}
 
 DOUBLE_HOP_REMEDIATION = (
-    "This command reaches Active Directory and the other nodes from the node itself, which a remote "
-    "session cannot do with Kerberos or NTLM (the double hop). Choose 'As a scheduled task' in the "
-    "Base cluster settings, or enable CredSSP on the node (Enable-WSManCredSSP -Role Server), "
-    "connect to it with CredSSP, and retry."
+    "This command reaches Active Directory and the other nodes from the node itself, which a "
+    "remote session cannot do with Kerberos or NTLM (the double hop). Choose 'As a scheduled "
+    "task' in the Base cluster settings, or enable CredSSP on the node "
+    "(Enable-WSManCredSSP -Role Server), connect to it with CredSSP, and retry."
 )
 TASK_REMEDIATION = (
-    "The scheduled task could not run as the WinRM account. Enter the account as DOMAIN\\user, make "
-    "sure it is a local administrator on the node and may log on as a batch job, then retry."
+    "The scheduled task could not run as the WinRM account. Enter the account as DOMAIN\\user, "
+    "make sure it is a local administrator on the node and may log on as a batch job, then retry."
 )
 
 
@@ -29,9 +29,7 @@ def outputs(results: dict[str, ActionResult] | None) -> dict[str, Any]:
 
 def failures(results: dict[str, ActionResult] | None) -> dict[str, ActionResult]:
     """Actions that did not succeed (or succeeded without the one JSON object expected)."""
-    return {
-        n: r for n, r in (results or {}).items() if not r.ok or not isinstance(r.data, dict)
-    }
+    return {n: r for n, r in (results or {}).items() if not r.ok or not isinstance(r.data, dict)}
 
 
 def failure_checks(
@@ -64,7 +62,10 @@ def remediation_for(result: ActionResult) -> str:
         return TASK_REMEDIATION
     if is_double_hop(result):
         return DOUBLE_HOP_REMEDIATION
-    return "Read the error above, correct the cause on the node, then retry; the step detects what is already done."
+    return (
+        "Read the error above, correct the cause on the node, then retry; the step detects what "
+        "is already done."
+    )
 
 
 def needs_attention(

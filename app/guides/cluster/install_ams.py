@@ -16,7 +16,6 @@ from app import validators
 from app.guides.cluster.flow import (
     conclude,
     failure_checks,
-    failures,
     needs_attention,
     outputs,
     poll_results,
@@ -65,7 +64,10 @@ class InstallAms(Step):
 
     key = "install_ams"
     title = "Install Access Manager"
-    purpose = "Install the Access Manager service on every node with the same account, database and certificate."
+    purpose = (
+        "Install the Access Manager service on every node with the same account, database "
+        "and certificate."
+    )
     guidance = (
         "Every node must run the same version, as the same service account, against the same "
         "database, with the same TLS certificate. The wizard checks each of these on every node.",
@@ -96,20 +98,18 @@ class InstallAms(Step):
             return _detect(view, "detect", view.node_names)
         latest = _latest_detection(view)
         missing = [n for n in view.node_names if n in latest and not latest[n].get("installed")]
-        install_checks: list[Check] = []
-        if missing and settings.mode == "unattended":
+        if missing and settings.mode == "unattended" and view.phase("detect_after_install") is None:
             if not settings.installer_name:
                 return needs_attention(
                     "Choose the installer file for the unattended install.",
                     [_no_installer_check()],
                 )
-            if view.phase("detect_after_install") is None:
-                return _install(view, settings, missing) or _detect(
-                    view, "detect_after_install", view.node_names
-                )
-            install_checks = _install_checks(view)
-            missing = [n for n in missing if not latest.get(n, {}).get("installed")]
-        checks = _detection_failures(view) + install_checks
+            return _install(view, settings, missing) or _detect(
+                view, "detect_after_install", view.node_names
+            )
+        checks = _detection_failures(view)
+        if view.phase("install_start") is not None:
+            checks += _install_checks(view)
         checks += [_manual_install_check(view, settings, n) for n in missing]
         installed = {n: d for n, d in latest.items() if d.get("installed")}
         checks += [c for n, d in installed.items() for c in _node_checks(view, settings, n, d)]
@@ -148,7 +148,9 @@ class Settings:
             version=_normal_version(prereq.get("ams_version")),
             account=str(prereq.get("gmsa") or ""),
             connection_string=str(prereq.get("sql_connection_string") or ""),
-            thumbprint=str(view.inputs.get("certificate_thumbprint") or "").replace(" ", "").upper(),
+            thumbprint=str(view.inputs.get("certificate_thumbprint") or "")
+            .replace(" ", "")
+            .upper(),
             port=int(view.inputs.get("https_port") or 443),
             web_app=bool(view.inputs.get("web_app_enabled", True)),
             api=bool(view.inputs.get("api_enabled", True)),
@@ -189,8 +191,8 @@ def _detect(view: RunView, name: str, nodes: list[str]) -> Phase:
 
 
 def _install_start(settings: Settings, nodes: list[str]) -> Phase:
-    # The execution layer copies instance/installers/<installer_name> to InstallerPath
-    # (pypsrp Client.copy) before this phase runs; the script refuses to start without the file.
+    # The execution layer copies instance/installers/<installer_name> to InstallerPath first
+    # (Action.upload, checksum verified on the node); the script refuses to start without it.
     params = {
         "InstallerPath": settings.installer_path,
         "ServiceAccount": settings.account,
@@ -198,7 +200,13 @@ def _install_start(settings: Settings, nodes: list[str]) -> Phase:
         "LogPath": settings.log_path,
     }
     actions = tuple(
-        Action(node=n, script="ams_install_start", params=params, label=f"Start the installer on {n}")
+        Action(
+            node=n,
+            script="ams_install_start",
+            params=params,
+            label=f"Copy and start the installer on {n}",
+            upload=(settings.installer_name, settings.installer_path),
+        )
         for n in nodes
     )
     return Phase("install_start", "Start the installer (experimental)", actions, changes_state=True)
@@ -261,7 +269,8 @@ def _install_checks(view: RunView) -> list[Check]:
                     key=f"install_exit:{node}",
                     title=f"The installer failed on {node}",
                     status="fail",
-                    evidence=f"Exit code {data.get('exit_code')}. Log {data.get('log_path')}:\n{tail}",
+                    evidence=f"Exit code {data.get('exit_code')}. "
+                    f"Log {data.get('log_path')}:\n{tail}",
                     remediation="Read the verbose log on the node (search for 'Return value 3'), "
                     "or install manually; then retry.",
                     node=node,
@@ -334,7 +343,9 @@ def _manual_install_check(view: RunView, settings: Settings, node: str) -> Check
     )
 
 
-def _check(key: str, node: str, title: str, evidence: str, remediation: str, status="fail") -> Check:
+def _check(
+    key: str, node: str, title: str, evidence: str, remediation: str, status="fail"
+) -> Check:
     return Check(f"{key}:{node}", title, status, evidence, remediation, node)
 
 
@@ -345,7 +356,9 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
     if settings.version and version != settings.version:
         checks.append(
             _check(
-                "version", node, f"{node} runs version {version or 'unknown'}",
+                "version",
+                node,
+                f"{node} runs version {version or 'unknown'}",
                 f"Expected {settings.version} (registry Version / Uninstall DisplayVersion).",
                 f"Install {settings.version} on {node}. Every node must run the same version; "
                 "version 2 and version 3 nodes must never run at the same time.",
@@ -355,7 +368,9 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
     if settings.account and account.lower() != settings.account.lower():
         checks.append(
             _check(
-                "account", node, f"{node} runs the service as {account or 'an unknown account'}",
+                "account",
+                node,
+                f"{node} runs the service as {account or 'an unknown account'}",
                 f"Expected {settings.account} (ObjectName of the lithnetams service).",
                 "Every node must use the same account: its DPAPI-NG protected secrets are bound to "
                 "it. Reinstall or change the account in the configuration tool.",
@@ -366,7 +381,9 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
     ):
         checks.append(
             _check(
-                "connection_string", node, f"{node} uses another database connection",
+                "connection_string",
+                node,
+                f"{node} uses another database connection",
                 f"Parameters\\ConnectionString is '{data.get('connection_string') or ''}'.",
                 f"Set the connection string to '{settings.connection_string}' on {node} "
                 "(configuration tool, or Set-AmsHostConfig -ConnectionString), then retry.",
@@ -375,9 +392,12 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
     if int(data.get("configured") or 0) != 1:
         checks.append(
             _check(
-                "configured", node, f"{node} has not been configured yet",
+                "configured",
+                node,
+                f"{node} has not been configured yet",
                 "Registry value Configured is not 1: the service runs its placeholder host.",
-                "Open the configuration tool on the node, complete the host configuration and save.",
+                "Open the configuration tool on the node, complete the host configuration "
+                "and save.",
             )
         )
     checks += _certificate_checks(settings, node, data)
@@ -385,7 +405,9 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
     if node == view.first_node.name and not (data.get("license") or {}).get("present"):
         checks.append(
             _check(
-                "license", node, f"No license found on {node}",
+                "license",
+                node,
+                f"No license found on {node}",
                 "The Enterprise license is entered once, on the first node.",
                 "Open the configuration tool on the first node, enter the license key on the "
                 "Licensing page, save, then retry.",
@@ -394,9 +416,12 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
     start_type = (data.get("service") or {}).get("start_type")
     checks.append(
         _check(
-            "start_type", node, f"lithnetams starts {start_type or 'unknown'} on {node}",
+            "start_type",
+            node,
+            f"lithnetams starts {start_type or 'unknown'} on {node}",
             "Standalone it is Automatic; the cluster role makes it Manual on every node.",
-            "", status="info",
+            "",
+            status="info",
         )
     )
     return checks
@@ -418,7 +443,9 @@ def _certificate_checks(settings: Settings, node: str, data: dict) -> list[Check
     if not cert.get("present"):
         return [
             _check(
-                "certificate", node, f"Certificate {settings.thumbprint} is missing on {node}",
+                "certificate",
+                node,
+                f"Certificate {settings.thumbprint} is missing on {node}",
                 "Not found in LocalMachine\\My.",
                 "Import the same certificate, with its private key, into the computer's Personal "
                 "store on every node (certlm.msc), then retry.",
@@ -427,33 +454,50 @@ def _certificate_checks(settings: Settings, node: str, data: dict) -> list[Check
     if not cert.get("has_private_key"):
         checks.append(
             _check(
-                "certificate_key", node, f"The certificate on {node} has no private key",
-                cert.get("subject", ""), "Import the certificate from a .pfx with its private key.",
+                "certificate_key",
+                node,
+                f"The certificate on {node} has no private key",
+                cert.get("subject", ""),
+                "Import the certificate from a .pfx with its private key.",
             )
         )
     if cert.get("expired"):
         checks.append(
             _check(
-                "certificate_expired", node, f"The certificate on {node} has expired",
-                f"Valid until {cert.get('not_after')}.", "Renew the certificate on every node.",
+                "certificate_expired",
+                node,
+                f"The certificate on {node} has expired",
+                f"Valid until {cert.get('not_after')}.",
+                "Renew the certificate on every node.",
             )
         )
     covered = cert.get("covers") or {}
     if settings.host_names and not any(covered.get(h) for h in settings.host_names):
         checks.append(
             _check(
-                "certificate_name", node, "The certificate does not cover the access point name",
+                "certificate_name",
+                node,
+                "The certificate does not cover the access point name",
                 f"DNS names: {', '.join(cert.get('dns_names') or [])}.",
                 f"Use a certificate whose subject alternative names include "
                 f"{' or '.join(settings.host_names)}.",
             )
         )
-    if not binding.get("present") or str(binding.get("thumbprint") or "").upper() != settings.thumbprint:
+    if (
+        not binding.get("present")
+        or str(binding.get("thumbprint") or "").upper() != settings.thumbprint
+    ):
         checks.append(
             _check(
-                "binding", node, f"Port {settings.port} is not bound to the chosen certificate",
+                "binding",
+                node,
+                f"Port {settings.port} is not bound to the chosen certificate",
                 f"HTTP.sys 0.0.0.0:{settings.port}: "
-                + (f"certificate {binding.get('thumbprint')}" if binding.get("present") else "no binding"),
+                + (
+                    f"certificate {binding.get('thumbprint')}"
+                    if binding.get("present")
+                    else "no binding"
+                ),
                 "In the configuration tool on the node, select the certificate on the Host "
                 "configuration page and save.",
             )
@@ -476,7 +520,9 @@ def _host_config_checks(settings: Settings, node: str, data: dict) -> list[Check
     if not config.get("available"):
         return [
             _check(
-                "host_config", node, f"The host configuration of {node} could not be read",
+                "host_config",
+                node,
+                f"The host configuration of {node} could not be read",
                 config.get("error") or "Get-AmsHostConfig is not available.",
                 "Check that the LithnetAccessManager module was installed with the service.",
                 status="warn",
@@ -486,7 +532,9 @@ def _host_config_checks(settings: Settings, node: str, data: dict) -> list[Check
         return []
     return [
         _check(
-            "host_config", node, f"Web app or API setting differs on {node}",
+            "host_config",
+            node,
+            f"Web app or API setting differs on {node}",
             f"Web app {config.get('web_app_enabled')}, API {config.get('api_enabled')}; "
             f"wanted web app {settings.web_app}, API {settings.api}.",
             "The wizard applies it with Set-AmsHostConfig and restarts the service; retry.",
@@ -511,17 +559,25 @@ def _finish(view: RunView, settings: Settings, checks: list[Check], missing: lis
     if missing:
         artifacts["manual_checklist"] = {c.node: c.fix["steps"] for c in checks if c.fix}
         first = view.first_node.name
-        order = "Start with the first node (" + first + "), which takes the license. " if first in missing else ""
+        order = (
+            "Start with the first node (" + first + "), which takes the license. "
+            if first in missing
+            else ""
+        )
         return needs_attention(
             f"Access Manager must be installed on {', '.join(missing)}. {order}"
             "Follow the checklist, then press Retry.",
             checks,
             artifacts,
         )
-    summary = f"Access Manager {settings.version} is installed with identical settings on every node."
+    summary = (
+        f"Access Manager {settings.version} is installed with identical settings on every node."
+    )
     if settings.mode == "unattended":
         summary += " The unattended install is experimental: review the results above."
-    return conclude(summary, "Some nodes differ from the required configuration.", checks, artifacts)
+    return conclude(
+        summary, "Some nodes differ from the required configuration.", checks, artifacts
+    )
 
 
 def _node_summary(data: dict) -> dict:

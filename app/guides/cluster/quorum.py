@@ -25,13 +25,14 @@ WITNESS_KINDS = {
     "disk": "Physical Disk",
     "none": None,
 }
-ACCESS_KEY_SECRET = "cloud_access_key"
+ACCESS_KEY_SECRET = "cloud_access_key"  # noqa: S105 - a vault entry name
 _APPLY_REMEDIATION = {
     "file_share": "Check that the share exists and that the cluster's computer account (or Domain "
     "Computers) may change it, both in the share permissions and in NTFS, then retry.",
     "cloud": "Check the storage account name, the access key and that every node reaches "
     "<account>.blob.<endpoint> on TCP 443, then retry.",
-    "disk": "A disk witness needs a shared disk that is already in the cluster's Available Storage.",
+    "disk": "A disk witness needs a shared disk that is already in the cluster's Available "
+    "Storage.",
     "none": "Read the error above, then retry.",
 }
 
@@ -84,7 +85,8 @@ class Quorum(Step):
     purpose = "Make sure the cluster keeps quorum when a node is down."
     guidance = (
         "With an even number of nodes, losing half of them would stop the cluster unless a witness "
-        "casts the deciding vote. A file share on a server outside the cluster is the usual choice; "
+        "casts the deciding vote. A file share on a server outside the cluster is the usual "
+        "choice; "
         "a cloud witness suits sites with Azure access.",
         "With an odd number of nodes a witness is optional but still recommended.",
     )
@@ -213,9 +215,10 @@ def _matches(view: RunView, current: dict) -> bool:
             view.inputs.get("cloud_account", "")
         ).lower() and (not endpoint or str(current.get("cloud_endpoint", "")).lower() == endpoint)
     if kind == "disk":
-        return str(current.get("witness_resource", "")).lower() == str(
-            view.inputs.get("disk_name", "")
-        ).lower()
+        return (
+            str(current.get("witness_resource", "")).lower()
+            == str(view.inputs.get("disk_name", "")).lower()
+        )
     return True
 
 
