@@ -107,6 +107,7 @@
     this.count = $("[data-log-count]");
     this.lineHeight = parseFloat(getComputedStyle(view).getPropertyValue("--log-line")) || 18;
     this.overscan = 30;
+    this.fullHeight = view.clientHeight; // the CSS height; a short log shrinks to fit, up to this
     this.programmatic = false;
     var self = this;
     view.addEventListener("scroll", function () { self.onScroll(); }, { passive: true });
@@ -159,6 +160,9 @@
     var v = this.view, lines = this.lines, h = this.lineHeight;
     this.empty.hidden = lines.length > 0;
     this.sizer.style.height = lines.length * h + "px";
+    var fit = (Math.max(lines.length, 4) + 1) * h;
+    var height = this.fullHeight && fit < this.fullHeight ? fit + "px" : "";
+    if (v.style.height !== height) v.style.height = height;
     if (this.following()) {
       var bottom = Math.max(0, lines.length * h - v.clientHeight);
       if (Math.abs(v.scrollTop - bottom) > 1) {
@@ -209,7 +213,10 @@
   var LABELS = {
     "node.output": "out", "node.information": "info", "node.warning": "WARN", "node.error": "ERROR",
     "node.progress": "progress", "node.started": "start", "node.finished": "end",
-    "phase.started": "phase", "step.started": "step", "step.finished": "step", "step.paused": "paused",
+    "phase.started": "phase", "phase.waiting": "phase", "phase.finished": "phase", "step.started": "step",
+    "node.retrying": "retry", "node.verbose": "verbose", "node.debug": "debug", "step.skipped": "skipped",
+    "step.cancel_requested": "cancel", "deployment.completed": "completed", "deployment.aborted": "aborted",
+    "nodes.excluded": "excluded", "step.finished": "step", "step.paused": "paused",
     "step.cancelled": "cancel", "action.interrupted": "interrupted", "note.added": "note",
     "deployment.created": "created", "deployment.updated": "updated"
   };
@@ -239,8 +246,10 @@
         text = "Started " + (p.script ? p.script + ".ps1" : "") + (p.phase ? " [" + p.phase + "]" : "");
         break;
       case "node.finished":
-        text = words(p.status || "finished") + (p.error_category ? " (" + p.error_category + ")" : "") +
-          (p.message ? ": " + p.message : "");
+        text = words(p.status || "finished") +
+          (p.category || p.error_category ? " (" + (p.category || p.error_category) + ")" : "") +
+          (p.duration != null ? " after " + p.duration + " s" : "") +
+          (p.message ? ": " + p.message : "") + (p.remediation ? " \u2192 " + p.remediation : "");
         extra = p.status ? " k-" + safeClass(p.status) : "";
         break;
       case "step.started":
@@ -248,15 +257,36 @@
         break;
       case "step.finished":
         text = "Step finished" + (p.status ? ": " + words(p.status) : "") + (p.summary ? ". " + p.summary : "");
+        extra = p.status === "done" ? " k-succeeded" : p.status ? " k-interrupted" : "";
         break;
       case "step.paused":
-        text = "Paused for a decision" + (p.summary || p.reason ? ": " + (p.summary || p.reason) : "");
+        text = (p.interrupted ? "Interrupted, paused for a decision" : "Paused for a decision") +
+          (p.summary || p.reason ? ": " + (p.summary || p.reason) : "");
+        break;
+      case "step.skipped":
+        text = "Step skipped" + (p.reason ? ": " + p.reason : "");
         break;
       case "phase.started":
-        text = "Phase " + (p.title || p.phase || p.name || "") + (p.count ? " on " + p.count + " node(s)" : "");
+        text = "Phase: " + (p.title || p.phase || "") +
+          (p.actions ? " on " + p.actions.length + " node(s)" : "") + (p.changes_state ? " (changes state)" : "");
+        break;
+      case "phase.waiting":
+        text = "Waiting " + (p.seconds || 0) + " s before " + (p.title || p.phase || "the next phase");
+        break;
+      case "phase.finished":
+        text = "Phase " + (p.phase || "") + " finished" + (p.nodes ? ": " + Object.keys(p.nodes).map(function (n) {
+          return n + " " + words(p.nodes[n]);
+        }).join(", ") : "");
+        break;
+      case "node.retrying":
+        text = "Retrying in " + (p.delay || 0) + " s (try " + ((p.try || 0) + 1) + ")" +
+          (p.category ? " after " + p.category : "") + (p.message ? ": " + p.message : "");
         break;
       case "note.added":
         text = p.text || "";
+        break;
+      case "deployment.created":
+        text = "Deployment " + (p.name || "") + " created";
         break;
       default:
         text = payloadText(p);
@@ -321,6 +351,7 @@
     return $("tbody", box);
   }
 
+  // The row of one node action; created (queued) when the page does not show it yet.
   function actionRow(ev) {
     if (ev.action == null) return null;
     var row = $('tr[data-action="' + ev.action + '"]');
@@ -330,7 +361,7 @@
     var p = ev.payload || {};
     row = document.createElement("tr");
     row.setAttribute("data-action", ev.action);
-    row.className = "is-new";
+    row.className = "is-new is-queued";
     var cells = [ev.node || "", p.phase || "", "", "", "", ""];
     cells.forEach(function (value, i) {
       var td = document.createElement("td");
@@ -364,7 +395,37 @@
     row.className = row.className.replace(/\bis-\S+/g, "").trim() + " is-" + safeClass(status);
   }
 
+  // Rows belong to one attempt: the rendered one, or a newer one that started after the page loaded.
+  var rowsRun = renderedRun;
+  function onStepStarted(ev) {
+    if (ev.step_run == null || (rowsRun != null && ev.step_run <= rowsRun)) return;
+    rowsRun = ev.step_run;
+    var body = nodesBody();
+    if (body) body.textContent = "";
+    var box = body && body.closest(".run-status");
+    var head = box && $("h3", box);
+    if (head) {
+      head.textContent = "Attempt " + ((ev.payload || {}).attempt || "") + " ";
+      head.appendChild(badge("running"));
+      var elapsed = document.createElement("span");
+      elapsed.className = "elapsed";
+      elapsed.setAttribute("data-started", ev.at || new Date().toISOString());
+      elapsed.setAttribute("data-finished", "");
+      head.appendChild(elapsed);
+    }
+    $all(".run-status .outcome, .run-panel .decide").forEach(function (el) { el.remove(); });
+  }
+
   function updateRow(ev) {
+    if (ev.kind === "step.started") { onStepStarted(ev); return; }
+    if (ev.step_run != null && rowsRun != null && ev.step_run !== rowsRun) return; // another attempt
+    var p0 = ev.payload || {};
+    if (ev.kind === "phase.started" && p0.actions) {
+      p0.actions.forEach(function (a) {
+        actionRow({ action: a.id, node: a.node, payload: { phase: p0.phase, script: a.script } });
+      });
+      return;
+    }
     var row = actionRow(ev);
     if (!row) return;
     var p = ev.payload || {};
@@ -382,7 +443,11 @@
       setRowStatus(row, status);
       if (bar && status === "succeeded") bar.value = 100;
       if (detail) detail.textContent = p.message || (status === "succeeded" ? "" : words(status));
+      if (detail && p.remediation && status !== "succeeded") detail.textContent += " \u2192 " + p.remediation;
       if (live) announce((ev.node || "A node") + ": " + words(status));
+    } else if (ev.kind === "node.retrying") {
+      setRowStatus(row, "retrying");
+      if (detail) detail.textContent = "Retrying in " + (p.delay || 0) + " s: " + (p.message || "");
     } else if (ev.kind === "action.interrupted") {
       setRowStatus(row, "interrupted");
       if (detail) detail.textContent = p.message || "Interrupted";
@@ -393,7 +458,7 @@
 
   var STEP_STATE = {
     "step.started": "in_progress", "step.paused": "needs_attention", "step.cancelled": "needs_attention",
-    "step.finished": "done"
+    "step.finished": "done", "step.skipped": "skipped"
   };
   var STEP_WORDS = { not_started: 1, in_progress: 1, needs_attention: 1, done: 1, skipped: 1 };
   var RUN_TO_STEP = { succeeded: "done", failed: "needs_attention", interrupted: "needs_attention",
@@ -407,10 +472,9 @@
   }
 
   /* ------------------------------------------------------------------ elapsed ticker */
-  var tickers = $all(".elapsed[data-started]");
   function tick() {
     var now = Date.now();
-    tickers.forEach(function (el) {
+    $all(".elapsed[data-started]").forEach(function (el) {
       var start = parseTime(el.getAttribute("data-started"));
       if (isNaN(start)) return;
       var end = parseTime(el.getAttribute("data-finished"));
@@ -419,7 +483,7 @@
     });
   }
   tick();
-  if (tickers.length) setInterval(tick, 1000);
+  setInterval(tick, 1000);
 
   /* ------------------------------------------------------------------ reload once when the step ends */
   // True when the page no longer shows the truth about this step's latest run.
@@ -434,11 +498,11 @@
   function maybeReload(ev) {
     if (!TERMINAL[ev.kind] || ev.step !== STEP) return;
     $all(".elapsed[data-started]").forEach(function (el) {
-      if (!el.getAttribute("data-finished") && (ev.step_run == null || ev.step_run === renderedRun)) {
+      if (!el.getAttribute("data-finished") && (ev.step_run == null || ev.step_run === rowsRun)) {
         el.setAttribute("data-finished", ev.at || new Date().toISOString());
       }
     });
-    if (!pageIsStale(ev)) return;
+    if (pendingReload || !pageIsStale(ev)) return;
     var key = "amsw-reloaded:" + DEPLOYMENT + ":" + STEP + ":" + ev.seq;
     try {
       if (sessionStorage.getItem(key)) return; // never loop: at most one reload per event
@@ -535,6 +599,7 @@
       setConn("connected", "live");
     };
     source.onmessage = function (msg) {
+      if (conn && conn.getAttribute("data-state") !== "connected") setConn("connected", "live");
       var ev;
       try { ev = JSON.parse(msg.data); } catch (e) { return; }
       apply(ev);
@@ -562,6 +627,7 @@
 
   window.addEventListener("online", function () {
     if (!source || source.readyState === EventSource.CLOSED) connect();
+    else if (source.readyState === EventSource.OPEN) setConn("connected", "live");
   });
   window.addEventListener("offline", function () { setConn("offline", "offline"); });
   window.addEventListener("pagehide", function () { if (source) source.close(); });
@@ -585,6 +651,7 @@
     lines: function () { return log ? log.lines.length : 0; },
     lastSeq: function () { return lastSeq; },
     seen: function () { return seen.size; },
+    text: function () { return log ? log.asText() : ""; },
     ready: false
   };
 

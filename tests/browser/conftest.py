@@ -1,5 +1,5 @@
-"""Browser fixtures: the real app on a free loopback port (werkzeug, threaded) driven by Debian's Chromium
-through Playwright. Builds on the `app` fixture of tests/conftest.py (fresh, migrated database)."""
+"""Browser fixtures: the real app on a free loopback port (werkzeug, threaded) driven by Debian's
+Chromium through Playwright. Reuses tests/conftest.py's database fixtures (fresh, migrated)."""
 
 import shutil
 import threading
@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.auth.cli import create_user
 from app.deployments.service import create_deployment
 from app.extensions import db
 from app.models import User
-from config import TestConfig
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,34 +29,53 @@ USERNAME = "operator1"
 PASSWORD = "correct horse battery staple"
 
 
+class StreamCutter:
+    """WSGI wrapper that can end every open SSE response, as a proxy or a restarted server would.
+
+    After cut(), the next chunk a stream tries to send is dropped and the response ends, so the
+    browser has to reconnect (with Last-Event-ID) to get it. Records the Last-Event-ID headers seen.
+    """
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+        self.generation = 0
+        self.resumed_from: list[str] = []
+
+    def cut(self) -> None:
+        self.generation += 1
+
+    def __call__(self, environ, start_response):
+        body = self.wsgi_app(environ, start_response)
+        if not environ.get("PATH_INFO", "").endswith("/events"):
+            return body
+        if environ.get("HTTP_LAST_EVENT_ID"):
+            self.resumed_from.append(environ["HTTP_LAST_EVENT_ID"])
+        return self._guard(body, self.generation)
+
+    def _guard(self, body, generation: int):
+        try:
+            for chunk in body:
+                if self.generation != generation:
+                    return
+                yield chunk
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+
 @pytest.fixture(scope="session")
-def app(database_url, tmp_path_factory):
-    """Like tests/conftest.py's `app`, but falls back to create_all() while there are no migrations."""
-    app = create_app(TestConfig)
-    app.config.update(
-        SQLALCHEMY_DATABASE_URI=database_url,
-        INSTANCE_DIR=tmp_path_factory.mktemp("instance"),
-        WTF_CSRF_ENABLED=True,
-    )
-    with app.app_context():
-        db.engine.dispose()
-        if (ROOT / "migrations" / "env.py").exists():
-            from flask_migrate import upgrade
-
-            upgrade(directory=str(ROOT / "migrations"))
-        else:
-            db.create_all()
-    return app
+def cutter(app):
+    return StreamCutter(app)
 
 
 @pytest.fixture(scope="session")
-def live_server(app):
+def live_server(app, cutter):
     """Serve the app on 127.0.0.1:<free port> in a background thread for the whole session."""
     if "events" not in app.blueprints:  # until app/setup.py registers the SSE blueprint
         from app.events.views import bp as events_bp
 
         app.register_blueprint(events_bp)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, cutter, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -114,8 +131,14 @@ def deployment_id(app, user):
         "name": "Contoso AMS",
         "domain_fqdn": "corp.example.com",
         "nodes": [
-            {"name": f"AMS-NODE{i}", "host": f"ams-node{i}.corp.example.com", "port": 5985,
-             "transport": "http", "auth": "negotiate", "cert_validation": True}
+            {
+                "name": f"AMS-NODE{i}",
+                "host": f"ams-node{i}.corp.example.com",
+                "port": 5985,
+                "transport": "http",
+                "auth": "negotiate",
+                "cert_validation": True,
+            }
             for i in (1, 2)
         ],
     }

@@ -1,5 +1,5 @@
-"""The live log: 10,000 replayed events render fast and once each, new events stream in live, nothing is
-lost or doubled across a dropped connection, and a finished step reloads the page exactly once."""
+"""The live log: 10,000 replayed events render fast and once each, new events stream in live,
+nothing is lost or doubled across a dropped connection, and a finished step reloads once."""
 
 import time
 
@@ -50,7 +50,8 @@ def _log_state(page) -> dict:
             lines: window.amswLive.lines(), seen: window.amswLive.seen(),
             lastSeq: window.amswLive.lastSeq(), domRows: rows.length,
             uniqueDom: new Set(seqs).size, firstDom: Math.min(...seqs), lastDom: Math.max(...seqs),
-            scrollTop: view.scrollTop, scrollHeight: view.scrollHeight, clientHeight: view.clientHeight,
+            scrollTop: view.scrollTop, scrollHeight: view.scrollHeight,
+            clientHeight: view.clientHeight,
             follow: document.querySelector('[data-follow]').checked,
           };
         }"""
@@ -74,9 +75,10 @@ def test_ten_thousand_events_render_once_and_stay_scrollable(app, signed_in, dep
     assert state["lastDom"] == expected
     assert state["scrollHeight"] >= expected * 17
     assert state["scrollTop"] + state["clientHeight"] >= state["scrollHeight"] - 20
+    page.locator(".log").scroll_into_view_if_needed()
     shot(page, "live-log-10000", full_page=False)
 
-    # Scrolling to the top (keyboard: Home in the focused log) shows the oldest lines and stops following.
+    # Home in the focused log shows the oldest lines and stops following.
     page.locator("[data-log]").focus()
     page.keyboard.press("Home")
     page.wait_for_function("document.querySelector('[data-log]').scrollTop === 0")
@@ -107,32 +109,44 @@ def test_ten_thousand_events_render_once_and_stay_scrollable(app, signed_in, dep
     assert "tail 10054" in page.locator("[data-log]").inner_text()
 
 
-def test_no_event_lost_or_doubled_across_a_dropped_connection(app, signed_in, deployment_id, shot):
+def test_no_event_lost_or_doubled_when_the_stream_drops(app, signed_in, deployment_id, cutter):
+    """The server ends the stream mid-run: the browser resumes from Last-Event-ID."""
+    page = signed_in
+    _inject(app, deployment_id, _lines(0, 20))
+    _open_step(page, deployment_id)
+    _inject(app, deployment_id, _lines(20, 5, tag="live"))  # seen over SSE: sets lastEventId
+    page.wait_for_function("window.amswLive.lines() === 26")
+    resumed = len(cutter.resumed_from)
+
+    cutter.cut()  # the next chunk is swallowed and the connection closes
+    _inject(app, deployment_id, _lines(25, 30, tag="across-the-cut"))
+    page.wait_for_function("window.amswLive.lines() === 56", timeout=20_000)
+    assert set(cutter.resumed_from[resumed:]) == {"26"}  # EventSource's own Last-Event-ID
+    page.wait_for_function("document.querySelector('[data-conn]').dataset.state === 'connected'")
+
+    _inject(app, deployment_id, _lines(55, 10, tag="after"))
+    page.wait_for_function("window.amswLive.lines() === 66")
+    time.sleep(1.5)  # give a duplicate replay the chance to show up
+    state = _log_state(page)
+    assert state["lines"] == 66 and state["seen"] == 66 and state["lastSeq"] == 66
+    assert "across-the-cut 00025" in "\n".join(page.evaluate("window.amswLive.text()").splitlines())
+
+
+def test_offline_then_online_keeps_every_line(app, signed_in, deployment_id, shot):
     page = signed_in
     _inject(app, deployment_id, _lines(0, 20))
     _open_step(page, deployment_id)
     page.wait_for_function("window.amswLive.lines() === 21")
-
     page.context.set_offline(True)
-    page.wait_for_function(
-        "['reconnecting', 'offline'].includes(document.querySelector('[data-conn]').dataset.state)",
-        timeout=15_000,
-    )
+    page.wait_for_function("document.querySelector('[data-conn]').dataset.state === 'offline'")
+    page.locator(".log").scroll_into_view_if_needed()
     shot(page, "live-log-offline", full_page=False)
     _inject(app, deployment_id, _lines(20, 30, tag="while-offline"))
-    time.sleep(1)
     page.context.set_offline(False)
     page.wait_for_function("window.amswLive.lines() === 51", timeout=20_000)
-    for _ in range(12):
-        print(page.evaluate("[document.querySelector('[data-conn]').dataset.state, "
-                            "document.querySelector('[data-conn]').textContent]"))
-        time.sleep(1)
     page.wait_for_function("document.querySelector('[data-conn]').dataset.state === 'connected'")
-    _inject(app, deployment_id, _lines(50, 10, tag="after"))
-    page.wait_for_function("window.amswLive.lines() === 61")
-    time.sleep(1.5)  # give a duplicate replay the chance to show up
     state = _log_state(page)
-    assert state["lines"] == 61 and state["seen"] == 61 and state["lastSeq"] == 61
+    assert state["lines"] == 51 and state["seen"] == 51
 
 
 def test_node_rows_and_sidebar_update_live(app, signed_in, deployment_id):
@@ -140,26 +154,59 @@ def test_node_rows_and_sidebar_update_live(app, signed_in, deployment_id):
     _open_step(page, deployment_id)
     with app.app_context():
         publish(deployment_id, "step.started", {"attempt": 1}, step_key=STEP, step_run_id=None)
-        publish(deployment_id, "node.started", {"script": "Test-Prerequisites", "phase": "detect"},
-                step_key=STEP, node="AMS-NODE1", node_action_id=9001)
-        publish(deployment_id, "node.progress",
-                {"activity": "Checking", "status": "SQL Server", "percent": 40},
-                step_key=STEP, node="AMS-NODE1", node_action_id=9001)
+        publish(
+            deployment_id,
+            "phase.started",
+            {
+                "phase": "detect",
+                "title": "Check every node",
+                "changes_state": False,
+                "actions": [
+                    {"id": 9001, "node": "AMS-NODE1", "script": "Test-Prerequisites"},
+                    {"id": 9002, "node": "AMS-NODE2", "script": "Test-Prerequisites"},
+                ],
+            },
+            step_key=STEP,
+        )
+        publish(
+            deployment_id,
+            "node.started",
+            {"script": "Test-Prerequisites", "phase": "detect"},
+            step_key=STEP,
+            node="AMS-NODE1",
+            node_action_id=9001,
+        )
+        publish(
+            deployment_id,
+            "node.progress",
+            {"activity": "Checking", "status": "SQL Server", "percent": 40},
+            step_key=STEP,
+            node="AMS-NODE1",
+            node_action_id=9001,
+        )
     row = page.locator('tr[data-action="9001"]')
     row.wait_for()
     page.wait_for_function(
         "document.querySelector('tr[data-action=\"9001\"] progress').value === 40"
     )
-    assert "running" in row.inner_text()
-    assert "AMS-NODE1" in row.inner_text()
+    assert "running" in row.text_content()
+    assert "queued" in page.locator('tr[data-action="9002"]').text_content()
+    assert "AMS-NODE1" in row.text_content()
     state = page.locator('[data-step-state="prerequisites"]')
-    assert state.inner_text() == "in progress"
+    assert state.text_content() == "in progress"
     with app.app_context():
-        publish(deployment_id, "node.finished", {"status": "failed", "message": "SQL unreachable"},
-                step_key=STEP, node="AMS-NODE1", node_action_id=9001)
-    page.wait_for_function("document.querySelector('tr[data-action=\"9001\"]').innerText"
-                           ".includes('SQL unreachable')")
-    assert "failed" in row.inner_text()
+        publish(
+            deployment_id,
+            "node.finished",
+            {"status": "failed", "message": "SQL unreachable"},
+            step_key=STEP,
+            node="AMS-NODE1",
+            node_action_id=9001,
+        )
+    page.wait_for_function(
+        "document.querySelector('tr[data-action=\"9001\"]').innerText.includes('SQL unreachable')"
+    )
+    assert "failed" in row.text_content()
 
 
 def test_finished_step_reloads_the_page_once(app, signed_in, deployment_id):
@@ -169,8 +216,9 @@ def test_finished_step_reloads_the_page_once(app, signed_in, deployment_id):
     page.on("load", lambda: loads.append(page.url))
     with app.app_context():
         publish(deployment_id, "step.finished", {"status": "done"}, step_key=STEP)
-    page.wait_for_function("window.amswLive && window.amswLive.ready && "
-                           "window.amswLive.lastSeq() >= 2", timeout=15_000)
+    page.wait_for_function(
+        "window.amswLive && window.amswLive.ready && window.amswLive.lastSeq() >= 2", timeout=15_000
+    )
     page.wait_for_timeout(2500)  # a reload loop would show up as more loads here
     assert len(loads) == 1
     # An event for another step never reloads this page.
@@ -179,3 +227,108 @@ def test_finished_step_reloads_the_page_once(app, signed_in, deployment_id):
     page.wait_for_function("window.amswLive.lastSeq() >= 3")
     page.wait_for_timeout(1000)
     assert len(loads) == 1
+
+
+def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, deployment_id):
+    """A run rendered as running: rows follow node events, then step.finished + step.paused (as the
+    execution service publishes them) reload the page once, and the outcome and decision appear."""
+    from app.extensions import db
+    from app.models import Deployment, NodeAction, StepRun, utcnow
+
+    page = signed_in
+    with app.app_context():
+        run = StepRun(
+            deployment_id=deployment_id,
+            step_key=STEP,
+            attempt=1,
+            status="running",
+            started_at=utcnow(),
+        )
+        run.actions = [
+            NodeAction(node_name=f"AMS-NODE{i}", phase="detect", script="probe", status="queued")
+            for i in (1, 2)
+        ]
+        db.session.add(run)
+        db.session.commit()
+        run_id, action_ids = run.id, [a.id for a in run.actions]
+    _open_step(page, deployment_id)
+    expect_text = page.locator(".elapsed")
+    page.wait_for_function("document.querySelector('.elapsed').textContent.startsWith('elapsed')")
+    assert expect_text.text_content().startswith("elapsed")
+    loads: list[str] = []
+    page.on("load", lambda: loads.append(page.url))
+
+    with app.app_context():
+        base = {"step_key": STEP, "step_run_id": run_id}
+        publish_many(
+            deployment_id,
+            [
+                {
+                    **base,
+                    "kind": "node.started",
+                    "node": "AMS-NODE1",
+                    "node_action_id": action_ids[0],
+                    "payload": {"script": "probe", "phase": "detect"},
+                },
+                {
+                    **base,
+                    "kind": "node.finished",
+                    "node": "AMS-NODE1",
+                    "node_action_id": action_ids[0],
+                    "payload": {"status": "succeeded", "duration": 0.4},
+                },
+                {
+                    **base,
+                    "kind": "node.finished",
+                    "node": "AMS-NODE2",
+                    "node_action_id": action_ids[1],
+                    "payload": {
+                        "status": "failed",
+                        "category": "unreachable",
+                        "message": "No route to host",
+                        "remediation": "Open TCP 5985.",
+                    },
+                },
+            ],
+        )
+    page.wait_for_function(
+        f"document.querySelector('tr[data-action=\"{action_ids[1]}\"]').textContent"
+        ".includes('No route to host')"
+    )
+    assert not loads
+
+    with app.app_context():
+        row = db.session.get(StepRun, run_id)
+        row.status, row.finished_at = "failed", utcnow()
+        row.outcome = {
+            "summary": "AMS-NODE2 could not be reached.",
+            "failed_nodes": ["AMS-NODE2"],
+            "checks": [],
+        }
+        db.session.get(Deployment, deployment_id).step(STEP).status = "needs_attention"
+        db.session.commit()
+        publish_many(
+            deployment_id,
+            [
+                {
+                    **base,
+                    "kind": "step.finished",
+                    "payload": {
+                        "status": "needs_attention",
+                        "summary": "AMS-NODE2 could not be reached.",
+                    },
+                },
+                {
+                    **base,
+                    "kind": "step.paused",
+                    "payload": {"reason": "AMS-NODE2 could not be reached."},
+                },
+            ],
+        )
+    page.wait_for_selector("form.decide", timeout=15_000)
+    page.wait_for_function("window.amswLive && window.amswLive.ready")
+    page.wait_for_timeout(2000)
+    assert len(loads) == 1
+    assert "AMS-NODE2 could not be reached." in page.locator(".outcome").inner_text()
+    assert page.locator('[data-step-state="prerequisites"]').text_content() == "needs attention"
+    assert page.locator(".elapsed").text_content().startswith("took")

@@ -1,5 +1,5 @@
-"""The wizard in a real browser: inputs survive a reload, bad input is refused field by field, the basics
-of accessibility hold on every screen, and every screen is photographed for review."""
+"""The wizard in a real browser: inputs survive a reload, bad input is refused field by field, the
+basics of accessibility hold on every screen, and every screen is photographed for review."""
 
 import re
 
@@ -12,7 +12,12 @@ from app.models import Deployment, DeploymentStep, NodeAction, StepRun, utcnow
 pytestmark = pytest.mark.browser
 
 STEPS = (
-    "prerequisites", "base_cluster", "quorum", "install_ams", "cluster_role", "failover_test",
+    "prerequisites",
+    "base_cluster",
+    "quorum",
+    "install_ams",
+    "cluster_role",
+    "failover_test",
     "summary",
 )
 PREREQUISITES = {
@@ -162,39 +167,76 @@ def test_every_step_screen_is_labelled_and_marks_the_current_step(signed_in, dep
 
 
 def _seed_failed_run(app, deployment_id: int) -> None:
-    """A finished attempt with node rows, checks and a pause, as the execution service records them."""
+    """A finished attempt with node rows, checks and a pause, as the service records it."""
     with app.app_context():
         deployment = db.session.get(Deployment, deployment_id)
         record = deployment.step("prerequisites")
         record.status = "needs_attention"
-        record.inputs = {"ams_version": "2.1.1069.0", "gmsa": "CORP\\svc-ams$",
-                         "sql_connection_string": "Server=sql01;Database=AMS;Integrated Security=true"}
+        record.inputs = {
+            "ams_version": "2.1.1069.0",
+            "gmsa": "CORP\\svc-ams$",
+            "sql_connection_string": "Server=sql01;Database=AMS;Integrated Security=true",
+        }
         now = utcnow()
         run = StepRun(
-            deployment_id=deployment_id, step_key="prerequisites", attempt=1, status="failed",
-            started_at=now, finished_at=now,
+            deployment_id=deployment_id,
+            step_key="prerequisites",
+            attempt=1,
+            status="failed",
+            started_at=now,
+            finished_at=now,
             outcome={
                 "summary": "2 checks failed on AMS-NODE2; fix them and run the checks again.",
                 "failed_nodes": ["AMS-NODE2"],
                 "checks": [
-                    {"title": "WinRM reachable", "node": "AMS-NODE1", "status": "pass",
-                     "evidence": "WSMan 3.0", "remediation": ""},
-                    {"title": "KDS root key usable", "node": None, "status": "warn",
-                     "evidence": "Effective in 7 h", "remediation": "Wait 10 hours after creating it."},
-                    {"title": "SQL Server reachable", "node": "AMS-NODE2", "status": "fail",
-                     "evidence": "TCP 1433: connection refused",
-                     "remediation": "Open TCP 1433 from the node to sql01."},
-                    {"title": "Edition", "node": None, "status": "info",
-                     "evidence": "Enterprise", "remediation": ""},
+                    {
+                        "title": "WinRM reachable",
+                        "node": "AMS-NODE1",
+                        "status": "pass",
+                        "evidence": "WSMan 3.0",
+                        "remediation": "",
+                    },
+                    {
+                        "title": "KDS root key usable",
+                        "node": None,
+                        "status": "warn",
+                        "evidence": "Effective in 7 h",
+                        "remediation": "Wait 10 hours after creating it.",
+                    },
+                    {
+                        "title": "SQL Server reachable",
+                        "node": "AMS-NODE2",
+                        "status": "fail",
+                        "evidence": "TCP 1433: connection refused",
+                        "remediation": "Open TCP 1433 from the node to sql01.",
+                    },
+                    {
+                        "title": "Edition",
+                        "node": None,
+                        "status": "info",
+                        "evidence": "Enterprise",
+                        "remediation": "",
+                    },
                 ],
             },
         )
         run.actions = [
-            NodeAction(node_name="AMS-NODE1", phase="detect", script="Test-AmsPrerequisites",
-                       status="succeeded", progress=100),
-            NodeAction(node_name="AMS-NODE2", phase="detect", script="Test-AmsPrerequisites",
-                       status="failed", progress=60, error_category="script_error",
-                       error_message="SQL Server sql01 refused the connection."),
+            NodeAction(
+                node_name="AMS-NODE1",
+                phase="detect",
+                script="Test-AmsPrerequisites",
+                status="succeeded",
+                progress=100,
+            ),
+            NodeAction(
+                node_name="AMS-NODE2",
+                phase="detect",
+                script="Test-AmsPrerequisites",
+                status="failed",
+                progress=60,
+                error_category="script_error",
+                error_message="SQL Server sql01 refused the connection.",
+            ),
         ]
         db.session.add(run)
         db.session.commit()
@@ -210,7 +252,12 @@ def test_run_outcome_decision_narrow_and_print_screens(app, signed_in, deploymen
     shot(page, "step-1-outcome-needs-attention")
 
     page.set_viewport_size({"width": 420, "height": 900})
-    shot(page, "step-1-narrow")
+    # Nothing pushes the page sideways on a phone; wide tables scroll inside their own box.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    shot(page, "step-1-narrow", full_page=False)
+    page.locator(".run-status").scroll_into_view_if_needed()
+    shot(page, "step-1-narrow-run", full_page=False)
+    page.evaluate("window.scrollTo(0, 0)")
     sidebar_box = page.locator(".steps").bounding_box()
     body_box = page.locator(".step-body").bounding_box()
     assert sidebar_box["y"] + sidebar_box["height"] <= body_box["y"] + 1  # sidebar above content
