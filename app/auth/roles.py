@@ -2,11 +2,26 @@
 
 ROLES = ("admin", "operator", "helpdesk", "reviewer")
 
+# view: watch deployments and read history; create: start deployments; drive: run steps of one's own
+# deployments; drive_any: drive anyone's; take_over: take the lease from the current driver; export:
+# note: add hand-over notes; export: download reports; audit: read the audit trail; manage_users: accounts and settings.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view", "drive", "create", "take_over", "manage_users", "export"}),
-    "operator": frozenset({"view", "drive", "create", "export"}),
-    "helpdesk": frozenset({"view", "drive", "take_over", "export"}),
-    "reviewer": frozenset({"view", "export"}),
+    "admin": frozenset(
+        {
+            "view",
+            "drive",
+            "drive_any",
+            "create",
+            "take_over",
+            "note",
+            "manage_users",
+            "export",
+            "audit",
+        }
+    ),
+    "operator": frozenset({"view", "drive", "create", "note", "export"}),
+    "helpdesk": frozenset({"view", "drive", "drive_any", "take_over", "note", "export"}),
+    "reviewer": frozenset({"view", "export", "audit"}),
 }
 
 

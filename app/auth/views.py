@@ -3,15 +3,20 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
+from app.audit.service import record
+from app.auth import ldap
+from app.auth.decorators import public, requires
 from app.auth.forms import LoginForm
 from app.extensions import db, login_manager
 from app.models import User, utcnow
 
 bp = Blueprint("auth", __name__)
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
+# Authenticate every request themselves with API tokens; the session cookie is never used there.
+TOKEN_BLUEPRINTS = frozenset({"api", "api-docs"})
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
@@ -27,7 +32,9 @@ def load_user(user_id: str) -> User | None:
 @bp.before_app_request
 def require_login():
     """Every page except the login page and static files needs a signed-in user."""
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in TOKEN_BLUEPRINTS:
+        return None
+    if current_user.is_authenticated:
         return None
     if request.endpoint is None:
         return None
@@ -41,22 +48,35 @@ def _safe_next(target: str | None) -> str:
     return url_for("deployments.index")
 
 
+def _authenticate(username: str, password: str) -> User | None:
+    """A local account first; the directory (when configured) for everyone else."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user and user.active and user.check_password(password):
+        return user
+    return ldap.directory_login(username, password) if ldap.enabled() else None
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data.strip()))
-        if user and user.active and user.check_password(form.password.data):
+        username = form.username.data.strip()
+        user = _authenticate(username, form.password.data)
+        if user is not None:
             user.last_login_at = utcnow()
             db.session.commit()
             login_user(user)
+            record("login.succeeded", username, {"role": user.role})
             return redirect(_safe_next(request.args.get("next")))
+        db.session.rollback()
+        record("login.failed", username[:64], actor_name=username[:64])
         flash("Unknown username or wrong password.", "error")
     return render_template("auth/login.html", form=form)
 
 
 @bp.route("/logout", methods=["POST"])
-@login_required
+@requires("view")
 def logout():
     logout_user()
     flash("You are signed out.", "info")

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -16,6 +16,7 @@ class Deployment(db.Model):
     """The aggregate root; its guide version is fixed when it starts."""
 
     __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_status_activity", "status", "last_activity_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -24,8 +25,8 @@ class Deployment(db.Model):
     guide_version: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
     current_step: Mapped[str] = mapped_column(String(64))
-    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     event_seq: Mapped[int] = mapped_column(default=0)
 

@@ -9,7 +9,15 @@ from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
-ACTION_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled", "skipped")
+ACTION_STATUSES = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "interrupted",
+    "cancelled",
+    "skipped",
+)
 
 
 class StepRun(db.Model):
@@ -49,12 +57,15 @@ class NodeAction(db.Model):
     __table_args__ = (Index("ix_node_actions_run_phase", "step_run_id", "phase"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    step_run_id: Mapped[int] = mapped_column(ForeignKey("step_runs.id", ondelete="CASCADE"), index=True)
+    step_run_id: Mapped[int] = mapped_column(
+        ForeignKey("step_runs.id", ondelete="CASCADE"), index=True
+    )
     node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"))
     node_name: Mapped[str] = mapped_column(String(15))
     phase: Mapped[str] = mapped_column(String(64))
     script: Mapped[str] = mapped_column(String(128))
     parameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    upload: Mapped[dict | None] = mapped_column(JSON)
     # Added for execution: {script parameter: vault entry name} (names only, never values), label,
     # per-action timeout, and the remediation text of the error category.
     secret_params: Mapped[dict] = mapped_column(JSON, default=dict)

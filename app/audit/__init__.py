@@ -1,0 +1,1 @@
+"""The audit trail: append records, chain them, verify the chain."""

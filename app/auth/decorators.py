@@ -1,0 +1,64 @@
+"""`@requires(permission)`: the one way a view states who may call it.
+
+Each decorated view carries `required_permissions = (for GET/HEAD, for other methods)`, which the
+route-table test reads. `drive` on a view with a `deployment_id` also needs the deployment to be the
+user's own (or `drive_any`) and, for state-changing requests, the deployment's lease (app.handover).
+"""
+
+from functools import wraps
+
+from flask import abort, request
+from flask_login import current_user
+
+from app.extensions import db, login_manager
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def may_drive(user, deployment) -> bool:
+    """Drivers drive their own deployments; helpdesk and admins drive any."""
+    if user.can("drive_any"):
+        return True
+    return user.can("drive") and deployment.created_by_id == user.id
+
+
+def _check(permission: str, deployment_id: int | None):
+    """None when allowed, else the response that refuses."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.can(permission):
+        abort(403)
+    if permission != "drive" or deployment_id is None:
+        return None
+    from app.models import Deployment
+
+    deployment = db.get_or_404(Deployment, deployment_id)
+    if not may_drive(current_user, deployment):
+        abort(403)
+    if request.method in SAFE_METHODS:
+        return None
+    from app.handover.lease import refuse_unless_driver
+
+    return refuse_unless_driver(deployment, current_user)
+
+
+def requires(permission: str, post: str | None = None):
+    """Allow the view to users whose role grants `permission` (`post` for state-changing methods)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            needed = permission if request.method in SAFE_METHODS else (post or permission)
+            refused = _check(needed, kwargs.get("deployment_id"))
+            return refused if refused is not None else view(*args, **kwargs)
+
+        wrapped.required_permissions = (permission, post or permission)
+        return wrapped
+
+    return decorate
+
+
+def public(view):
+    """Mark a view as open to anonymous users (the login page)."""
+    view.required_permissions = (None, None)
+    return view

@@ -1,0 +1,1 @@
+"""Deployment history: search, timeline, reports, exports and the dashboard."""

@@ -1,0 +1,130 @@
+"""The history list: filters that map onto indexed columns, newest first, paginated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Select, func, or_, select
+
+from app.extensions import db
+from app.models import Deployment, DeploymentStep, User
+
+PER_PAGE = 25
+STATUSES = ("draft", "in_progress", "paused", "completed", "aborted")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the history form asks for; every field optional."""
+
+    q: str = ""
+    status: str = ""
+    operator: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    ams_version: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> Filters:
+        return cls(
+            q=(args.get("q") or "").strip()[:120],
+            status=args.get("status") if args.get("status") in STATUSES else "",
+            operator=(args.get("operator") or "").strip()[:64],
+            date_from=_date(args.get("from")),
+            date_to=_date(args.get("to")),
+            ams_version=(args.get("ams_version") or "").strip()[:32],
+        )
+
+    def as_args(self) -> dict:
+        """Query-string form, for paging links and the CSV export."""
+        values = {
+            "q": self.q,
+            "status": self.status,
+            "operator": self.operator,
+            "from": self.date_from,
+            "to": self.date_to,
+            "ams_version": self.ams_version,
+        }
+        return {k: str(v) for k, v in values.items() if v}
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _step_input(step_key: str, name: str, value: str):
+    """Deployments whose saved input `name` of step `step_key` equals `value`."""
+    return select(DeploymentStep.deployment_id).where(
+        DeploymentStep.step_key == step_key, DeploymentStep.inputs[name].as_string() == value
+    )
+
+
+def _text(q: str):
+    like = f"%{q.lower()}%"
+    cluster = select(DeploymentStep.deployment_id).where(
+        DeploymentStep.step_key == "base_cluster",
+        func.lower(DeploymentStep.inputs["cluster_name"].as_string()).like(like),
+    )
+    return or_(
+        func.lower(Deployment.name).like(like),
+        func.lower(Deployment.domain_fqdn).like(like),
+        Deployment.id.in_(cluster),
+    )
+
+
+def query(filters: Filters) -> Select:
+    """SELECT deployments matching the filters (no ordering or paging)."""
+    stmt = select(Deployment)
+    if filters.status:
+        stmt = stmt.where(Deployment.status == filters.status)
+    if filters.operator:
+        user = select(User.id).where(User.username == filters.operator).scalar_subquery()
+        stmt = stmt.where(Deployment.created_by_id == user)
+    if filters.date_from:
+        stmt = stmt.where(Deployment.created_at >= datetime.combine(filters.date_from, time(), UTC))
+    if filters.date_to:
+        end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
+        stmt = stmt.where(Deployment.created_at < end)
+    if filters.ams_version:
+        stmt = stmt.where(
+            Deployment.id.in_(_step_input("prerequisites", "ams_version", filters.ams_version))
+        )
+    if filters.q:
+        stmt = stmt.where(_text(filters.q))
+    return stmt
+
+
+def page(filters: Filters, number: int, per_page: int = PER_PAGE) -> tuple[list[Deployment], int]:
+    """One page, newest first, with the total for the pager."""
+    stmt = query(filters)
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = db.session.scalars(
+        stmt.order_by(Deployment.created_at.desc(), Deployment.id.desc())
+        .limit(per_page)
+        .offset((number - 1) * per_page)
+    ).unique()
+    return list(rows), total
+
+
+def facts(deployment_ids: list[int]) -> dict[int, dict]:
+    """AMS version and cluster name of each deployment (from saved step inputs)."""
+    if not deployment_ids:
+        return {}
+    rows = db.session.execute(
+        select(DeploymentStep.deployment_id, DeploymentStep.step_key, DeploymentStep.inputs).where(
+            DeploymentStep.deployment_id.in_(deployment_ids),
+            DeploymentStep.step_key.in_(("prerequisites", "base_cluster")),
+        )
+    )
+    out: dict[int, dict] = {i: {} for i in deployment_ids}
+    for dep, key, inputs in rows:
+        inputs = inputs or {}
+        if key == "prerequisites":
+            out[dep]["ams_version"] = inputs.get("ams_version")
+        else:
+            out[dep]["cluster_name"] = inputs.get("cluster_name")
+    return out

@@ -1,0 +1,153 @@
+"""What a deployment's history page and exports show: steps, attempts, node durations, the timeline."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.extensions import db
+from app.guides import get_guide
+from app.models import Deployment, Event, NodeAction, StepRun, User
+
+# Per-line script output stays on the step page; the timeline keeps what people and steps did.
+STREAM_KINDS = (
+    "node.output",
+    "node.progress",
+    "node.information",
+    "node.verbose",
+    "node.debug",
+    "node.warning",
+    "node.error",
+)
+TIMELINE_LIMIT = 5000
+
+
+def seconds(start, end) -> float | None:
+    """Duration in seconds, or None when either end is missing."""
+    return round((end - start).total_seconds(), 1) if start and end else None
+
+
+def _action(a: NodeAction) -> dict:
+    return {
+        "node": a.node_name,
+        "phase": a.phase,
+        "script": a.script,
+        "label": a.label,
+        "status": a.status,
+        "tries": a.try_count,
+        "seconds": seconds(a.started_at, a.finished_at),
+        "error_category": a.error_category,
+        "error": a.error_message,
+    }
+
+
+def _run(r: StepRun) -> dict:
+    options = r.options or {}
+    return {
+        "id": r.id,
+        "attempt": r.attempt,
+        "status": r.status,
+        "actor": r.actor.username if r.actor else None,
+        "kind": "verification"
+        if options.get("mode") == "verify"
+        else (options.get("decision") or "run"),
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "seconds": seconds(r.started_at, r.finished_at),
+        "inputs": r.inputs or {},
+        "outcome": r.outcome or {},
+        "actions": [_action(a) for a in r.actions],
+    }
+
+
+def _runs(deployment_id: int) -> dict[str, list[dict]]:
+    rows = db.session.scalars(
+        select(StepRun)
+        .where(StepRun.deployment_id == deployment_id)
+        .options(selectinload(StepRun.actions))
+        .order_by(StepRun.step_key, StepRun.attempt)
+    )
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r.step_key, []).append(_run(r))
+    return out
+
+
+def steps(deployment: Deployment) -> list[dict]:
+    """Each step in guide order: its final status (done wins over earlier failures) and attempts."""
+    records = {s.step_key: s for s in deployment.steps}
+    runs = _runs(deployment.id)
+    out = []
+    for number, step in enumerate(get_guide(deployment.guide_key).steps, 1):
+        record = records.get(step.key)
+        attempts = runs.get(step.key, [])
+        work = [a for a in attempts if a["kind"] != "verification"]
+        status = record.status if record else "not_started"
+        out.append(
+            {
+                "key": step.key,
+                "title": step.title,
+                "number": number,
+                "status": "succeeded" if status == "done" else status,
+                "skip_reason": record.skip_reason if record else None,
+                "inputs": {
+                    k: v
+                    for k, v in ((record.inputs if record else None) or {}).items()
+                    if k not in step.secret_fields
+                },
+                "attempts": attempts,
+                "retries": max(len(work) - 1, 0),
+                "seconds": sum(a["seconds"] or 0 for a in work) or None,
+                "final": next(
+                    (a for a in reversed(work) if a["status"] == "succeeded"),
+                    work[-1] if work else None,
+                ),
+            }
+        )
+    return out
+
+
+def events(deployment_id: int) -> list[dict]:
+    """The timeline: every event except script output lines, oldest first, with who did it."""
+    rows = db.session.execute(
+        select(Event, User.username)
+        .outerjoin(User, User.id == Event.actor_id)
+        .where(Event.deployment_id == deployment_id, Event.kind.not_in(STREAM_KINDS))
+        .order_by(Event.seq)
+        .limit(TIMELINE_LIMIT)
+    )
+    return [{**event.as_dict(), "actor": name} for event, name in rows]
+
+
+def take_overs(items: list[dict]) -> list[dict]:
+    """The take-over events of a timeline."""
+    return [e for e in items if e["kind"] == "lease.taken_over"]
+
+
+def test_cluster_reports(step_rows: list[dict]) -> list[dict]:
+    """Every Test-Cluster report kept in a run's outcome, newest last."""
+    return [
+        {
+            "attempt": a["attempt"],
+            "step": s["title"],
+            **a["outcome"]["artifacts"]["test_cluster_report"],
+        }
+        for s in step_rows
+        for a in s["attempts"]
+        if (a["outcome"].get("artifacts") or {}).get("test_cluster_report")
+    ]
+
+
+def deployment_page(deployment: Deployment) -> dict:
+    """Everything the history page, the printable report and the JSON export share."""
+    step_rows = steps(deployment)
+    items = events(deployment.id)
+    return {
+        "deployment": deployment,
+        "steps": step_rows,
+        "events": items,
+        "take_overs": take_overs(items),
+        "reports": test_cluster_reports(step_rows),
+        "notes": [e for e in items if e["kind"] == "note.added"],
+        "nodes": deployment.nodes,
+    }
