@@ -1,0 +1,191 @@
+"""Rows as the plain dicts the API schemas dump. Secrets appear only as names, never values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.execution import vault
+from app.extensions import db
+from app.models import Deployment, StepRun
+from app.wizard.context import guide_for, run_view
+from app.wizard.engine import Phase, Step
+
+MASK = "********"
+
+
+def node_dict(node) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "host": node.host,
+        "port": node.port,
+        "transport": node.transport,
+        "auth": node.auth,
+        "cert_validation": node.cert_validation,
+        "excluded": node.excluded,
+        "exclude_reason": node.exclude_reason,
+    }
+
+
+def step_dict(step: Step, record) -> dict[str, Any]:
+    inputs = {k: v for k, v in (record.inputs or {}).items() if k not in step.secret_fields}
+    return {
+        "key": step.key,
+        "title": step.title,
+        "status": record.status,
+        "runnable": step.runnable,
+        "has_inputs": step.form_class is not None,
+        "inputs": inputs,
+        "secret_fields": list(step.secret_fields),
+        "skip_reason": record.skip_reason,
+        "updated_at": record.updated_at,
+    }
+
+
+def summary_dict(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.id,
+        "name": deployment.name,
+        "domain_fqdn": deployment.domain_fqdn,
+        "status": deployment.status,
+        "current_step": deployment.current_step,
+        "created_by": deployment.created_by.username if deployment.created_by else None,
+        "created_at": deployment.created_at,
+        "last_activity_at": deployment.last_activity_at,
+    }
+
+
+def deployment_dict(deployment: Deployment) -> dict[str, Any]:
+    guide = guide_for(deployment)
+    records = {s.step_key: s for s in deployment.steps}
+    return {
+        **summary_dict(deployment),
+        "guide": deployment.guide_key,
+        "guide_version": deployment.guide_version,
+        "nodes": [node_dict(n) for n in deployment.nodes],
+        "steps": [step_dict(s, records[s.key]) for s in guide.steps if s.key in records],
+        "secrets_held": sorted(vault.secret_names(deployment.id)),
+    }
+
+
+def action_dict(action) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "node": action.node_name,
+        "phase": action.phase,
+        "script": action.script,
+        "label": action.label,
+        "status": action.status,
+        "try_count": action.try_count,
+        "progress": action.progress,
+        "error_category": action.error_category,
+        "error_message": action.error_message,
+        "remediation": action.remediation,
+        "result": action.result,
+        "started_at": action.started_at,
+        "finished_at": action.finished_at,
+    }
+
+
+def run_dict(run: StepRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "step": run.step_key,
+        "attempt": run.attempt,
+        "status": run.status,
+        "phase": run.phase,
+        "actor": run.actor.username if run.actor else None,
+        "options": dict(run.options or {}),
+        "outcome": run.outcome,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "actions": [action_dict(a) for a in run.actions],
+    }
+
+
+def runs_of(deployment_id: int) -> list[StepRun]:
+    """Every attempt of every step, oldest first."""
+    return list(
+        db.session.scalars(
+            select(StepRun).where(StepRun.deployment_id == deployment_id).order_by(StepRun.id)
+        )
+    )
+
+
+def status_dict(deployment: Deployment) -> dict[str, Any]:
+    guide = guide_for(deployment)
+    runs = runs_of(deployment.id)
+    active = next((r for r in runs if r.status in ("queued", "running")), None)
+    records = {s.step_key: s for s in deployment.steps}
+    steps = [
+        {
+            "key": s.key,
+            "title": s.title,
+            "status": records[s.key].status,
+            "skip_reason": records[s.key].skip_reason,
+            "runs": [run_dict(r) for r in reversed(runs) if r.step_key == s.key],
+        }
+        for s in guide.steps
+        if s.key in records
+    ]
+    return {
+        "id": deployment.id,
+        "status": deployment.status,
+        "current_step": deployment.current_step,
+        "active_run": run_dict(active) if active else None,
+        "nodes": [node_dict(n) for n in deployment.nodes],
+        "steps": steps,
+        "last_event_seq": deployment.event_seq,
+    }
+
+
+def _held_values(deployment_id: int) -> set[str]:
+    try:
+        _, secrets = vault.load_secrets(deployment_id)
+    except vault.VaultEmpty:
+        return set()
+    return {v for v in secrets.values() if isinstance(v, str) and v}
+
+
+def _masked(value: Any, held: set[str]) -> Any:
+    if isinstance(value, str):
+        return MASK if value in held else value
+    if isinstance(value, list):
+        return [_masked(v, held) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v, held) for k, v in value.items()}
+    return value
+
+
+def phase_dict(phase: Phase, held: set[str]) -> dict[str, Any]:
+    return {
+        "name": phase.name,
+        "title": phase.title,
+        "changes_state": phase.changes_state,
+        "actions": [
+            {
+                "node": a.node,
+                "script": a.script,
+                "label": a.label or None,
+                "parameters": _masked(dict(a.params), held),
+                "secret_parameters": {p: f"{MASK} ({entry})" for p, entry in a.secrets.items()},
+            }
+            for a in phase.actions
+        ],
+    }
+
+
+def plan_dict(deployment: Deployment, step: Step) -> dict[str, Any]:
+    """The plan preview of a step with the saved inputs; secret values masked."""
+    phases: list[Phase] = []
+    if step.runnable:
+        phases = step.preview(run_view(deployment, step.key, vault.secret_names(deployment.id)))
+    held = _held_values(deployment.id)
+    return {
+        "deployment_id": deployment.id,
+        "step": step.key,
+        "runnable": step.runnable,
+        "phases": [phase_dict(p, held) for p in phases],
+    }

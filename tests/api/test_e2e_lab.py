@@ -1,0 +1,180 @@
+"""Installs on three lab nodes driven only through the JSON API, with the real Celery worker.
+
+Happy path: every step from the prerequisites to the failover test. A fault: the domain loses its KDS
+root key, the prerequisites pause, the fault is cleared in the lab and the pause is answered with
+`retry` through the API.
+"""
+
+import time
+
+import pytest
+
+from app.api.tokens import create_token
+from app.extensions import db
+from app.lab import scenarios
+from app.lab.handlers.ams import apply_configuration_tool
+from app.lab.server import LabServer
+from app.lab.store import LabStore
+from app.models import User
+from tests.execution.harness import (  # noqa: F401 - fixtures
+    LAB_PASSWORD,
+    LAB_USER,
+    exec_app,
+    exec_ctx,
+    exec_db_url,
+    worker,
+)
+
+pytestmark = pytest.mark.slow
+NODES = ["AMS1", "AMS2", "AMS3"]
+STEPS = ("prerequisites", "base_cluster", "quorum", "install_ams", "cluster_role", "failover_test")
+
+
+@pytest.fixture
+def world(tmp_path):
+    """The lab's default scenario on three nodes, served on loopback."""
+    store = LabStore(tmp_path / "lab" / "state.json")
+    store.replace(scenarios.load_scenario("default", NODES))
+    server = LabServer(store, NODES, 0, LAB_USER, LAB_PASSWORD).start()
+    yield store, server
+    server.stop()
+
+
+@pytest.fixture
+def lab_api(exec_ctx, worker):  # noqa: F811 - fixtures imported from the harness
+    """A test client on the worker's database, with an admin token."""
+    user = User(username="api-e2e", role="admin")
+    user.set_password("not-used-here")
+    db.session.add(user)
+    db.session.commit()
+    _, token = create_token(user, "e2e")
+    client = exec_ctx.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def call(method: str, path: str, body=None, expect: int | tuple = 200):
+        response = client.open(f"/api/v1{path}", method=method, json=body, headers=headers)
+        allowed = expect if isinstance(expect, tuple) else (expect,)
+        assert response.status_code in allowed, (method, path, response.get_json())
+        db.session.remove()
+        return response.get_json()
+
+    return call
+
+
+def inputs_for(store: LabStore) -> dict:
+    hints = store.read()["suggested_inputs"]
+    return {
+        "prerequisites": {k: hints[k] for k in ("ams_version", "gmsa", "sql_connection_string")}
+        | {"license_key": "LAB-LICENSE-" + "7" * 20},
+        "base_cluster": {
+            "cluster_name": hints["cluster_name"],
+            "cluster_address": hints["cluster_address"],
+        },
+        "quorum": {"witness_type": "file_share", "share_path": hints["share_path"]},
+        "install_ams": {
+            "install_mode": "manual",
+            "certificate_thumbprint": hints["certificate_thumbprint"],
+        },
+        "cluster_role": {
+            "access_point_name": hints["access_point_name"],
+            "access_point_address": hints["access_point_address"],
+        },
+        "failover_test": {"move_timeout": 60},
+    }
+
+
+def install_by_hand(store: LabStore) -> None:
+    """What the operator does on each node for a manual install: installer, configuration tool."""
+    with store.transaction() as state:
+        hints = state["suggested_inputs"]
+        for name, node in state["nodes"].items():
+            scenarios.install_ams(
+                node, hints["ams_version"], hints["gmsa"], hints["sql_connection_string"]
+            )
+            apply_configuration_tool(
+                node, hints["certificate_thumbprint"], 443, "LICENSE" if name == NODES[0] else None
+            )
+
+
+def create(call, store: LabStore, server: LabServer) -> int:
+    nodes = [
+        {"name": n, "host": "127.0.0.1", "port": server.ports[n], "auth": "ntlm"} for n in NODES
+    ]
+    domain = store.read()["domain"]["fqdn"]
+    body = {"name": "API e2e", "domain_fqdn": domain, "nodes": nodes}
+    return call("POST", "/deployments", body, expect=201)["id"]
+
+
+def run_step(call, deployment_id: int, step: str, timeout: float = 120) -> dict:
+    credentials = {"username": LAB_USER, "password": LAB_PASSWORD}
+    call("POST", f"/deployments/{deployment_id}/steps/{step}/run", credentials, expect=202)
+    return wait_settled(call, deployment_id, step, timeout)
+
+
+def wait_settled(call, deployment_id: int, step: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = call("GET", f"/deployments/{deployment_id}/status")
+        current = next(s for s in status["steps"] if s["key"] == step)
+        if status["active_run"] is None and current["status"] in ("done", "needs_attention"):
+            return current
+        time.sleep(0.3)
+    pytest.fail(f"{step} did not settle in {timeout} s")
+
+
+def test_install_on_three_nodes_through_the_api(world, lab_api):
+    store, server = world
+    call = lab_api
+    deployment_id = create(call, store, server)
+    for step, body in inputs_for(store).items():
+        call("PUT", f"/deployments/{deployment_id}/steps/{step}/inputs", body)
+
+    for step in STEPS:
+        if step == "install_ams":
+            install_by_hand(store)
+        settled = run_step(call, deployment_id, step)
+        outcome = settled["runs"][0]["outcome"] or {}
+        assert settled["status"] == "done", (step, outcome.get("summary"))
+        assert {a["node"] for a in settled["runs"][0]["actions"]} <= set(NODES)
+
+    deployment = call("GET", f"/deployments/{deployment_id}")
+    assert deployment["status"] == "completed"
+    assert deployment["secrets_held"] == []  # the vault is wiped when the deployment completes
+    page = call("GET", f"/deployments/{deployment_id}/events?after=0&limit=1000")
+    seqs = [e["seq"] for e in page["events"]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    export = call("GET", f"/deployments/{deployment_id}/export")
+    assert LAB_PASSWORD not in str(page) and LAB_PASSWORD not in str(export)
+
+
+def test_prerequisites_on_three_nodes_then_a_fault_answered_with_retry(world, lab_api):
+    store, server = world
+    call = lab_api
+    happy = create(call, store, server)
+    prereqs = inputs_for(store)["prerequisites"]
+    call("PUT", f"/deployments/{happy}/steps/prerequisites/inputs", prereqs)
+    settled = run_step(call, happy, "prerequisites")
+    assert settled["status"] == "done", settled["runs"][0]["outcome"]["summary"]
+    assert {a["node"] for a in settled["runs"][0]["actions"]} == set(NODES)
+
+    with store.transaction() as state:
+        scenarios.apply_fault(state, "kds_missing")
+    second = create(call, store, server)
+    call("PUT", f"/deployments/{second}/steps/prerequisites/inputs", prereqs)
+    paused = run_step(call, second, "prerequisites")
+    assert paused["status"] == "needs_attention"
+    assert "KDS" in str(paused["runs"][0]["outcome"]["checks"])
+    events = call("GET", f"/deployments/{second}/events?after=0&limit=1000")["events"]
+    assert any(e["kind"] == "step.paused" for e in events)
+
+    with store.transaction() as state:
+        scenarios.clear_faults(state)
+    answer = call(
+        "POST", f"/deployments/{second}/steps/prerequisites/decision", {"decision": "retry"}, 202
+    )
+    assert answer["run"]["attempt"] == 2
+    retried = wait_settled(call, second, "prerequisites")
+    assert retried["status"] == "done"
+    assert [r["attempt"] for r in retried["runs"]] == [2, 1]
+    password_free = call("GET", f"/deployments/{second}/status")
+    assert LAB_PASSWORD not in str(password_free)
