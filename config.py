@@ -75,6 +75,26 @@ class Config:
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    # Hand-over, history, notices and directory sign-in (issue 6).
+    LEASE_SECONDS = int(os.environ.get("LEASE_SECONDS", "120"))
+    NEEDS_ATTENTION_IDLE_MINUTES = int(os.environ.get("NEEDS_ATTENTION_IDLE_MINUTES", "120"))
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "")
+    NOTIFY_WEBHOOK_URL = os.environ.get("NOTIFY_WEBHOOK_URL", "")
+    NOTIFY_SMTP_HOST = os.environ.get("NOTIFY_SMTP_HOST", "")
+    NOTIFY_SMTP_PORT = int(os.environ.get("NOTIFY_SMTP_PORT", "25"))
+    NOTIFY_SMTP_STARTTLS = _bool("NOTIFY_SMTP_STARTTLS", False)
+    NOTIFY_SMTP_USER = os.environ.get("NOTIFY_SMTP_USER", "")
+    NOTIFY_SMTP_PASSWORD = os.environ.get("NOTIFY_SMTP_PASSWORD", "")
+    NOTIFY_SMTP_FROM = os.environ.get("NOTIFY_SMTP_FROM", "ams-wizard@localhost")
+    NOTIFY_SMTP_TO = os.environ.get("NOTIFY_SMTP_TO", "")
+    NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_TIMEOUT_SECONDS", "5"))
+    LDAP_URL = os.environ.get("LDAP_URL", "")
+    LDAP_BIND_DN = os.environ.get("LDAP_BIND_DN", "")
+    LDAP_BIND_PASSWORD = os.environ.get("LDAP_BIND_PASSWORD", "")
+    LDAP_USER_BASE = os.environ.get("LDAP_USER_BASE", "")
+    LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "(uid={username})")
+    LDAP_GROUP_ROLE_MAP = os.environ.get("LDAP_GROUP_ROLE_MAP", "")
+    LDAP_TIMEOUT_SECONDS = int(os.environ.get("LDAP_TIMEOUT_SECONDS", "5"))
     LAB_ENABLED = _bool("LAB_ENABLED", True)
     LAB_BASE_PORT = int(os.environ.get("LAB_BASE_PORT", "55985"))
 
@@ -83,5 +103,5 @@ class TestConfig(Config):
     """Overrides for the test suite; the database and broker still follow the environment."""
 
     TESTING = True
-    SECRET_KEY = "test-secret-key"
+    SECRET_KEY = "test-secret-key"  # noqa: S105 - tests only
     CREDENTIAL_KEY = "NpHwqf1PzpqqZfw2GWUUYFUWeWjxHamlfum7KxU6UnU="

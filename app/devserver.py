@@ -18,13 +18,34 @@ def _commands(lab_password: str) -> dict[str, list[str]]:
     return {
         "web": [*flask, "run", "--host", "127.0.0.1", "--port", str(WEB_PORT), "--with-threads"],
         "worker": [
-            sys.executable, "-m", "celery", "-A", "app.execution.worker", "worker", "-B",
-            "-P", "threads", "-c", "8", "--loglevel", "INFO",
-            "-s", str(Config.INSTANCE_DIR / "celerybeat-schedule"),
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "app.execution.worker",
+            "worker",
+            "-B",
+            "-P",
+            "threads",
+            "-c",
+            "8",
+            "--loglevel",
+            "INFO",
+            "-s",
+            str(Config.INSTANCE_DIR / "celerybeat-schedule"),
         ],
         "lab": [
-            *flask, "lab", "serve", "--nodes", str(LAB_NODES), "--port", str(Config.LAB_BASE_PORT),
-            "--username", "labadmin", "--password", lab_password,
+            *flask,
+            "lab",
+            "serve",
+            "--nodes",
+            str(LAB_NODES),
+            "--port",
+            str(Config.LAB_BASE_PORT),
+            "--username",
+            "labadmin",
+            "--password",
+            lab_password,
         ],
     }
 
@@ -41,8 +62,13 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
             proc.kill()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     """Start everything, print where to go, and stop everything on Ctrl-C or if one part dies."""
+    signal.signal(signal.SIGTERM, _interrupt)
     lab_password = os.environ.get("LAB_PASSWORD") or secrets.token_urlsafe(10)
     env = os.environ | {"FLASK_APP": "app:create_app", "PYTHONUNBUFFERED": "1"}
     processes = {

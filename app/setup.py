@@ -3,7 +3,12 @@
 from pathlib import Path
 
 from flask import Flask, render_template
+from sqlalchemy import event
 
+from app.api import register_api
+from app.api.errors import is_api_request, json_error
+from app.audit.cli import audit_cli
+from app.audit.hooks import register_audit
 from app.auth.cli import users_cli
 from app.auth.views import bp as auth_bp
 from app.commands import setup_command
@@ -11,13 +16,27 @@ from app.deployments.views import bp as deployments_bp
 from app.events.views import bp as events_bp
 from app.execution.celery_app import celery_init_app
 from app.extensions import csrf, db, login_manager, migrate
+from app.handover.views import bp as handover_bp
+from app.history.views import bp as history_bp
 from app.lab.cli import lab_cli
 from app.wizard.views import bp as wizard_bp
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL and a busy timeout let the web app and the worker share one SQLite file."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions from app.extensions."""
     db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
@@ -26,8 +45,10 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Every feature blueprint; each owns its views and forms."""
-    for blueprint in (auth_bp, deployments_bp, wizard_bp, events_bp):
+    for blueprint in (auth_bp, deployments_bp, wizard_bp, events_bp, handover_bp, history_bp):
         app.register_blueprint(blueprint)
+    register_audit(app)
+    register_api(app)
 
 
 def register_commands(app: Flask) -> None:
@@ -35,12 +56,15 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(lab_cli)
+    app.cli.add_command(audit_cli)
 
 
 def register_errorhandlers(app: Flask) -> None:
     """Friendly pages for the errors a user can meet."""
 
     def render_error(error):
+        if is_api_request():
+            return json_error(error)
         code = getattr(error, "code", 500)
         return render_template("error.html", code=code, error=error), code
 

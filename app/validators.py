@@ -10,9 +10,13 @@ import unicodedata
 _NETBIOS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$")
 _FQDN_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _HOST_LABEL_RE = _FQDN_LABEL_RE
-_GMSA_RE = re.compile(r"^(?P<domain>[A-Za-z0-9][A-Za-z0-9.-]{0,254})\\(?P<name>[A-Za-z0-9_.-]{1,15})\$$")
+_GMSA_RE = re.compile(
+    r"^(?P<domain>[A-Za-z0-9][A-Za-z0-9.-]{0,254})\\(?P<name>[A-Za-z0-9_.-]{1,15})\$$"
+)
 _VERSION_RE = re.compile(r"^(\d{1,5})\.(\d{1,5})\.(\d{1,6})(?:\.(\d{1,6}))?$")
-_UNC_RE = re.compile(r"^\\\\(?P<server>[A-Za-z0-9][A-Za-z0-9.-]{0,254})\\(?P<share>[^\\/:*?\"<>|]{1,80})(?:\\[^\\/:*?\"<>|]{1,255})*$")
+_UNC_RE = re.compile(
+    r"^\\\\(?P<server>[A-Za-z0-9][A-Za-z0-9.-]{0,254})\\(?P<share>[^\\/:*?\"<>|]{1,80})(?:\\[^\\/:*?\"<>|]{1,255})*$"
+)
 MAX_TEXT = 4096
 
 
@@ -75,7 +79,9 @@ def domain_fqdn(value: str) -> str:
     _ascii(value, "Domain")
     labels = value.split(".")
     if len(labels) < 2:
-        raise ValueError(f"Domain '{value}' must be a fully qualified name such as corp.example.com.")
+        raise ValueError(
+            f"Domain '{value}' must be a fully qualified name such as corp.example.com."
+        )
     for label in labels:
         if not _FQDN_LABEL_RE.match(label):
             raise ValueError(f"Domain label '{label}' is not a valid DNS label.")
@@ -119,7 +125,9 @@ def static_address(value: str, taken: set[str] | None = None, what: str = "Addre
     except ValueError:
         raise ValueError(f"{what} '{value}' is not a valid IPv4 or IPv6 address.") from None
     if address.is_multicast or address.is_unspecified or address.is_loopback:
-        raise ValueError(f"{what} {address} cannot be a multicast, loopback or unspecified address.")
+        raise ValueError(
+            f"{what} {address} cannot be a multicast, loopback or unspecified address."
+        )
     if str(address) in (taken or set()):
         raise ValueError(f"{what} {address} is already used by a node; choose a free address.")
     return str(address)
@@ -182,7 +190,9 @@ def sql_connection_string(value: str) -> str:
         raise ValueError("Connection string has no Server (or Data Source).")
     lowered = server.lower().removeprefix("tcp:")
     if lowered.startswith("(localdb)"):
-        raise ValueError("LocalDB is a per-user local engine; every cluster node needs a shared SQL Server.")
+        raise ValueError(
+            "LocalDB is a per-user local engine; every cluster node needs a shared SQL Server."
+        )
     instance = lowered.split("\\", 1)[1] if "\\" in lowered else ""
     host = lowered.split("\\", 1)[0].split(",", 1)[0]
     if instance == "sqlexpress" or "express" in instance:
@@ -192,7 +202,9 @@ def sql_connection_string(value: str) -> str:
             "This is the installer's local Express instance (.\\AMS); it exists on one node only."
         )
     if host in {".", "localhost", "(local)", "127.0.0.1", "::1"}:
-        raise ValueError("A local server name points each node at itself; use the SQL server's name.")
+        raise ValueError(
+            "A local server name points each node at itself; use the SQL server's name."
+        )
     if "password" in known:
         raise ValueError(
             "Remove the password: the service connects with its own Windows account "
@@ -216,7 +228,9 @@ def ams_version(value: str) -> str:
     value = _printable((value or "").strip(), "Version", 40)
     match = _VERSION_RE.match(value)
     if not match:
-        raise ValueError(f"Version '{value}' must look like Major.Minor.Build[.Revision], e.g. 2.1.1069.0.")
+        raise ValueError(
+            f"Version '{value}' must look like Major.Minor.Build[.Revision], e.g. 2.1.1069.0."
+        )
     parts = [int(p) for p in match.groups(default="0")]
     return ".".join(str(p) for p in parts)
 

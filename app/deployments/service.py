@@ -47,7 +47,8 @@ def nodes_locked(deployment: Deployment) -> str | None:
     """Why the node list can no longer change (remote changes have started), or None."""
     first = deployment.steps[0].step_key if deployment.steps else None
     started = [
-        s for s in deployment.steps
+        s
+        for s in deployment.steps
         if s.step_key != first and s.status in {"in_progress", "done", "needs_attention"}
     ]
     if started:

@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.auth.decorators import requires
 from app.deployments.forms import MAX_NODES, DeploymentForm
 from app.deployments.service import (
     create_deployment,
@@ -28,6 +29,7 @@ def _grow(form: DeploymentForm) -> bool:
 
 
 @bp.route("/")
+@requires("view")
 def index():
     page = max(request.args.get("page", 1, type=int), 1)
     rows, total = list_deployments(page)
@@ -35,6 +37,7 @@ def index():
 
 
 @bp.route("/deployments/new", methods=["GET", "POST"])
+@requires("create")
 def create():
     if not current_user.can("create"):
         abort(403)
@@ -47,6 +50,7 @@ def create():
 
 
 @bp.route("/deployments/<int:deployment_id>/edit", methods=["GET", "POST"])
+@requires("drive")
 def edit(deployment_id: int):
     deployment = db.get_or_404(Deployment, deployment_id)
     if not current_user.can("drive"):
@@ -59,6 +63,4 @@ def edit(deployment_id: int):
         update_deployment(deployment, form.data, current_user)
         flash("Deployment saved.", "success")
         return redirect(url_for("wizard.resume", deployment_id=deployment.id))
-    return render_template(
-        "deployments/form.html", form=form, deployment=deployment, locked=locked
-    )
+    return render_template("deployments/form.html", form=form, deployment=deployment, locked=locked)
