@@ -38,6 +38,7 @@ def _celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
             "data_folder_in": str(queue_dir / "queue"),
             "data_folder_out": str(queue_dir / "queue"),
             "processed_folder": str(queue_dir / "processed"),
+            "control_folder": str(queue_dir / "control"),
             "store_processed": False,
         },
     }

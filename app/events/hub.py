@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import redis
 from flask import Flask, current_app
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from app.models import Deployment, Event
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.05  # without Redis: how often the poller reads deployments.event_seq
 TAIL_SIZE = 2000
 REFRESH_SECONDS = 5.0
 PATTERN = "amsw:deployment:*"
@@ -123,8 +124,6 @@ class Hub:
         self._stop.set()
 
     def _listen_redis(self) -> None:
-        import redis
-
         while not self._stop.is_set():
             try:
                 client = redis.Redis.from_url(self.app.config["REDIS_URL"])
@@ -153,7 +152,8 @@ class Hub:
     def _poll_db(self) -> None:
         seen: dict[int, int] = {}
         self._ready.set()
-        while not self._stop.wait(POLL_SECONDS):
+        interval = float(self.app.config.get("SSE_POLL_SECONDS", POLL_SECONDS))
+        while not self._stop.wait(interval):
             with self.cond:
                 ids = list(self._watched)
             if not ids:

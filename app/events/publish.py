@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import Any
 
+import redis
 from flask import current_app
 from sqlalchemy import update
 
@@ -38,8 +39,6 @@ def redis_client(url: str | None = None):
     with _redis_lock:
         client = _redis_clients.get(url)
         if client is None:
-            import redis
-
             client = _redis_clients[url] = redis.Redis.from_url(url, health_check_interval=30)
         return client
 

@@ -22,11 +22,12 @@ from sqlalchemy import select, update
 from app.events.publish import publish_many
 from app.extensions import db
 from app.models import Node, NodeAction, StepRun, utcnow
-from app.remote.runner import Connection, NodeSession, SessionCache
+from app.remote.runner import Connection
+from app.remote.sessions import SessionCache
 
 log = logging.getLogger(__name__)
 
-SESSIONS = SessionCache(idle_seconds=60.0)
+SESSIONS = SessionCache(idle_seconds=60.0)  # open pools of this worker process, by connection
 STREAM_KINDS = {
     "output": "node.output",
     "progress": "node.progress",
@@ -45,8 +46,10 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:255]
 
 
-def claim(action_id: int) -> bool:
-    """queued -> running for this caller only; a redelivered task finds nothing to claim."""
+def claim(action_id: int, *, commit: bool = True) -> bool:
+    """queued -> running for this caller only; a redelivered task finds nothing to claim.
+
+    With commit=False the caller commits (with its node.started event) and holds the row until then."""
     now = utcnow()
     claimed = db.session.execute(
         update(NodeAction)
@@ -59,7 +62,8 @@ def claim(action_id: int) -> bool:
             try_count=NodeAction.try_count + 1,
         )
     ).rowcount
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return claimed == 1
 
 
@@ -75,11 +79,6 @@ def connection_for(node: Node, username: str, password: str | None, timeout: flo
         password=password,
         read_timeout=max(30, int(min(timeout, 120))),
     )
-
-
-def default_runner_factory(conn: Connection, key: tuple) -> NodeSession:
-    """One pooled session per (step run, node) in this worker process."""
-    return SESSIONS.get(key, conn)
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
@@ -200,21 +199,16 @@ class EventPump:
     """Publishes stream records from a queue in batches; `put` is the runner's on_record callback."""
 
     def __init__(
-        self, app: Flask, action: NodeAction, deployment_id: int, secrets: list[str]
+        self, app: Flask, action_id: int, deployment_id: int, base: dict, secrets: list[str]
     ) -> None:
         self.app = app
         self.deployment_id = deployment_id
         self.secrets = [s for s in secrets if s]
-        self.base = {
-            "step_key": action.step_run.step_key,
-            "node": action.node_name,
-            "step_run_id": action.step_run_id,
-            "node_action_id": action.id,
-        }
-        self.action_id = action.id
+        self.base = base
+        self.action_id = action_id
         self._queue: queue.Queue = queue.Queue()
         self._last_progress: tuple | None = None
-        self._thread = threading.Thread(target=self._loop, name=f"events-{action.id}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"events-{action_id}", daemon=True)
 
     def __enter__(self) -> EventPump:
         self._thread.start()

@@ -11,6 +11,9 @@ from celery.signals import (
 )
 from flask import Flask
 
+from app.execution.actions import SESSIONS, install_log_redaction
+from app.execution.broker import TRANSPORT
+
 REAP_TASK = "app.execution.tasks.reap"
 
 
@@ -22,47 +25,43 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    settings = dict(app.config.get("CELERY", {}))
-    transport = dict(settings.get("broker_transport_options") or {})
-    if str(settings.get("broker_url", "")).startswith("filesystem"):
-        transport.setdefault("polling_interval", app.config.get("BROKER_POLL_SECONDS", 0.05))
-        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
-            if key in transport:
-                _makedirs(transport[key])
-    if os.environ.get("AMSW_BROKER_KEEP_PROCESSED") and "processed_folder" in transport:
-        transport["store_processed"] = (
-            True  # debugging/tests: keep consumed messages for inspection
-        )
-    settings["broker_transport_options"] = transport
-    if queue := os.environ.get("AMSW_CELERY_QUEUE") or app.config.get("CELERY_QUEUE"):
-        settings["task_default_queue"] = queue
-    settings.setdefault(
-        "beat_schedule",
-        {
-            "reap": {
-                "task": REAP_TASK,
-                "schedule": float(app.config.get("REAPER_INTERVAL_SECONDS", 15)),
-            },
-        },
-    )
-    settings.setdefault("include", ["app.execution.tasks"])
     celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object(settings)
+    celery_app.config_from_object(_settings(app))
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
 
 
-def _makedirs(path: str) -> None:
-    os.makedirs(path, exist_ok=True)
+def _settings(app: Flask) -> dict:
+    """app.config['CELERY'] plus the queue, the embedded broker's options and the reaper schedule."""
+    settings = dict(app.config.get("CELERY", {}))
+    if str(settings.get("broker_url", "")).startswith("filesystem"):
+        settings["broker_transport"] = TRANSPORT
+        settings["broker_transport_options"] = _filesystem_options(app, settings)
+    if queue := app.config.get("CELERY_QUEUE") or os.environ.get("AMSW_CELERY_QUEUE"):
+        settings["task_default_queue"] = queue
+    interval = float(app.config.get("REAPER_INTERVAL_SECONDS", 15))
+    settings.setdefault("beat_schedule", {"reap": {"task": REAP_TASK, "schedule": interval}})
+    settings.setdefault("include", ["app.execution.tasks"])
+    return settings
+
+
+def _filesystem_options(app: Flask, settings: dict) -> dict:
+    """Folders created, a short polling interval (the latency of every hop), optional keeping."""
+    options = dict(settings.get("broker_transport_options") or {})
+    options.setdefault("polling_interval", app.config.get("BROKER_POLL_SECONDS", 0.01))
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if key in options:
+            os.makedirs(options[key], exist_ok=True)
+    if os.environ.get("AMSW_BROKER_KEEP_PROCESSED") and "processed_folder" in options:
+        options["store_processed"] = True  # debugging/tests: keep consumed messages for inspection
+    return options
 
 
 @worker_shutdown.connect
 @worker_process_shutdown.connect
 def _close_sessions(**_kwargs) -> None:
     """Close pooled WinRM sessions when a worker stops."""
-    from app.execution.actions import SESSIONS
-
     SESSIONS.close_all()
 
 
@@ -70,6 +69,4 @@ def _close_sessions(**_kwargs) -> None:
 @after_setup_task_logger.connect
 def _redact_logs(logger=None, **_kwargs) -> None:
     """Mask running actions' secrets in every worker log line; keep protocol dumps out of DEBUG."""
-    from app.execution.actions import install_log_redaction
-
     install_log_redaction(logger)

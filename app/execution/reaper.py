@@ -18,7 +18,12 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from app.events.publish import publish_many
-from app.execution import service
+from app.execution import vault
+from app.execution.decisions import resolve_pause
+from app.execution.dispatch import default_enqueue
+from app.execution.finishing import mark_interrupted
+from app.execution.phases import advance
+from app.execution.state import ACTIVE_RUN, pending_count
 from app.extensions import db
 from app.models import NodeAction, StepRun, utcnow
 from app.remote import errors
@@ -36,49 +41,44 @@ def reap_stale_actions() -> list[int]:
     stale = db.session.scalars(
         select(NodeAction).where(NodeAction.status == "running", NodeAction.heartbeat_at < cutoff)
     ).all()
-    reaped = []
-    for action in stale:
-        message = f"No heartbeat from {action.worker or 'its worker'} since {action.heartbeat_at:%H:%M:%S} UTC."
-        done = db.session.execute(
-            update(NodeAction)
-            .where(
-                NodeAction.id == action.id,
-                NodeAction.status == "running",
-                NodeAction.heartbeat_at < cutoff,
-            )
-            .values(
-                status="interrupted",
-                finished_at=utcnow(),
-                error_category=errors.INTERRUPTED,
-                error_message=message,
-                remediation=errors.REMEDIATION[errors.INTERRUPTED],
-            )
-        ).rowcount
-        db.session.commit()
-        if done != 1:
-            continue
-        run = db.session.get(StepRun, action.step_run_id)
-        publish_many(
-            run.deployment_id,
-            [
-                {
-                    "kind": "action.interrupted",
-                    "step_key": run.step_key,
-                    "node": action.node_name,
-                    "step_run_id": run.id,
-                    "node_action_id": action.id,
-                    "payload": {
-                        "message": message,
-                        "remediation": errors.REMEDIATION[errors.INTERRUPTED],
-                    },
-                }
-            ],
+    return [action.id for action in stale if _interrupt(action, cutoff)]
+
+
+def _interrupt(action: NodeAction, cutoff) -> bool:
+    """running -> interrupted if still stale, with its event; the run then pauses for a person."""
+    worker = action.worker or "its worker"
+    message = f"No heartbeat from {worker} since {action.heartbeat_at:%H:%M:%S} UTC."
+    remediation = errors.REMEDIATION[errors.INTERRUPTED]
+    done = db.session.execute(
+        update(NodeAction)
+        .where(
+            NodeAction.id == action.id,
+            NodeAction.status == "running",
+            NodeAction.heartbeat_at < cutoff,
         )
-        service.mark_interrupted(
-            run, f"A worker stopped while running {action.script} on {action.node_name}."
+        .values(
+            status="interrupted",
+            finished_at=utcnow(),
+            error_category=errors.INTERRUPTED,
+            error_message=message,
+            remediation=remediation,
         )
-        reaped.append(action.id)
-    return reaped
+    ).rowcount
+    db.session.commit()
+    if done != 1:
+        return False
+    run = db.session.get(StepRun, action.step_run_id)
+    event = {
+        "kind": "action.interrupted",
+        "step_key": run.step_key,
+        "node": action.node_name,
+        "step_run_id": run.id,
+        "node_action_id": action.id,
+        "payload": {"message": message, "remediation": remediation},
+    }
+    publish_many(run.deployment_id, [event])
+    mark_interrupted(run, f"A worker stopped while running {action.script} on {action.node_name}.")
+    return True
 
 
 def requeue_lost_actions(enqueue=None) -> list[int]:
@@ -90,10 +90,10 @@ def requeue_lost_actions(enqueue=None) -> list[int]:
         .where(
             NodeAction.status == "queued",
             NodeAction.created_at < cutoff,
-            StepRun.status.in_(service.ACTIVE_RUN),
+            StepRun.status.in_(ACTIVE_RUN),
         )
     ).all()
-    enqueue = enqueue or service.default_enqueue()
+    enqueue = enqueue or default_enqueue()
     for action_id in ids:
         enqueue.action(action_id)
     return list(ids)
@@ -114,16 +114,14 @@ def advance_stalled_runs(enqueue=None) -> list[int]:
     ).all()
     advanced = []
     for run in runs:
-        if service._pending_count(run.id) == 0 and (run.options or {}).get("waited") != run.phase:
-            service.advance(run.id, enqueue)
+        if pending_count(run.id) == 0 and (run.options or {}).get("waited") != run.phase:
+            advance(run.id, enqueue)
             advanced.append(run.id)
     return advanced
 
 
 def reap(enqueue=None) -> dict:
     """One sweep; returns what it did (logged by the task)."""
-    from app.execution import vault
-
     result = {
         "interrupted": reap_stale_actions(),
         "requeued": requeue_lost_actions(enqueue),
@@ -136,4 +134,4 @@ def reap(enqueue=None) -> dict:
 
 def resume(deployment_id: int, step_key: str, actor_id: int | None, enqueue=None):
     """Resume an interrupted (or failed) step: a new attempt that starts with detection."""
-    return service.resolve_pause(deployment_id, step_key, "retry", "", None, actor_id, enqueue)
+    return resolve_pause(deployment_id, step_key, "retry", "", None, actor_id, enqueue)

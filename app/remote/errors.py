@@ -46,6 +46,12 @@ REMEDIATION = {
 }
 
 TRANSIENT = frozenset({UNREACHABLE})
+SHELL_NOT_FOUND = 2150858843  # 0x8033805B: the node dropped the shell (restart, WinRM restart)
+SESSION_LOST_REMEDIATION = (
+    "The node dropped the remote session before the script reported a result (it restarted, or its "
+    "WinRM service did), so the outcome is unknown. Wait until the node answers again, then retry: "
+    "the step detects what was already done."
+)
 
 _DOUBLE_HOP_HINTS = (
     "double hop",
@@ -143,6 +149,12 @@ def _classify_fault(exc: WSManFaultError, where: str) -> RemoteError:
         return make(ACCESS_DENIED, f"Access denied{where}: {reason[:500]}")
     if exc.code == 2150858793:
         return make(TIMEOUT, f"WinRM operation timed out{where}")
+    if exc.code == SHELL_NOT_FOUND:
+        return RemoteError(
+            INTERRUPTED,
+            f"The session to the node was lost while the script ran{where}: {reason[:300]}",
+            SESSION_LOST_REMEDIATION,
+        )
     return make(SCRIPT_ERROR, f"WinRM fault {exc.code}{where}: {reason[:500]}")
 
 

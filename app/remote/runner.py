@@ -11,7 +11,8 @@ Contract:
 - Failures raise `RemoteError` (see errors.py): unreachable/auth_failed/access_denied before or during the
   run, script_error when the pipeline fails, timeout after `timeout` seconds, cancelled when `cancel_event`
   is set. Timeout and cancel call `ps.stop()` so the node stops the work.
-- `NodeSession` keeps one RunspacePool per node for a step run and reuses it for that node's actions.
+- `NodeSession` keeps one RunspacePool open and reuses it for later actions on the same node with the same
+  settings (app.remote.sessions lends them out); a reused pool whose shell the node dropped is replaced once.
 
 Kerberos limitation: the credential cache location (KRB5CCNAME) is process-global. Each Kerberos pool opening
 gets its own FILE cache in a private temp dir, set in the environment under a process-wide lock for the
@@ -38,6 +39,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pypsrp.complex_objects import ComplexObject, GenericComplexObject, PSInvocationState
+from pypsrp.exceptions import WSManFaultError
 from pypsrp.powershell import DEFAULT_CONFIGURATION_NAME, PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
@@ -52,6 +54,7 @@ TEXT_LIMIT = 8000
 Record = dict[str, Any]
 OnRecord = Callable[[Record], None]
 _KRB_LOCK = threading.Lock()
+_SALT = os.urandom(16)  # per process: identity hashes cannot be compared elsewhere
 
 
 @dataclass
@@ -84,12 +87,19 @@ class Connection:
         return "never" if (self.auth == "basic" and self.transport == "http") else "auto"
 
     @property
-    def fingerprint(self) -> str:
-        """Identity of the connection settings (a hash, so it can key caches without holding a secret)."""
-        raw = json.dumps(
-            [self.host, self.port, self.transport, self.auth, self.username, self.password]
+    def identity(self) -> tuple:
+        """What makes two connections interchangeable; the password only as a salted hash."""
+        secret = hashlib.sha256(_SALT + (self.password or "").encode()).hexdigest()
+        return (
+            self.host,
+            self.port,
+            self.transport,
+            self.auth,
+            self.username,
+            secret,
+            self.cert_validation,
+            self.configuration_name,
         )
-        return hashlib.sha256(raw.encode()).hexdigest()
 
     def wsman(self) -> WSMan:
         """A pypsrp WSMan transport for this node."""
@@ -298,6 +308,12 @@ class NodeSession:
         self._pool: RunspacePool | None = None
         self._lock = threading.Lock()
         self.last_used = time.monotonic()
+        self.runs = 0
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a pool is open (a session whose pool was discarded after an error is not)."""
+        return self._pool is not None
 
     def _open(self) -> RunspacePool:
         if self._pool is not None:
@@ -348,10 +364,14 @@ class NodeSession:
                     cancel_event,
                 )
             except RemoteError as err:
-                if err.category in (errors.TIMEOUT, errors.CANCELLED, errors.UNREACHABLE):
+                if err.category not in (errors.SCRIPT_ERROR, errors.ACCESS_DENIED):
                     self._discard()
                 raise
+            except BaseException:
+                self._discard()
+                raise
             finally:
+                self.runs += 1
                 self.last_used = time.monotonic()
 
     def _invoke(
@@ -359,18 +379,9 @@ class NodeSession:
     ) -> RunResult:
         started = time.monotonic()
         deadline = started + timeout if timeout else None
-        pool = self._open()
-        ps = PowerShell(pool)
+        ps = self._begin(vetted_text, params, secure)
         cursor = _StreamCursor()
         result = RunResult(script=name)
-        try:
-            if secure:
-                pool.exchange_keys()
-                params = {**params, **{k: TaggedValue("SS", v) for k, v in secure.items()}}
-            ps.add_script(vetted_text).add_parameters(params)
-            ps.begin_invoke()
-        except Exception as exc:  # noqa: BLE001
-            raise errors.classify(exc, host=self.conn.host) from None
         while ps.state == PSInvocationState.RUNNING:
             self._check_stop(ps, deadline, cancel_event, timeout)
             try:
@@ -382,6 +393,33 @@ class NodeSession:
             self._deliver(cursor, ps, on_record, result)
         self._deliver(cursor, ps, on_record, result)
         return self._finish(ps, result, started)
+
+    def _begin(self, vetted_text: str, params: dict, secure: dict) -> PowerShell:
+        """Start the pipeline; a reused pool the node refused (shell gone) is replaced once."""
+        reused = self._pool is not None
+        try:
+            return self._start(self._open(), vetted_text, params, secure)
+        except WSManFaultError as exc:
+            if not reused:
+                raise errors.classify(exc, host=self.conn.host) from None
+            log.info("Pool on %s was dropped by the node; opening a new one", self.conn.host)
+            self._discard()
+        except Exception as exc:  # noqa: BLE001
+            raise errors.classify(exc, host=self.conn.host) from None
+        try:
+            return self._start(self._open(), vetted_text, params, secure)
+        except Exception as exc:  # noqa: BLE001
+            raise errors.classify(exc, host=self.conn.host) from None
+
+    @staticmethod
+    def _start(pool: RunspacePool, vetted_text: str, params: dict, secure: dict) -> PowerShell:
+        ps = PowerShell(pool)
+        if secure:
+            pool.exchange_keys()
+            params = {**params, **{k: TaggedValue("SS", v) for k, v in secure.items()}}
+        ps.add_script(vetted_text).add_parameters(params)
+        ps.begin_invoke()
+        return ps
 
     def _check_stop(self, ps, deadline, cancel_event, timeout) -> None:
         if cancel_event is not None and cancel_event.is_set():
@@ -429,12 +467,6 @@ class NodeSession:
             raise errors.make(errors.CANCELLED, "The node stopped the script.")
         return result
 
-    def alive(self) -> bool:
-        """Whether the pool still answers (cheap check before reuse after idling)."""
-        return self._pool is not None and bool(
-            self._pool.is_alive() if hasattr(self._pool, "is_alive") else True
-        )
-
     def _discard(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -445,53 +477,6 @@ class NodeSession:
         """Close the pool (Delete on the node); safe to call twice."""
         with self._lock:
             self._discard()
-
-
-class SessionCache:
-    """Per-process NodeSessions keyed by (step run, node); idle ones are closed before pools go stale."""
-
-    def __init__(self, idle_seconds: float = 60.0) -> None:
-        self.idle_seconds = idle_seconds
-        self._sessions: dict[tuple, tuple[str, NodeSession]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple, conn: Connection) -> NodeSession:
-        """The session for `key`, replaced when the connection settings changed."""
-        self.expire()
-        with self._lock:
-            entry = self._sessions.get(key)
-            if entry and entry[0] == conn.fingerprint:
-                return entry[1]
-            session = NodeSession(conn)
-            self._sessions[key] = (conn.fingerprint, session)
-        if entry:
-            entry[1].close()
-        return session
-
-    def close_where(self, predicate: Callable[[tuple], bool]) -> None:
-        """Close the sessions whose key matches (e.g. every node of a finished run)."""
-        with self._lock:
-            doomed = [k for k in self._sessions if predicate(k)]
-            sessions = [self._sessions.pop(k)[1] for k in doomed]
-        for session in sessions:
-            session.close()
-
-    def expire(self) -> None:
-        """Close sessions idle for longer than idle_seconds."""
-        limit = time.monotonic() - self.idle_seconds
-        with self._lock:
-            doomed = [
-                k
-                for k, (_, s) in self._sessions.items()
-                if s.last_used < limit and not s._lock.locked()
-            ]
-            sessions = [self._sessions.pop(k)[1] for k in doomed]
-        for session in sessions:
-            session.close()
-
-    def close_all(self) -> None:
-        """Close everything (worker shutdown)."""
-        self.close_where(lambda _k: True)
 
 
 def run_script(

@@ -33,7 +33,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import db
-from app.lab.handlers import HANDLERS
+from app.lab.handlers import HANDLERS, load_handlers
 from app.models import Deployment, DeploymentStep, Node, User
 from app.remote import scripts
 from config import Config, TestConfig
@@ -81,7 +81,11 @@ def exec_app(exec_db_url):
         import redis
 
         redis.Redis.from_url(Config.REDIS_URL).ping()  # fails (not skips) when REDIS_URL is down
-    app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": exec_db_url, **SETTINGS})
+    # A queue per database: this fixture is imported by several test packages, so one session can run
+    # several workers on different databases; each must only receive its own database's tasks.
+    queue = f"{QUEUE}-{uuid.uuid5(uuid.NAMESPACE_URL, exec_db_url).hex[:6]}"
+    settings = {"SQLALCHEMY_DATABASE_URI": exec_db_url, "CELERY_QUEUE": queue, **SETTINGS}
+    app = create_app(TestConfig, settings)
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
     yield app
@@ -107,7 +111,9 @@ def observed():
 @pytest.fixture
 def lab(tmp_path, observed):
     """Three simulated nodes (NTLM with encryption, Basic) with the test handlers."""
-    saved = dict(HANDLERS)
+    saved = dict(
+        load_handlers()
+    )  # the real models too, or restoring would drop them for later tests
     server = labkit.start_lab(tmp_path, NODES, LAB_USER, LAB_PASSWORD, observed)
     yield server
     server.stop()
@@ -165,6 +171,7 @@ class Worker:
         loglevel: str = "INFO",
         queue: str = QUEUE,
         extra_env: dict | None = None,
+        beat: bool = False,
     ) -> None:
         self.log_path = log_path
         self.queue = queue
@@ -201,6 +208,8 @@ class Worker:
             "--loglevel",
             loglevel,
         ]
+        if beat:  # as `make run` starts it: the periodic reaper runs inside this worker
+            cmd += ["-B", "-s", str(log_path.parent / "celerybeat-schedule")]
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
@@ -237,7 +246,8 @@ class Worker:
 @pytest.fixture(scope="session")
 def worker(exec_app, exec_db_url, tmp_path_factory):
     """One real worker for the session (tests that kill a worker start their own)."""
-    handle = Worker(exec_db_url, tmp_path_factory.mktemp("worker") / "worker.log")
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    handle = Worker(exec_db_url, log_path, queue=exec_app.config["CELERY_QUEUE"])
     yield handle
     handle.stop()
 

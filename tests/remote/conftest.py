@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app.lab.handlers import HANDLERS
+from app.lab.handlers import HANDLERS, load_handlers
 from app.remote import scripts
 from tests.execution import labkit
 
@@ -22,7 +22,7 @@ def observed():
 
 @pytest.fixture
 def lab(tmp_path, observed):
-    saved = dict(HANDLERS)
+    saved = dict(load_handlers())  # restoring a partial registry would drop the real models
     server = labkit.start_lab(tmp_path, ["node1"], USER, PASSWORD, observed)
     yield server
     server.stop()

@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+from pypsrp.exceptions import WSManFaultError
 
 from app.remote import errors, scripts
 from app.remote.runner import Connection, NodeSession, run_script
@@ -132,3 +133,19 @@ def test_copy_file_verifies_and_reports_progress(lab, tmp_path):
     )
     assert remote.lower().endswith("blob.bin")
     assert progress[-1] == (source.stat().st_size, source.stat().st_size)
+
+
+def test_a_shell_lost_mid_script_is_an_interruption_not_a_script_error():
+    """A node that restarts mid-script answers 'shell not found': the outcome is unknown."""
+    fault = WSManFaultError(
+        errors.SHELL_NOT_FOUND,
+        "s:Receiver",
+        "The request for the Windows Remote Shell with ShellId X failed because the shell was "
+        "not found on the server.",
+        "w:InvalidSelectors",
+        None,
+    )
+    err = errors.classify(fault, host="ams1")
+    assert err.category == errors.INTERRUPTED
+    assert "Wait until the node answers again" in err.remediation
+    assert not err.transient

@@ -1,0 +1,173 @@
+"""The operator's requests on a run: cancel it, or decide on a paused step (retry, skip, abort...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.events.publish import publish, publish_many
+from app.execution import vault
+from app.execution.dispatch import Enqueue
+from app.execution.finishing import finish_cancelled, settle_deployment
+from app.execution.runs import start_step_run
+from app.execution.state import ACTIVE_RUN, StepBlocked, active_run, lock_deployment, pending_count
+from app.extensions import db
+from app.guides import get_guide
+from app.models import Deployment, DeploymentStep, NodeAction, StepRun, utcnow
+from app.remote import errors
+
+DECISIONS = ("retry", "retry_failed", "skip", "abort", "exclude")
+
+
+def cancel(run_id: int, actor_id: int | None = None, enqueue: Enqueue | None = None) -> str:
+    """Ask a run to stop: queued actions are cancelled now, running ones are stopped by their heartbeat."""
+    requested = db.session.execute(
+        update(StepRun)
+        .where(StepRun.id == run_id, StepRun.status.in_(ACTIVE_RUN))
+        .values(cancel_requested=True)
+    ).rowcount
+    if requested != 1:
+        db.session.rollback()
+        return "inactive"
+    db.session.execute(
+        update(NodeAction)
+        .where(NodeAction.step_run_id == run_id, NodeAction.status == "queued")
+        .values(
+            status="cancelled",
+            finished_at=utcnow(),
+            error_category=errors.CANCELLED,
+            error_message="Cancelled before it started.",
+        )
+    )
+    run = db.session.get(StepRun, run_id)
+    publish(
+        run.deployment_id,
+        "step.cancel_requested",
+        {},
+        step_key=run.step_key,
+        step_run_id=run.id,
+        actor_id=actor_id,
+    )
+    return finish_cancelled(run) if pending_count(run_id) == 0 else "cancelling"
+
+
+def _failed_nodes(run: StepRun) -> list[str]:
+    failed = list((run.outcome or {}).get("failed_nodes") or [])
+    failed += [
+        a.node_name for a in run.actions if a.status in ("failed", "interrupted", "cancelled")
+    ]
+    return sorted(set(failed))
+
+
+def _latest_run(deployment_id: int, step_key: str) -> StepRun | None:
+    return db.session.scalar(
+        select(StepRun)
+        .where(StepRun.deployment_id == deployment_id, StepRun.step_key == step_key)
+        .order_by(StepRun.attempt.desc())
+        .limit(1)
+    )
+
+
+def _blocked(message: str) -> StepBlocked:
+    """Roll back the request's changes and return the error to raise."""
+    db.session.rollback()
+    return StepBlocked(message)
+
+
+def resolve_pause(
+    deployment_id: int,
+    step_key: str,
+    decision: str,
+    reason: str | None,
+    nodes: list[str] | None,
+    actor_id: int | None,
+    enqueue: Enqueue | None = None,
+) -> StepRun | None:
+    """Apply the operator's decision on a paused step: retry, retry_failed, skip, abort or exclude."""
+    reason = (reason or "").strip()
+    if decision not in DECISIONS:
+        raise StepBlocked(f"Unknown decision {decision!r}.")
+    deployment = lock_deployment(deployment_id)
+    record = deployment.step(step_key)
+    if record is None:
+        raise _blocked(f"Unknown step {step_key!r}.")
+    if decision == "abort":
+        return _abort(deployment, step_key, reason, actor_id)
+    if record.status != "needs_attention":
+        raise _blocked("This step is not waiting for a decision.")
+    last = _latest_run(deployment_id, step_key)
+    if decision == "skip":
+        return _skip(deployment, record, reason, actor_id)
+    options: dict[str, Any] = {"decision": decision, "retry_of": last.id if last else None}
+    if decision == "retry_failed":
+        options["nodes"] = _retry_failed_nodes(deployment, step_key, last)
+    if decision == "exclude":
+        _exclude(deployment, step_key, nodes or [], reason, actor_id)
+    return start_step_run(deployment_id, step_key, actor_id, enqueue, options)
+
+
+def _retry_failed_nodes(deployment: Deployment, step_key: str, last: StepRun | None) -> list[str]:
+    step = get_guide(deployment.guide_key).step(step_key)
+    if not step.per_node_retry:
+        raise _blocked(f"'{step.title}' must run on every node together; choose Retry.")
+    active = {x.name for x in deployment.active_nodes}
+    failed = [n for n in (_failed_nodes(last) if last else []) if n in active]
+    if not failed:
+        raise _blocked("No node failed in the last attempt; choose Retry.")
+    return failed
+
+
+def _skip(
+    deployment: Deployment, record: DeploymentStep, reason: str, actor_id: int | None
+) -> None:
+    if not reason:
+        raise _blocked("Give a reason to skip: it is recorded with the deployment.")
+    record.status = "skipped"
+    record.skip_reason = reason
+    record.updated_by_id = actor_id
+    extra = settle_deployment(deployment, record.step_key, paused=False)
+    skipped = {
+        "kind": "step.skipped",
+        "payload": {"reason": reason},
+        "step_key": record.step_key,
+        "actor_id": actor_id,
+    }
+    publish_many(deployment.id, [skipped] + [{**e, "actor_id": actor_id} for e in extra])
+
+
+def _abort(deployment: Deployment, step_key: str, reason: str, actor_id: int | None) -> None:
+    if not reason:
+        raise _blocked("Give a reason to abort: it is recorded with the deployment.")
+    active = active_run(deployment.id)
+    deployment.status = "aborted"
+    vault.wipe(deployment.id, commit=False)
+    publish(
+        deployment.id,
+        "deployment.aborted",
+        {"reason": reason},
+        step_key=step_key,
+        actor_id=actor_id,
+    )
+    if active is not None:
+        cancel(active.id, actor_id)
+
+
+def _exclude(
+    deployment: Deployment, step_key: str, names: list[str], reason: str, actor_id: int | None
+) -> None:
+    if not reason or not names:
+        raise _blocked("Choose the nodes to exclude and give a reason.")
+    chosen = [n for n in deployment.active_nodes if n.name in set(names)]
+    if not chosen or len(chosen) == len(deployment.active_nodes):
+        raise _blocked("Exclude at least one node and keep at least one.")
+    for node in chosen:
+        node.excluded = True
+        node.exclude_reason = reason
+    publish(
+        deployment.id,
+        "nodes.excluded",
+        {"nodes": [n.name for n in chosen], "reason": reason},
+        step_key=step_key,
+        actor_id=actor_id,
+    )

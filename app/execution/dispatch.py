@@ -1,0 +1,36 @@
+"""Where follow-up work goes: Celery in production, whatever a test sets in app.extensions otherwise."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from flask import current_app
+
+
+class Enqueue(Protocol):
+    """Where follow-up work goes (Celery in production, a list or direct calls in tests)."""
+
+    def advance(self, run_id: int, countdown: float = 0) -> None: ...
+
+    def action(self, action_id: int, countdown: float = 0) -> None: ...
+
+
+class CeleryEnqueue:
+    """Send ids (never secrets) to the Celery tasks, through this Flask app's own Celery app."""
+
+    ADVANCE = "app.execution.tasks.advance_step_run"
+    ACTION = "app.execution.tasks.run_node_action"
+
+    def _send(self, name: str, arg: int, countdown: float) -> None:
+        current_app.extensions["celery"].send_task(name, (arg,), countdown=countdown or None)
+
+    def advance(self, run_id: int, countdown: float = 0) -> None:
+        self._send(self.ADVANCE, run_id, countdown)
+
+    def action(self, action_id: int, countdown: float = 0) -> None:
+        self._send(self.ACTION, action_id, countdown)
+
+
+def default_enqueue() -> Enqueue:
+    """The app's dispatcher: app.extensions['amsw_enqueue'] if a test set one, else Celery."""
+    return current_app.extensions.get("amsw_enqueue") or CeleryEnqueue()

@@ -1,0 +1,296 @@
+"""Running one node action on a worker: claim it, run its vetted script, record how it ended.
+
+An action runs only after `queued -> running` succeeded for this caller (actions.claim); it ends only from
+`running` (so the reaper or a cancel that got there first wins). Secrets never enter task arguments,
+NodeAction rows or events: actions record secret *names* and the worker reads the values from the vault
+when it runs the script, masking them in everything the script sends back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import select, update
+
+from app.events.publish import publish_many
+from app.execution import vault
+from app.execution.actions import (
+    REDACTOR,
+    SESSIONS,
+    EventPump,
+    Heartbeat,
+    claim,
+    connection_for,
+    redact,
+)
+from app.execution.dispatch import Enqueue, default_enqueue
+from app.execution.phases import after_action
+from app.execution.state import ACTIVE_RUN
+from app.extensions import db
+from app.models import Node, NodeAction, StepRun, utcnow
+from app.remote import errors
+from app.remote.runner import Connection, NodeSession, RunResult
+from app.remote.sessions import SessionCache
+
+log = logging.getLogger(__name__)
+
+RESULT_EVENT_LIMIT = 4000
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed action as plain values, so nothing holds a database transaction while it runs."""
+
+    action_id: int
+    run_id: int
+    deployment_id: int
+    step_key: str
+    node: str
+    phase: str
+    script: str
+    label: str | None
+    parameters: dict
+    upload: dict | None
+    timeout: float
+    try_count: int
+
+    @classmethod
+    def of(cls, action: NodeAction, run: StepRun) -> Job:
+        default = current_app.config.get("ACTION_TIMEOUT_SECONDS", 1800)
+        return cls(
+            action.id,
+            run.id,
+            run.deployment_id,
+            run.step_key,
+            action.node_name,
+            action.phase,
+            action.script,
+            action.label,
+            dict(action.parameters or {}),
+            action.upload,
+            action.timeout_seconds or default,
+            action.try_count,
+        )
+
+    @property
+    def base(self) -> dict[str, Any]:
+        """The fields every event of this action carries."""
+        return {
+            "step_key": self.step_key,
+            "node": self.node,
+            "step_run_id": self.run_id,
+            "node_action_id": self.action_id,
+        }
+
+    def event(self, kind: str, payload: dict) -> dict[str, Any]:
+        """An event item for publish_many."""
+        return {**self.base, "kind": kind, "payload": payload}
+
+
+def execute_action(
+    action_id: int, enqueue: Enqueue | None = None, sessions: SessionCache = SESSIONS
+) -> str:
+    """Run one queued NodeAction to a final status and, if it completed its phase, advance the run."""
+    enqueue = enqueue or default_enqueue()
+    if not claim(action_id, commit=False):
+        db.session.rollback()
+        return "not-claimed"
+    action = db.session.get(NodeAction, action_id, populate_existing=True)
+    job = Job.of(action, action.step_run)
+    if action.step_run.status not in ACTIVE_RUN or action.step_run.cancel_requested:
+        return _cancel_before_start(job, enqueue)
+    try:
+        conn, secure, masks = _prepare(action, job.timeout)
+    except (errors.RemoteError, vault.VaultEmpty) as exc:
+        return _record_failure(job, _as_remote_error(exc), 0.0, enqueue)
+    started = {"script": job.script, "label": job.label, "phase": job.phase, "try": job.try_count}
+    publish_many(job.deployment_id, [job.event("node.started", started)])  # commits the claim
+    db.session.close()  # no transaction stays open while the script runs
+    return _run(job, conn, secure, masks, enqueue, sessions)
+
+
+def _as_remote_error(exc: Exception) -> errors.RemoteError:
+    if isinstance(exc, errors.RemoteError):
+        return exc
+    return errors.make(errors.AUTH_FAILED, str(exc))
+
+
+def _cancel_before_start(job: Job, enqueue: Enqueue) -> str:
+    values = {"error_category": errors.CANCELLED, "error_message": "The run ended first."}
+    _end_action(job, "cancelled", values)
+    after_action(job.run_id, job.phase, enqueue)
+    return "cancelled"
+
+
+def _prepare(action: NodeAction, timeout: float) -> tuple[Connection, dict[str, str], list[str]]:
+    """(Connection, secure params, secret values to mask) from the node row and the vault."""
+    username, secrets = vault.load_secrets(action.step_run.deployment_id)
+    secrets = {**secrets, vault.WINRM_USERNAME: username}
+    node = db.session.get(Node, action.node_id) if action.node_id else None
+    if node is None:
+        raise errors.make(
+            errors.SCRIPT_ERROR, f"Node {action.node_name} no longer exists in the deployment."
+        )
+    missing = [entry for entry in action.secret_params.values() if entry not in secrets]
+    if missing:
+        raise errors.RemoteError(
+            errors.AUTH_FAILED,
+            f"Secret(s) {', '.join(missing)} are not held any more.",
+            "Enter the step's secret fields again, then retry.",
+        )
+    secure = {param: secrets[entry] for param, entry in (action.secret_params or {}).items()}
+    conn = connection_for(node, username, secrets.get(vault.WINRM_PASSWORD), timeout)
+    masks = [v for k, v in secrets.items() if k != vault.WINRM_USERNAME and isinstance(v, str)]
+    return conn, secure, masks
+
+
+def _run(job: Job, conn, secure, masks, enqueue: Enqueue, sessions: SessionCache) -> str:
+    """Run the script on a pooled session, then record success or failure."""
+    app = current_app._get_current_object()
+    session = sessions.checkout(conn, owner=job.deployment_id)
+    started = time.monotonic()
+    REDACTOR.hold(masks)
+    try:
+        result, failure = _run_with_watchers(app, job, session, secure, masks)
+    finally:
+        REDACTOR.release(masks)
+        sessions.checkin(session)
+    duration = time.monotonic() - started
+    if failure is not None:
+        failure.message = redact(failure.message, masks)
+        return _record_failure(job, failure, duration, enqueue)
+    return _record_success(job, redact(result.as_dict(), masks), duration, enqueue)
+
+
+def _run_with_watchers(
+    app: Flask, job: Job, session: NodeSession, secure: dict, masks: list[str]
+) -> tuple[RunResult | None, errors.RemoteError | None]:
+    """Run the script with the heartbeat/cancel watcher and the event pump around it."""
+    interval = app.config.get("HEARTBEAT_SECONDS", 5)
+    with (
+        Heartbeat(app, job.action_id, job.run_id, interval) as beat,
+        EventPump(app, job.action_id, job.deployment_id, job.base, masks) as pump,
+    ):
+        try:
+            if job.upload:
+                _upload(app, session, job.upload, pump.put)
+            params = dict(job.parameters)
+            result = session.run(
+                job.script, params, pump.put, job.timeout, beat.cancel_event, secure
+            )
+            return result, None
+        except errors.RemoteError as err:
+            return None, err
+        except Exception as exc:
+            log.exception("Action %s crashed", job.action_id)
+            return None, errors.make(
+                errors.SCRIPT_ERROR, f"Internal error: {type(exc).__name__}: {exc}"
+            )
+
+
+def _upload(app: Flask, session: NodeSession, upload: dict, on_record) -> None:
+    """Copy an installer from instance/installers/ to the node before the action's script runs."""
+    folder = Path(app.config["INSTANCE_DIR"]) / "installers"
+    source = folder / Path(upload["source"]).name
+    if not upload["source"] or not source.is_file():
+        raise errors.make(
+            errors.SCRIPT_ERROR,
+            f"Installer {upload['source']!r} is not in {folder}; place it there and retry.",
+        )
+    total_mb = source.stat().st_size / 1_048_576
+
+    def progress(sent: int, total: int) -> None:
+        percent = int(sent * 100 / total) if total else 100
+        status = f"{sent / 1_048_576:.1f} of {total_mb:.1f} MB"
+        record = {"activity": "Copy installer", "status": status, "percent": percent}
+        on_record({"stream": "progress", **record})
+
+    session.upload(str(source), upload["destination"], progress)
+    on_record({"stream": "information", "text": f"Copied {source.name} (checksum verified)."})
+
+
+def _record_success(job: Job, summary: dict, duration: float, enqueue: Enqueue) -> str:
+    data = summary["data"]
+    payload = {
+        "status": "succeeded",
+        "duration": round(duration, 3),
+        "had_errors": summary["had_errors"],
+        "data": data if len(json.dumps(data, default=str)) <= RESULT_EVENT_LIMIT else None,
+    }
+    values = {"result": summary, "progress": 100}
+    if not _end_action(job, "succeeded", values, job.event("node.finished", payload)):
+        return "superseded"
+    return after_action(job.run_id, job.phase, enqueue)
+
+
+def _end_action(
+    job: Job, status: str, values: dict[str, Any], finished: dict | None = None
+) -> bool:
+    """running -> final status, unless the reaper (or a cancel) got there first.
+
+    The node.finished event `finished` is committed in the same transaction, so no other node can close
+    the phase (phase.finished) before this node's own event is written.
+    """
+    done = db.session.execute(
+        update(NodeAction)
+        .where(NodeAction.id == job.action_id, NodeAction.status == "running")
+        .values(status=status, finished_at=utcnow(), **values)
+    ).rowcount
+    if done == 1 and finished is not None:
+        publish_many(job.deployment_id, [finished])
+    else:
+        db.session.commit()
+    return done == 1
+
+
+def _error_values(err: errors.RemoteError) -> dict[str, Any]:
+    return {
+        "error_category": err.category,
+        "error_message": err.message[:4000],
+        "remediation": err.remediation,
+    }
+
+
+def _may_retry(job: Job, err: errors.RemoteError) -> bool:
+    if not err.transient or job.try_count >= current_app.config.get("ACTION_RETRY_LIMIT", 3):
+        return False
+    cancelled = db.session.scalar(select(StepRun.cancel_requested).where(StepRun.id == job.run_id))
+    return not cancelled
+
+
+def _requeue(job: Job, err: errors.RemoteError, enqueue: Enqueue) -> bool:
+    """running -> queued with a backoff, announced by node.retrying; False if it was not running."""
+    delay = current_app.config.get("ACTION_RETRY_BACKOFF_SECONDS", 2) * (2 ** (job.try_count - 1))
+    requeued = db.session.execute(
+        update(NodeAction)
+        .where(NodeAction.id == job.action_id, NodeAction.status == "running")
+        .values(status="queued", error_category=err.category, error_message=err.message[:4000])
+    ).rowcount
+    db.session.commit()
+    if requeued != 1:
+        return False
+    payload = {
+        "category": err.category,
+        "message": err.message,
+        "delay": delay,
+        "try": job.try_count,
+    }
+    publish_many(job.deployment_id, [job.event("node.retrying", payload)])
+    enqueue.action(job.action_id, countdown=delay)
+    return True
+
+
+def _record_failure(job: Job, err: errors.RemoteError, duration: float, enqueue: Enqueue) -> str:
+    if _may_retry(job, err) and _requeue(job, err, enqueue):
+        return "retrying"
+    status = "cancelled" if err.category == errors.CANCELLED else "failed"
+    payload = {"status": status, "duration": round(duration, 3), **err.as_dict()}
+    if not _end_action(job, status, _error_values(err), job.event("node.finished", payload)):
+        return "superseded"
+    return after_action(job.run_id, job.phase, enqueue)

@@ -1,0 +1,142 @@
+"""Ending a step run: its outcome, the step's and deployment's status, and the closing events.
+
+A run ends only once: every ending is a compare-and-set on the run's still-active status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from app.events.publish import publish_many
+from app.execution import vault
+from app.execution.actions import SESSIONS
+from app.execution.state import ACTIVE_RUN
+from app.extensions import db
+from app.guides import get_guide
+from app.handover import drift
+from app.handover.notify import on_paused
+from app.models import Deployment, NodeAction, StepRun, utcnow
+from app.remote import errors
+from app.wizard.engine import Finish
+
+
+def end_run(run: StepRun, status: str) -> bool:
+    """Compare-and-set the run's final status; False when someone else already ended it."""
+    ended = db.session.execute(
+        update(StepRun)
+        .where(StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN))
+        .values(status=status, finished_at=utcnow())
+    ).rowcount
+    if ended != 1:
+        db.session.rollback()
+        return False
+    db.session.refresh(run)
+    return True
+
+
+def _next_step_key(deployment: Deployment, step_key: str) -> str:
+    _, after = get_guide(deployment.guide_key).neighbours(step_key)
+    return after.key if after is not None else step_key
+
+
+def _all_runnable_finished(deployment: Deployment) -> bool:
+    guide = get_guide(deployment.guide_key)
+    statuses = {s.step_key: s.status for s in deployment.steps}
+    return all(statuses.get(s.key) in ("done", "skipped") for s in guide.steps if s.runnable)
+
+
+def settle_deployment(deployment: Deployment, step_key: str, paused: bool) -> list[dict]:
+    """Deployment status after a step ended; returns extra events to publish."""
+    if paused:
+        deployment.status = "paused"
+        return []
+    deployment.current_step = _next_step_key(deployment, step_key)
+    if _all_runnable_finished(deployment):
+        deployment.status = "completed"
+        vault.wipe(deployment.id, commit=False)
+        return [{"kind": "deployment.completed", "payload": {}}]
+    deployment.status = "in_progress"
+    return []
+
+
+def finish(
+    run: StepRun, deployment: Deployment, outcome: Finish, before: list[dict] | None = None
+) -> str:
+    """Record the step's outcome; `before` = events to commit ahead of step.finished, atomically."""
+    if (run.options or {}).get("mode") == "verify":
+        return drift.finish(run, deployment, outcome)
+    if not end_run(run, "succeeded" if outcome.status == "done" else "failed"):
+        return "already-finished"
+    run.outcome = outcome.as_dict()
+    deployment.step(run.step_key).status = "done" if outcome.status == "done" else "needs_attention"
+    extra = settle_deployment(deployment, run.step_key, paused=outcome.status != "done")
+    base = {"step_key": run.step_key, "step_run_id": run.id}
+    items = [*(before or []), {**base, "kind": "step.finished", "payload": _payload(outcome)}]
+    if outcome.status != "done":
+        items.append({**base, "kind": "step.paused", "payload": {"reason": outcome.summary}})
+    publish_many(deployment.id, items + [{**base, **e} for e in extra])
+    release_sessions(deployment)
+    if outcome.status != "done":
+        on_paused(deployment.id, run.step_key, outcome.summary)
+    return outcome.status
+
+
+def _payload(outcome: Finish) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for check in outcome.checks:
+        counts[check.status] = counts.get(check.status, 0) + 1
+    return {
+        "status": outcome.status,
+        "summary": outcome.summary,
+        "checks": counts,
+        "failed_nodes": list(outcome.failed_nodes),
+    }
+
+
+def finish_cancelled(run: StepRun) -> str:
+    """End a cancelled run once its last action stopped; the step waits for a decision."""
+    if not end_run(run, "cancelled"):
+        return "already-finished"
+    deployment = db.session.get(Deployment, run.deployment_id)
+    run.outcome = Finish("needs_attention", "Cancelled on request.").as_dict()
+    deployment.step(run.step_key).status = "needs_attention"
+    settle_deployment(deployment, run.step_key, paused=True)
+    base = {"step_key": run.step_key, "step_run_id": run.id}
+    publish_many(
+        deployment.id,
+        [
+            {**base, "kind": "step.cancelled", "payload": {}},
+            {**base, "kind": "step.paused", "payload": {"reason": "Cancelled on request."}},
+        ],
+    )
+    return "cancelled"
+
+
+def mark_interrupted(run: StepRun, reason: str) -> bool:
+    """End a run as interrupted (reaper): the step needs a person, resume = retry."""
+    if not end_run(run, "interrupted"):
+        return False
+    deployment = db.session.get(Deployment, run.deployment_id)
+    run.outcome = Finish("needs_attention", reason).as_dict()
+    deployment.step(run.step_key).status = "needs_attention"
+    settle_deployment(deployment, run.step_key, paused=True)
+    db.session.execute(
+        update(NodeAction)
+        .where(NodeAction.step_run_id == run.id, NodeAction.status == "queued")
+        .values(status="cancelled", finished_at=utcnow(), error_category=errors.INTERRUPTED)
+    )
+    base = {"step_key": run.step_key, "step_run_id": run.id}
+    publish_many(
+        deployment.id,
+        [{**base, "kind": "step.paused", "payload": {"reason": reason, "interrupted": True}}],
+    )
+    on_paused(deployment.id, run.step_key, reason)
+    return True
+
+
+def release_sessions(deployment: Deployment) -> None:
+    """Once the deployment's credentials are wiped, close this process's pools that used them."""
+    if deployment.status in ("completed", "aborted"):
+        SESSIONS.close_owner(deployment.id)

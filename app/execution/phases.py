@@ -1,0 +1,216 @@
+"""Advancing a step run: ask the step for its next phase, start it, and hand completed phases on.
+
+- a new phase starts only if the run's `phase` is still the one the caller saw (compare-and-set);
+- a phase's completion is handed to `advance` by exactly one caller (`advanced_phase` compare-and-set).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, or_, select, update
+
+from app.events.publish import publish, publish_many
+from app.execution import vault
+from app.execution.dispatch import Enqueue, default_enqueue
+from app.execution.finishing import finish, finish_cancelled
+from app.execution.state import ACTIVE_RUN, PENDING_ACTION, pending_count
+from app.extensions import db
+from app.guides import get_guide
+from app.handover import drift
+from app.models import Deployment, Node, NodeAction, StepRun, utcnow
+from app.wizard.context import run_view
+from app.wizard.engine import ActionResult, Finish, Phase, RunView, Step
+
+log = logging.getLogger(__name__)
+
+MAX_EMPTY_PHASES = 50
+
+
+def _result(action: NodeAction) -> ActionResult:
+    data = (action.result or {}).get("data") if isinstance(action.result, dict) else None
+    return ActionResult(
+        node=action.node_name,
+        script=action.script,
+        status=action.status,
+        data=data,
+        error_category=action.error_category,
+        error_message=action.error_message,
+    )
+
+
+def _results(run_id: int) -> dict[str, dict[str, ActionResult]]:
+    """Results of this attempt's completed phases, keyed by phase then node."""
+    rows = db.session.scalars(
+        select(NodeAction).where(NodeAction.step_run_id == run_id).order_by(NodeAction.id)
+    )
+    phases: dict[str, dict[str, ActionResult]] = {}
+    pending: set[str] = set()
+    for action in rows:
+        if action.status in PENDING_ACTION:
+            pending.add(action.phase)
+        phases.setdefault(action.phase, {})[action.node_name] = _result(action)
+    return {name: results for name, results in phases.items() if name not in pending}
+
+
+def build_view(run: StepRun, deployment: Deployment) -> RunView:
+    """The RunView for `run`: saved inputs of every step, this run's snapshot, its nodes and results."""
+    view = run_view(deployment, run.step_key, vault.secret_names(deployment.id))
+    view.inputs = dict(run.inputs or {})
+    view.all_inputs[run.step_key] = dict(run.inputs or {})
+    only = (run.options or {}).get("nodes")
+    options = dict(run.options or {})
+    options["all_nodes"] = [n.name for n in view.nodes]
+    if only:
+        view.nodes = tuple(n for n in view.nodes if n.name in only)
+    view.options = options
+    view.results = _results(run.id)
+    return view
+
+
+def _decide(step: Step, view: RunView) -> Phase | Finish:
+    try:
+        if view.options.get("mode") == "verify":  # a read-only drift check (app.handover.drift)
+            return drift.decide(step, view)
+        return step.advance(view)
+    except Exception as exc:
+        log.exception("Step %s failed to decide", step.key)
+        return Finish(
+            "needs_attention",
+            f"The step could not decide what to do next: {type(exc).__name__}: {exc}",
+        )
+
+
+def advance(run_id: int, enqueue: Enqueue | None = None) -> str:
+    """Ask the step for its next phase and queue it, or record its outcome. Returns what happened."""
+    enqueue = enqueue or default_enqueue()
+    run = db.session.get(StepRun, run_id)
+    if run is None or run.status not in ACTIVE_RUN:
+        return "inactive"
+    if run.cancel_requested:
+        return finish_cancelled(run) if pending_count(run.id) == 0 else "cancelling"
+    if pending_count(run.id):
+        return "pending"
+    deployment = db.session.get(Deployment, run.deployment_id)
+    step = get_guide(deployment.guide_key).step(run.step_key)
+    view = build_view(run, deployment)
+    for _ in range(MAX_EMPTY_PHASES):
+        decision = _decide(step, view)
+        if isinstance(decision, Finish):
+            return finish(run, deployment, decision)
+        if decision.name in view.results:
+            twice = f"The step asked for phase '{decision.name}' twice."
+            return finish(run, deployment, Finish("needs_attention", twice))
+        if not decision.actions:
+            view.results[decision.name] = {}
+            continue
+        if decision.wait_before and (run.options or {}).get("waited") != decision.name:
+            return _wait(run, decision, enqueue)
+        return _start_phase(run, deployment, decision, enqueue)
+    too_many = Finish("needs_attention", "The step produced too many empty phases.")
+    return finish(run, deployment, too_many)
+
+
+def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
+    run.options = {**(run.options or {}), "waited": phase.name}
+    run.status = "running"
+    run.started_at = run.started_at or utcnow()
+    payload = {"phase": phase.name, "title": phase.title, "seconds": phase.wait_before}
+    publish(run.deployment_id, "phase.waiting", payload, step_key=run.step_key, step_run_id=run.id)
+    enqueue.advance(run.id, countdown=phase.wait_before)
+    return "waiting"
+
+
+def _claim_phase(run: StepRun, phase: Phase) -> bool:
+    """Compare-and-set the run's phase from the one this caller saw."""
+    seen = StepRun.phase.is_(None) if run.phase is None else StepRun.phase == run.phase
+    return (
+        db.session.execute(
+            update(StepRun)
+            .where(StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN), seen)
+            .values(
+                phase=phase.name,
+                status="running",
+                started_at=func.coalesce(StepRun.started_at, utcnow()),
+            )
+        ).rowcount
+        == 1
+    )
+
+
+def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: Enqueue) -> str:
+    nodes = {n.name: n for n in deployment.nodes}
+    unknown = [a.node for a in phase.actions if a.node not in nodes]
+    if unknown:
+        message = f"Phase '{phase.name}' names unknown nodes {unknown}."
+        return finish(run, deployment, Finish("needs_attention", message))
+    if not _claim_phase(run, phase):
+        db.session.rollback()
+        return "lost-race"
+    actions = [_new_action(run, nodes[a.node], phase, a) for a in phase.actions]
+    db.session.add_all(actions)
+    db.session.flush()
+    payload = {
+        "phase": phase.name,
+        "title": phase.title,
+        "changes_state": phase.changes_state,
+        "actions": [
+            {"id": a.id, "node": a.node_name, "script": a.script, "label": a.label} for a in actions
+        ],
+    }
+    publish(run.deployment_id, "phase.started", payload, step_key=run.step_key, step_run_id=run.id)
+    for action in actions:
+        enqueue.action(action.id)
+    return "phase-started"
+
+
+def _new_action(run: StepRun, node: Node, phase: Phase, action) -> NodeAction:
+    upload = action.upload and {"source": action.upload[0], "destination": action.upload[1]}
+    return NodeAction(
+        step_run_id=run.id,
+        node_id=node.id,
+        node_name=node.name,
+        phase=phase.name,
+        script=action.script,
+        parameters=dict(action.params),
+        secret_params=dict(action.secrets),
+        label=action.label or None,
+        timeout_seconds=action.timeout,
+        upload=upload or None,
+        status="queued",
+    )
+
+
+def after_action(run_id: int, phase: str, enqueue: Enqueue | None = None) -> str:
+    """Called when an action of `phase` ended: the caller that completes the phase advances the run."""
+    if pending_count(run_id, phase):
+        return "pending"
+    elected = db.session.execute(
+        update(StepRun)
+        .where(
+            StepRun.id == run_id,
+            StepRun.status.in_(ACTIVE_RUN),
+            StepRun.phase == phase,
+            or_(StepRun.advanced_phase.is_(None), StepRun.advanced_phase != phase),
+        )
+        .values(advanced_phase=phase)
+    ).rowcount
+    if elected != 1:
+        db.session.commit()
+        return "not-elected"
+    _publish_phase_finished(run_id, phase)  # commits the election with the event
+    return advance(run_id, enqueue)
+
+
+def _publish_phase_finished(run_id: int, phase: str) -> None:
+    run = db.session.get(StepRun, run_id)
+    rows = db.session.scalars(
+        select(NodeAction).where(NodeAction.step_run_id == run_id, NodeAction.phase == phase)
+    )
+    item = {
+        "kind": "phase.finished",
+        "payload": {"phase": phase, "nodes": {a.node_name: a.status for a in rows}},
+        "step_key": run.step_key,
+        "step_run_id": run.id,
+    }
+    publish_many(run.deployment_id, [item])

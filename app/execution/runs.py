@@ -1,0 +1,120 @@
+"""Starting a step run: check that it may start, create the next attempt, start its first phase."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+
+from app.events.publish import publish
+from app.execution import vault
+from app.execution.dispatch import Enqueue, default_enqueue
+from app.execution.phases import advance
+from app.execution.state import StepBlocked, active_run, lock_deployment
+from app.extensions import db
+from app.guides import get_guide
+from app.models import Deployment, StepRun
+from app.wizard.engine import Step, blocking_step
+
+log = logging.getLogger(__name__)
+
+
+def _check_can_start(deployment: Deployment, step: Step) -> None:
+    guide = get_guide(deployment.guide_key)
+    if deployment.status == "aborted":
+        raise StepBlocked("This deployment was aborted; start a new one.")
+    if not step.runnable:
+        raise StepBlocked(f"'{step.title}' has nothing to run.")
+    if (active := active_run(deployment.id)) is not None:
+        raise StepBlocked(f"A run of '{guide.step(active.step_key).title}' is still in progress.")
+    statuses = {s.step_key: s.status for s in deployment.steps}
+    if (blocker := blocking_step(guide, step.key, statuses)) is not None:
+        raise StepBlocked(f"Finish or skip '{blocker.title}' before running '{step.title}'.")
+    if not deployment.active_nodes:
+        raise StepBlocked("Every node is excluded; there is nothing to run on.")
+    if vault.WINRM_PASSWORD not in vault.secret_names(deployment.id):
+        raise StepBlocked("Enter the WinRM user name and password to run this step.")
+
+
+def _next_attempt(deployment_id: int, step_key: str) -> int:
+    last = db.session.scalar(
+        select(func.max(StepRun.attempt)).where(
+            StepRun.deployment_id == deployment_id, StepRun.step_key == step_key
+        )
+    )
+    return (last or 0) + 1
+
+
+def _create_run(deployment: Deployment, step: Step, actor_id: int | None, options: dict) -> StepRun:
+    record = deployment.step(step.key)
+    inputs = {k: v for k, v in (record.inputs or {}).items() if k not in step.secret_fields}
+    run = StepRun(
+        deployment_id=deployment.id,
+        step_key=step.key,
+        attempt=_next_attempt(deployment.id, step.key),
+        status="queued",
+        actor_id=actor_id,
+        inputs=inputs,
+        options=options,
+    )
+    db.session.add(run)
+    record.status = "in_progress"
+    record.updated_by_id = actor_id
+    deployment.status = "in_progress"
+    deployment.current_step = step.key
+    db.session.flush()
+    return run
+
+
+def _step_or_blocked(deployment: Deployment, step_key: str) -> Step:
+    """The step, if it exists and may start now; otherwise roll back and raise StepBlocked."""
+    try:
+        step = get_guide(deployment.guide_key).step(step_key)
+    except KeyError:
+        db.session.rollback()
+        raise StepBlocked(f"Unknown step {step_key!r}.") from None
+    try:
+        _check_can_start(deployment, step)
+    except StepBlocked:
+        db.session.rollback()
+        raise
+    return step
+
+
+def start_step_run(
+    deployment_id: int,
+    step_key: str,
+    actor_id: int | None,
+    enqueue: Enqueue | None = None,
+    options: dict | None = None,
+) -> StepRun:
+    """Create the next attempt of a step (committed), then start its first phase at once."""
+    deployment = lock_deployment(deployment_id)
+    step = _step_or_blocked(deployment, step_key)
+    run = _create_run(deployment, step, actor_id, options or {})
+    payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}
+    if run.options.get("nodes"):
+        payload["nodes"] = run.options["nodes"]
+    publish(
+        deployment.id,
+        "step.started",
+        payload,
+        step_key=step.key,
+        step_run_id=run.id,
+        actor_id=actor_id,
+    )
+    _first_advance(run.id, enqueue or default_enqueue())
+    return run
+
+
+def _first_advance(run_id: int, enqueue: Enqueue) -> None:
+    """Advance in this process, saving a broker round trip; a worker does it if that fails.
+
+    Safe to hand over: `advance` only acts through compare-and-set updates, and nothing else advances a
+    run that has no actions yet."""
+    try:
+        advance(run_id, enqueue)
+    except Exception:
+        log.exception("Could not start run %s here; queued for a worker", run_id)
+        db.session.rollback()
+        enqueue.advance(run_id)

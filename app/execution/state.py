@@ -1,0 +1,45 @@
+"""Run and action states, the operator-facing StepBlocked error and the small queries modules share."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from app.extensions import db
+from app.models import Deployment, NodeAction, StepRun, utcnow
+
+ACTIVE_RUN = ("queued", "running")
+PENDING_ACTION = ("queued", "running")
+
+
+class StepBlocked(Exception):
+    """The request cannot be honoured now; the message tells the operator why."""
+
+
+def lock_deployment(deployment_id: int) -> Deployment:
+    """Take the deployment's row lock (write lock on SQLite) so start/decide requests serialise."""
+    db.session.execute(
+        update(Deployment).where(Deployment.id == deployment_id).values(last_activity_at=utcnow())
+    )
+    deployment = db.session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise StepBlocked("No such deployment.")
+    return deployment
+
+
+def active_run(deployment_id: int) -> StepRun | None:
+    """The deployment's queued or running StepRun, if any."""
+    return db.session.scalar(
+        select(StepRun)
+        .where(StepRun.deployment_id == deployment_id, StepRun.status.in_(ACTIVE_RUN))
+        .limit(1)
+    )
+
+
+def pending_count(run_id: int, phase: str | None = None) -> int:
+    """How many actions of the run (or of one phase) are still queued or running."""
+    query = select(func.count()).where(
+        NodeAction.step_run_id == run_id, NodeAction.status.in_(PENDING_ACTION)
+    )
+    if phase is not None:
+        query = query.where(NodeAction.phase == phase)
+    return db.session.scalar(query) or 0
