@@ -166,3 +166,48 @@ def test_logout_needs_post_with_csrf(admin_client):
     token = re.search(r'name="csrf_token" value="([^"]+)"', admin_client.get("/").get_data(True))
     assert admin_client.post("/logout", data={"csrf_token": token.group(1)}).status_code == 302
     assert admin_client.get("/").status_code == 302
+
+
+def test_demo_lab_prefills_nodes_and_step_values_but_no_secret(admin_client, app):
+    from app.lab import scenarios
+    from app.lab.store import LabStore
+
+    store = LabStore(app.config["INSTANCE_DIR"] / "lab" / "state.json")
+    store.replace(scenarios.default_state(["AMS1", "AMS2"]))
+    page = admin_client.get("/deployments/new?from_lab=1").get_data(as_text=True)
+    assert 'value="AMS1"' in page and 'value="corp.example.test"' in page
+    data = {
+        "name": "Demo lab",
+        "domain_fqdn": "corp.example.test",
+        "from_lab": "1",
+        "csrf_token": csrf_token(admin_client, "/deployments/new?from_lab=1"),
+    }
+    for i, name in enumerate(["AMS1", "AMS2"]):
+        data |= {
+            f"nodes-{i}-name": name,
+            f"nodes-{i}-host": "127.0.0.1",
+            f"nodes-{i}-port": str(55985 + i),
+            f"nodes-{i}-transport": "http",
+            f"nodes-{i}-auth": "ntlm",
+        }
+    assert admin_client.post("/deployments/new?from_lab=1", data=data).status_code == 302
+    with app.app_context():
+        deployment = db.session.get(Deployment, deployment_id(app))
+        prereq = deployment.step("prerequisites").inputs
+        assert prereq["gmsa"] == "CORP\\svc-ams$"
+        assert "license_key" not in prereq
+        assert deployment.step("base_cluster").inputs["cluster_name"] == "AMSCLU"
+
+
+def test_credssp_needs_the_first_node_to_use_credssp(admin_client, app):
+    create(admin_client)
+    url = f"/deployments/{deployment_id(app)}/steps/base_cluster"
+    data = {
+        "cluster_name": "amsclu",
+        "cluster_address": "10.20.0.50",
+        "double_hop": "credssp",
+        "csrf_token": csrf_token(admin_client, url),
+    }
+    response = admin_client.post(url, data=data)
+    assert response.status_code == 400
+    assert "set to CredSSP" in response.get_data(as_text=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
+from app.api import deployments, events, steps  # noqa: F401 - routes register on import
+from app.api.core import bp
 from app.api.errors import ErrorSchema
+from app.api.steps import StepKeyConverter, step_key_schema
+from app.api.ui import bp as ui_bp
+from app.extensions import csrf
+from app.runbook.views import bp as runbook_bp
 
 OPENAPI = {
     "API_TITLE": "AMS Cluster Wizard API",
@@ -28,12 +34,6 @@ class WizardApi(Api):
 
 def register_api(app: Flask) -> None:
     """Bind the API blueprint, its OpenAPI document, the token and docs pages, and runbooks."""
-    from app.api import deployments, events, steps  # noqa: F401 - routes register on import
-    from app.api.core import bp
-    from app.api.steps import StepKeyConverter, step_key_schema
-    from app.api.ui import bp as ui_bp
-    from app.extensions import csrf
-    from app.runbook.views import bp as runbook_bp
 
     for key, value in OPENAPI.items():
         app.config.setdefault(key, value)

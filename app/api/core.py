@@ -15,8 +15,12 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint, abort
 
 from app.api import tokens
+from app.api.audit import record_api_call
 from app.api.errors import ErrorSchema, json_error
-from app.models import User
+from app.auth.decorators import may_drive
+from app.extensions import db
+from app.handover import lease
+from app.models import Deployment, User
 
 bp = Blueprint(
     "api",
@@ -45,7 +49,6 @@ def authenticate() -> None:
 @bp.after_request
 def audit(response):
     """Every API call goes to the audit trail, refusals included."""
-    from app.api.audit import record_api_call
 
     record_api_call(response)
     return response
@@ -80,10 +83,6 @@ def needs(permission: str):
 
 
 def _check_driver(user: User, deployment_id: int) -> None:
-    from app.auth.decorators import may_drive
-    from app.extensions import db
-    from app.handover import lease
-    from app.models import Deployment
 
     deployment = db.session.get(Deployment, deployment_id)
     if deployment is None:

@@ -8,6 +8,8 @@ import marshmallow as ma
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.api.formjson import flatten_errors
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -71,7 +73,6 @@ def json_error(error: Exception):
 
 def _webargs_messages(messages: dict) -> dict[str, list[str]]:
     """webargs nests messages by location ({"query": {"limit": [...]}}); flatten to field names."""
-    from app.api.formjson import flatten_errors
 
     flat: dict[str, list[str]] = {}
     for location_messages in messages.values():

@@ -13,6 +13,7 @@ from app.api.schemas import DecisionIn, DecisionOut, PlanOut, RunIn, RunOut, Sta
 from app.execution import service, vault
 from app.guides import GUIDES
 from app.models import Deployment
+from app.runbook.views import runbook_response
 from app.wizard.context import guide_for, step_statuses
 from app.wizard.engine import Step, blocking_step
 from app.wizard.inputs import cross_check, save_inputs
@@ -188,7 +189,6 @@ RUNBOOK_DOC = {
 )
 @needs("export")
 def deployment_runbook(deployment_id: int):
-    from app.runbook.views import runbook_response
 
     return runbook_response(load_deployment(deployment_id))
 
@@ -198,7 +198,6 @@ def deployment_runbook(deployment_id: int):
 @bp.doc(tags=["runbook"], summary="One step's plan as a PowerShell runbook", responses=RUNBOOK_DOC)
 @needs("export")
 def step_runbook(deployment_id: int, step_key: str):
-    from app.runbook.views import runbook_response
 
     deployment, step = load_step(deployment_id, step_key)
     return runbook_response(deployment, step.key)

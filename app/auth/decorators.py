@@ -11,6 +11,8 @@ from flask import abort, request
 from flask_login import current_user
 
 from app.extensions import db, login_manager
+from app.handover.lease import refuse_unless_driver
+from app.models import Deployment
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -30,15 +32,11 @@ def _check(permission: str, deployment_id: int | None):
         abort(403)
     if permission != "drive" or deployment_id is None:
         return None
-    from app.models import Deployment
-
     deployment = db.get_or_404(Deployment, deployment_id)
     if not may_drive(current_user, deployment):
         abort(403)
     if request.method in SAFE_METHODS:
         return None
-    from app.handover.lease import refuse_unless_driver
-
     return refuse_unless_driver(deployment, current_user)
 
 

@@ -23,7 +23,9 @@ def _apply_nodes(deployment: Deployment, rows: list[dict]) -> None:
     deployment.nodes = kept
 
 
-def create_deployment(data: dict, user: User, guide_key: str = DEFAULT_GUIDE) -> Deployment:
+def create_deployment(
+    data: dict, user: User, guide_key: str = DEFAULT_GUIDE, step_inputs: dict | None = None
+) -> Deployment:
     """A new deployment at the first step of its guide, with one record per step."""
     guide = get_guide(guide_key)
     deployment = Deployment(
@@ -35,7 +37,10 @@ def create_deployment(data: dict, user: User, guide_key: str = DEFAULT_GUIDE) ->
         created_by_id=user.id,
         status="draft",
     )
-    deployment.steps = [DeploymentStep(step_key=s.key) for s in guide.steps]
+    step_inputs = step_inputs or {}
+    deployment.steps = [
+        DeploymentStep(step_key=s.key, inputs=dict(step_inputs.get(s.key, {}))) for s in guide.steps
+    ]
     _apply_nodes(deployment, data["nodes"])
     db.session.add(deployment)
     db.session.commit()

@@ -1,6 +1,6 @@
 """Deployment list, creation and editing."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.auth.decorators import requires
@@ -12,6 +12,8 @@ from app.deployments.service import (
     update_deployment,
 )
 from app.extensions import db
+from app.guides import DEFAULT_GUIDE, get_guide
+from app.lab import demo
 from app.models import Deployment
 
 bp = Blueprint("deployments", __name__)
@@ -39,22 +41,29 @@ def index():
 @bp.route("/deployments/new", methods=["GET", "POST"])
 @requires("create")
 def create():
-    if not current_user.can("create"):
-        abort(403)
-    form = DeploymentForm()
+    lab = demo.lab_state(current_app.config["INSTANCE_DIR"]) if _lab_offered() else None
+    use_lab = lab is not None and request.values.get("from_lab") == "1"
+    prefill = demo.deployment_values(lab, current_app.config["LAB_BASE_PORT"]) if use_lab else None
+    form = DeploymentForm(data=prefill) if request.method == "GET" else DeploymentForm()
     if not _grow(form) and form.validate_on_submit():
-        deployment = create_deployment(form.data, current_user)
+        guide = get_guide(DEFAULT_GUIDE)
+        inputs = demo.step_inputs(lab, guide) if use_lab else None
+        deployment = create_deployment(form.data, current_user, step_inputs=inputs)
         flash(f"Deployment {deployment.name} created.", "success")
         return redirect(url_for("wizard.resume", deployment_id=deployment.id))
-    return render_template("deployments/form.html", form=form, deployment=None)
+    return render_template(
+        "deployments/form.html", form=form, deployment=None, lab=lab, from_lab=use_lab
+    )
+
+
+def _lab_offered() -> bool:
+    return bool(current_app.config.get("LAB_ENABLED"))
 
 
 @bp.route("/deployments/<int:deployment_id>/edit", methods=["GET", "POST"])
 @requires("drive")
 def edit(deployment_id: int):
     deployment = db.get_or_404(Deployment, deployment_id)
-    if not current_user.can("drive"):
-        abort(403)
     locked = nodes_locked(deployment)
     form = DeploymentForm(obj=deployment)
     if locked and request.method == "POST":

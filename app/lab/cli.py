@@ -9,8 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.lab import scenarios
-from app.lab.handlers.ams import apply_configuration_tool
+from app.lab import operator, scenarios
 from app.lab.server import LabServer
 from app.lab.store import LabStore
 
@@ -19,7 +18,7 @@ lab_cli = AppGroup("lab", help="The simulated Windows lab (WSMan/PSRP on 127.0.0
 
 def lab_store() -> LabStore:
     """The state file under the app's instance folder."""
-    return LabStore(Path(current_app.instance_path) / "lab" / "state.json")
+    return LabStore(Path(current_app.config["INSTANCE_DIR"]) / "lab" / "state.json")
 
 
 def _node_names(store: LabStore, count: int | None) -> list[str]:
@@ -131,6 +130,15 @@ def fault_clear() -> None:
     click.echo("Faults cleared.")
 
 
+@lab_cli.command("install-ams")
+@click.option("--node", "nodes", multiple=True, help="Node name (default: every node).")
+def install_ams(nodes: tuple[str, ...]) -> None:
+    """Play the operator running the AMS installer by hand (lab's suggested account and database)."""
+    with lab_store().transaction() as state:
+        done = operator.install_by_hand(state, list(nodes) or None)
+    click.echo(f"Access Manager installed by hand on {', '.join(done) or 'no node'}.")
+
+
 @lab_cli.command("configure-ams")
 @click.option("--node", "nodes", multiple=True, help="Node name (default: every node with AMS).")
 @click.option("--port", type=int, default=443, show_default=True)
@@ -138,18 +146,8 @@ def fault_clear() -> None:
 def configure_ams(nodes: tuple[str, ...], port: int, with_license: bool) -> None:
     """Play the operator in the AMS configuration tool: bind the certificate, save, license node 1."""
     with lab_store().transaction() as state:
-        installed = [n for n, node in state["nodes"].items() if "lithnetams" in node["services"]]
-        targets = [n.upper() for n in nodes] or installed
-        for position, name in enumerate(targets):
-            node = state["nodes"].get(name)
-            if node is None or name not in installed:
-                raise click.ClickException(f"{name}: Access Manager is not installed there.")
-            thumbprint = node["certificates"][0]["thumbprint"]
-            license_data = "LAB-LICENSE" if with_license and position == 0 else None
-            apply_configuration_tool(node, thumbprint, port, license_data)
-            click.echo(
-                f"{name}: certificate {thumbprint} bound on port {port}, configuration saved."
-            )
+        done = operator.configure_by_hand(state, list(nodes) or None, port, with_license)
+    click.echo(f"Configuration tool done on {', '.join(done) or 'no node (install AMS first)'}.")
 
 
 @lab_cli.command("installer")

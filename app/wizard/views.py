@@ -27,11 +27,6 @@ def _load(deployment_id: int, step_key: str | None = None):
     return deployment, guide, step
 
 
-def _require(permission: str) -> None:
-    if not current_user.can(permission):
-        abort(403)
-
-
 def _to_step(deployment_id: int, step_key: str):
     return redirect(url_for("wizard.step", deployment_id=deployment_id, step_key=step_key))
 
@@ -50,7 +45,6 @@ def step(deployment_id: int, step_key: str):
     record = deployment.step(step.key)
     form = step.form_class(data=record.inputs or {}) if step.form_class else None
     if form is not None and request.method == "POST":
-        _require("drive")
         form = step.form_class()
         if form.validate():
             errors = cross_check(step, deployment, form.data)
@@ -70,7 +64,6 @@ def step(deployment_id: int, step_key: str):
 @bp.route("/steps/<step_key>/run", methods=["POST"])
 @requires("drive")
 def run(deployment_id: int, step_key: str):
-    _require("drive")
     deployment, guide, step = _load(deployment_id, step_key)
     form = RunForm()
     blocker = blocking_step(guide, step.key, step_statuses(deployment))
@@ -93,7 +86,6 @@ def run(deployment_id: int, step_key: str):
 @bp.route("/steps/<step_key>/cancel", methods=["POST"])
 @requires("drive")
 def cancel(deployment_id: int, step_key: str):
-    _require("drive")
     deployment, _, step = _load(deployment_id, step_key)
     if SimpleForm().validate() and (run := latest_run(deployment.id, step.key)):
         service.cancel(run.id, current_user.id)
@@ -104,7 +96,6 @@ def cancel(deployment_id: int, step_key: str):
 @bp.route("/steps/<step_key>/decide", methods=["POST"])
 @requires("drive")
 def decide(deployment_id: int, step_key: str):
-    _require("drive")
     deployment, _, step = _load(deployment_id, step_key)
     form = DecisionForm()
     if not form.validate():

@@ -225,6 +225,7 @@
     if (!p || typeof p !== "object") return p == null ? "" : String(p);
     var text = p.text || p.message || p.line || p.summary || p.title || "";
     if (text) return String(text);
+    if (!Object.keys(p).length) return "";
     try { return JSON.stringify(p).slice(0, 500); } catch (e) { return ""; }
   }
 
@@ -287,6 +288,9 @@
         break;
       case "deployment.created":
         text = "Deployment " + (p.name || "") + " created";
+        break;
+      case "deployment.completed":
+        text = "Every step is done: the deployment is complete";
         break;
       default:
         text = payloadText(p);

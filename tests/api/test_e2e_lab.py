@@ -12,7 +12,6 @@ import pytest
 from app.api.tokens import create_token
 from app.extensions import db
 from app.lab import scenarios
-from app.lab.handlers.ams import apply_configuration_tool
 from app.lab.server import LabServer
 from app.lab.store import LabStore
 from app.models import User
@@ -24,20 +23,15 @@ from tests.execution.harness import (  # noqa: F401 - fixtures
     exec_db_url,
     worker,
 )
+from tests.lab_world import (  # noqa: F401 - the world fixture
+    NODES,
+    STEPS,
+    inputs_for,
+    install_by_hand,
+    world,
+)
 
 pytestmark = pytest.mark.slow
-NODES = ["AMS1", "AMS2", "AMS3"]
-STEPS = ("prerequisites", "base_cluster", "quorum", "install_ams", "cluster_role", "failover_test")
-
-
-@pytest.fixture
-def world(tmp_path):
-    """The lab's default scenario on three nodes, served on loopback."""
-    store = LabStore(tmp_path / "lab" / "state.json")
-    store.replace(scenarios.load_scenario("default", NODES))
-    server = LabServer(store, NODES, 0, LAB_USER, LAB_PASSWORD).start()
-    yield store, server
-    server.stop()
 
 
 @pytest.fixture
@@ -59,41 +53,6 @@ def lab_api(exec_ctx, worker):  # noqa: F811 - fixtures imported from the harnes
         return response.get_json()
 
     return call
-
-
-def inputs_for(store: LabStore) -> dict:
-    hints = store.read()["suggested_inputs"]
-    return {
-        "prerequisites": {k: hints[k] for k in ("ams_version", "gmsa", "sql_connection_string")}
-        | {"license_key": "LAB-LICENSE-" + "7" * 20},
-        "base_cluster": {
-            "cluster_name": hints["cluster_name"],
-            "cluster_address": hints["cluster_address"],
-        },
-        "quorum": {"witness_type": "file_share", "share_path": hints["share_path"]},
-        "install_ams": {
-            "install_mode": "manual",
-            "certificate_thumbprint": hints["certificate_thumbprint"],
-        },
-        "cluster_role": {
-            "access_point_name": hints["access_point_name"],
-            "access_point_address": hints["access_point_address"],
-        },
-        "failover_test": {"move_timeout": 60},
-    }
-
-
-def install_by_hand(store: LabStore) -> None:
-    """What the operator does on each node for a manual install: installer, configuration tool."""
-    with store.transaction() as state:
-        hints = state["suggested_inputs"]
-        for name, node in state["nodes"].items():
-            scenarios.install_ams(
-                node, hints["ams_version"], hints["gmsa"], hints["sql_connection_string"]
-            )
-            apply_configuration_tool(
-                node, hints["certificate_thumbprint"], 443, "LICENSE" if name == NODES[0] else None
-            )
 
 
 def create(call, store: LabStore, server: LabServer) -> int:
@@ -122,7 +81,7 @@ def wait_settled(call, deployment_id: int, step: str, timeout: float = 120) -> d
     pytest.fail(f"{step} did not settle in {timeout} s")
 
 
-def test_install_on_three_nodes_through_the_api(world, lab_api):
+def test_install_on_three_nodes_through_the_api(world, lab_api):  # noqa: F811
     store, server = world
     call = lab_api
     deployment_id = create(call, store, server)
@@ -147,7 +106,7 @@ def test_install_on_three_nodes_through_the_api(world, lab_api):
     assert LAB_PASSWORD not in str(page) and LAB_PASSWORD not in str(export)
 
 
-def test_prerequisites_on_three_nodes_then_a_fault_answered_with_retry(world, lab_api):
+def test_prerequisites_on_three_nodes_then_a_fault_answered_with_retry(world, lab_api):  # noqa: F811
     store, server = world
     call = lab_api
     happy = create(call, store, server)

@@ -1,7 +1,6 @@
 """Browser fixtures: the real app on a free loopback port (werkzeug, threaded) driven by Debian's
 Chromium through Playwright. Reuses tests/conftest.py's database fixtures (fresh, migrated)."""
 
-import shutil
 import threading
 from pathlib import Path
 
@@ -13,15 +12,6 @@ from app.deployments.service import create_deployment
 from app.extensions import db
 from app.models import User
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENS = ARTIFACTS / "screens"
@@ -71,28 +61,12 @@ def cutter(app):
 @pytest.fixture(scope="session")
 def live_server(app, cutter):
     """Serve the app on 127.0.0.1:<free port> in a background thread for the whole session."""
-    if "events" not in app.blueprints:  # until app/setup.py registers the SSE blueprint
-        from app.events.views import bp as events_bp
-
-        app.register_blueprint(events_bp)
     server = make_server("127.0.0.1", 0, cutter, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(5)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One Chromium for the session."""
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -36,13 +36,14 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .map(el => el.outerHTML)"""
 
 
-def _create_deployment(page) -> int:
+def _create_deployment(page, auth: str = "negotiate") -> int:
     page.get_by_role("link", name="New deployment").first.click()
     page.get_by_label("Deployment name").fill("Contoso AMS")
     page.get_by_label("Active Directory domain").fill("corp.example.com")
     for i in (0, 1):
         page.locator(f"#nodes-{i}-name").fill(f"AMS-NODE{i + 1}")
         page.locator(f"#nodes-{i}-host").fill(f"ams-node{i + 1}.corp.example.com")
+        page.locator(f"#nodes-{i}-auth").select_option(auth)
     page.get_by_role("button", name="Create deployment").click()
     page.wait_for_url(re.compile(r"/deployments/\d+/steps/prerequisites$"))
     return int(re.search(r"/deployments/(\d+)/", page.url).group(1))
@@ -50,7 +51,7 @@ def _create_deployment(page) -> int:
 
 def test_inputs_are_saved_and_restored_after_reload(signed_in, app, shot):
     page = signed_in
-    deployment_id = _create_deployment(page)
+    deployment_id = _create_deployment(page, auth="credssp")
     expect(page.locator(".flash-success")).to_contain_text("created")
 
     for label, value in PREREQUISITES.items():

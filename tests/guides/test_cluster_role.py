@@ -130,4 +130,30 @@ def test_start_type_not_manual_is_a_node_check():
 
 def test_preview_lists_every_phase():
     names = [p.name for p in STEP.preview(make_view(KEY))]
-    assert names == ["detect", "create", "wait_1", "verify", "diagnostics"]
+    assert names == ["detect", "create", "start", "wait_1", "verify", "diagnostics"]
+
+
+def test_a_failed_role_found_on_retry_is_started_again():
+    failed_role = {**ROLE, "state": "Failed"}
+
+    def answer(phase, a):
+        if a.script == "role_start":
+            return ok(a.node, a.script, {"group": "AMSWEB", "owner": "AMS1", "state": "Online"})
+        return world(roles=[failed_role])(phase, a)
+
+    finish, ran = run_until_finish(STEP, make_view(KEY), answer)
+    assert ran == ["detect", "start", "verify"]
+    assert finish.status == "done" and "brought online again" in finish.summary
+
+
+def test_a_role_that_stays_failed_after_start_gets_diagnostics():
+    failed_role = {**ROLE, "state": "Failed"}
+
+    def answer(phase, a):
+        if a.script == "role_start":
+            return ok(a.node, a.script, {"group": "AMSWEB", "owner": "AMS1", "state": "Failed"})
+        return world(roles=[failed_role])(phase, a)
+
+    finish, ran = run_until_finish(STEP, make_view(KEY), answer)
+    assert ran == ["detect", "start", "diagnostics"]
+    assert finish.status == "needs_attention" and "role_state" in check_keys(finish)

@@ -1,7 +1,8 @@
 """Step 5: create the Generic Service role for lithnetams and bring it online.
 
-detect (role_detect) -> adopt, or stop on a conflict -> create (role_create over CredSSP or
-role_create_task) -> wait_1..wait_N (role_wait) until Online -> verify (ams_detect on every node:
+detect (role_detect) -> adopt (start with role_start if it is Failed or Offline), or stop on a
+conflict -> create (role_create over CredSSP or role_create_task) -> wait_1..wait_N (role_wait)
+until Online -> verify (ams_detect on every node:
 start type Manual). A role that does not come online gets a diagnostics phase (role_diagnostics).
 """
 
@@ -28,6 +29,7 @@ from app.wizard.fields import Rule
 WAIT_SECONDS = 60
 MAX_WAITS = 5
 SETTLED = ("Online", "Failed")
+RESTARTABLE = ("Failed", "Offline", "PartialOnline")
 
 
 class ClusterRoleForm(FlaskForm):
@@ -63,6 +65,7 @@ class ClusterRole(Step):
         return [
             self._detect(view),
             self._create(view),
+            self._start(view),
             self._wait(view, 1),
             self._verify(view),
             self._diagnostics(view),
@@ -94,6 +97,16 @@ class ClusterRole(Step):
                     view, failure_checks(create, "create", "Creating the role"), method
                 )
             role = outputs(create)[view.first_node.name]
+        elif role.get("state") in RESTARTABLE:
+            # An existing role left Failed or Offline (e.g. by an earlier attempt whose cause
+            # has been fixed since): bring it online again instead of reporting the old state.
+            start = view.phase("start")
+            if start is None:
+                return self._start(view)
+            if failures(start):
+                return self._failed(
+                    view, failure_checks(start, "start", "Starting the role"), method
+                )
         status = _latest_status(view, role)
         waits = poll_results(view, "wait")
         if status.get("state") not in SETTLED and len(waits) < MAX_WAITS:
@@ -106,9 +119,15 @@ class ClusterRole(Step):
         checks = [_owner_check(view, status)]
         checks += failure_checks(verify, "verify", "Reading the lithnetams service")
         checks += [c for n, d in outputs(verify).items() for c in _service_checks(n, d, status)]
+        adopted = ""
+        if method == "adopted":
+            adopted = (
+                " (existing role brought online again)."
+                if view.phase("start") is not None
+                else " (existing role adopted)."
+            )
         return conclude(
-            f"Role {_name(view)} is Online on {status.get('owner')}"
-            + (" (existing role adopted)." if method == "adopted" else "."),
+            f"Role {_name(view)} is Online on {status.get('owner')}" + (adopted or "."),
             f"Role {_name(view)} is online but not every node is ready for failover.",
             checks + _address_checks(view, role),
             _artifacts(view, method, status),
@@ -154,6 +173,16 @@ class ClusterRole(Step):
             long_running=True,
         )
         return one_action_phase("create", "Create the role", action, changes_state=True)
+
+    def _start(self, view: RunView) -> Phase:
+        action = Action(
+            node=view.first_node.name,
+            script="role_start",
+            params={"Name": _name(view), "TimeoutSeconds": WAIT_SECONDS},
+            label=f"Start-ClusterGroup {_name(view)}",
+            timeout=WAIT_SECONDS + 60,
+        )
+        return one_action_phase("start", "Bring the role online", action, changes_state=True)
 
     def _wait(self, view: RunView, index: int) -> Phase:
         action = Action(
@@ -240,6 +269,8 @@ def _conflict(view: RunView, found: dict) -> Finish | None:
 def _latest_status(view: RunView, role: dict) -> dict:
     """The role's state from the last wait, else from detection or creation."""
     status = {k: role.get(k) for k in ("group", "owner", "state")}
+    started = outputs(view.phase("start")).get(view.first_node.name, {})
+    status.update({k: started[k] for k in ("group", "owner", "state") if k in started})
     for results in poll_results(view, "wait"):
         status.update(outputs(results).get(view.first_node.name, {}))
     return status

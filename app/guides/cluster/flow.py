@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from app.remote.errors import AUTH_FAILED, INTERRUPTED, REMEDIATION, TIMEOUT, UNREACHABLE
 from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView
 
 # The scheduled-task scripts receive the operator's WinRM credentials from the vault.
@@ -35,18 +36,44 @@ def failures(results: dict[str, ActionResult] | None) -> dict[str, ActionResult]
 def failure_checks(
     results: dict[str, ActionResult] | None, key: str, title: str, remediation: str = ""
 ) -> list[Check]:
-    """One failing Check per node whose action failed, with its error as evidence."""
+    """One failing Check per node whose action failed, with its error as evidence.
+
+    `remediation` is the step's advice for a failure of the command itself; a node that could not
+    be reached, refused the credentials or dropped the session gets the advice for that instead.
+    """
     return [
         Check(
             key=f"{key}:{node}",
             title=f"{title} on {node}",
             status="fail",
             evidence=result.error_message or f"{result.script} ended with status {result.status}",
-            remediation=remediation or remediation_for(result),
+            remediation=transport_remediation(result) or remediation or remediation_for(result),
             node=node,
         )
         for node, result in failures(results).items()
     ]
+
+
+CONNECTION_LOST = (
+    "The connection to the node was lost while the command ran (the node or its WinRM service "
+    "may have restarted), so the wizard does not know whether it took effect. Wait until the "
+    "node answers again, then retry: the step detects what is already done and does not repeat it."
+)
+UNREACHABLE_MID_ACTION = (
+    " If the node restarted while a command ran, wait until it answers again, then retry: the "
+    "step detects whether the command took effect and does not repeat it."
+)
+
+
+def transport_remediation(result: ActionResult) -> str:
+    """Advice for a failure to reach the node rather than of the command, else ''."""
+    if "shell was not found" in (result.error_message or "").lower():
+        return CONNECTION_LOST
+    if result.error_category == UNREACHABLE:
+        return REMEDIATION[UNREACHABLE] + UNREACHABLE_MID_ACTION
+    if result.error_category in (AUTH_FAILED, TIMEOUT, INTERRUPTED):
+        return REMEDIATION[result.error_category]
+    return ""
 
 
 def is_double_hop(result: ActionResult) -> bool:
@@ -62,6 +89,8 @@ def remediation_for(result: ActionResult) -> str:
         return TASK_REMEDIATION
     if is_double_hop(result):
         return DOUBLE_HOP_REMEDIATION
+    if transport_remediation(result):
+        return transport_remediation(result)
     return (
         "Read the error above, correct the cause on the node, then retry; the step detects what "
         "is already done."

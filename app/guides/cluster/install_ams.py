@@ -37,6 +37,23 @@ def _thumbprint(value: str) -> str:
     return cleaned
 
 
+_NOT_IN_FILE_NAMES = set('\\/:*?"<>|')
+
+
+def _installer_file(value: str) -> str:
+    """A file name in instance/installers: no folder, nothing Windows refuses in a file name."""
+    name = validators.plain_text(value, "Installer file", 200)
+    bad = sorted(_NOT_IN_FILE_NAMES.intersection(name))
+    if bad:
+        raise ValueError(
+            f"An installer file name cannot contain {' '.join(bad)}; enter only the file's name, "
+            "as placed in the wizard's instance/installers folder."
+        )
+    if name.rstrip(" .") != name:
+        raise ValueError("An installer file name cannot end with a space or a dot.")
+    return name
+
+
 class InstallForm(FlaskForm):
     """How to install, and the settings every node must share."""
 
@@ -50,7 +67,7 @@ class InstallForm(FlaskForm):
     )
     installer_name = StringField(
         "Installer file",
-        [Rule(lambda v: validators.plain_text(v, "Installer file", 200), optional=True)],
+        [Rule(_installer_file, optional=True)],
         description="A file placed in the wizard's instance/installers folder.",
     )
     certificate_thumbprint = StringField("TLS certificate thumbprint", [Rule(_thumbprint)])
@@ -320,7 +337,7 @@ def _no_installer_check() -> Check:
 
 
 def _manual_install_check(view: RunView, settings: Settings, node: str) -> Check:
-    first = node == view.first_node.name
+    first = node == _first_node(view)
     steps = [
         f"On {node}, run LithnetAccessManagerService-{settings.version or '<version>'}-x64.exe.",
         f"Service account: {settings.account or 'the gMSA from the prerequisites'}.",
@@ -341,6 +358,11 @@ def _manual_install_check(view: RunView, settings: Settings, node: str) -> Check
         node=node,
         fix={"kind": "manual", "steps": steps},
     )
+
+
+def _first_node(view: RunView) -> str:
+    """The deployment's first node (it takes the license), also when a retry runs on fewer nodes."""
+    return (view.options.get("all_nodes") or view.node_names)[0]
 
 
 def _check(
@@ -402,7 +424,7 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
         )
     checks += _certificate_checks(settings, node, data)
     checks += _host_config_checks(settings, node, data)
-    if node == view.first_node.name and not (data.get("license") or {}).get("present"):
+    if node == _first_node(view) and not (data.get("license") or {}).get("present"):
         checks.append(
             _check(
                 "license",
@@ -558,7 +580,7 @@ def _finish(view: RunView, settings: Settings, checks: list[Check], missing: lis
     }
     if missing:
         artifacts["manual_checklist"] = {c.node: c.fix["steps"] for c in checks if c.fix}
-        first = view.first_node.name
+        first = _first_node(view)
         order = (
             "Start with the first node (" + first + "), which takes the license. "
             if first in missing

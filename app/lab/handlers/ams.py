@@ -117,6 +117,9 @@ def ams_install_start(ctx: ScriptContext) -> dict:
     """Start the installer (it must have been copied to the node); a second start reuses the run."""
     path = str(ctx.params["InstallerPath"])
     log_path = str(ctx.params["LogPath"])
+    names = ("InstallerPath", "ServiceAccount", "ConnectionString", "LogPath")
+    if any('"' in str(ctx.params.get(name) or "") for name in names):
+        raise ScriptFailure("Installer arguments must not contain double quotes.")
     with ctx.store.transaction() as state:
         node = find_node(state, ctx.node)
         if find_file(node.get("files", {}), path) is None:

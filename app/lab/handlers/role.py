@@ -1,5 +1,5 @@
-"""Lab models of the cluster role scripts: role_detect, role_create(_task), role_wait and
-role_diagnostics. Clustering lithnetams makes its start type Manual on every node; the group
+"""Lab models of the cluster role scripts: role_detect, role_create(_task), role_wait,
+role_start and role_diagnostics. Clustering lithnetams makes its start type Manual on every node; the group
 comes online on the node that created it unless the lab fault role_fails_on names that node.
 
 Lab-only node key (added with setdefault): `cluster_log`, lines Get-ClusterLog would return.
@@ -188,6 +188,29 @@ def role_wait(ctx: ScriptContext) -> dict:
         "timed_out": group["state"] not in ("Online", "Failed"),
         "elapsed_seconds": 2,
         "resources": facts["resources"],
+    }
+
+
+@handler("role_start")
+def role_start(ctx: ScriptContext) -> dict:
+    """Start-ClusterGroup: bring the group online on its owner (fails again on role_fails_on)."""
+    with ctx.store.transaction() as state:
+        name, group = require_group(state, str(ctx.params["Name"]), "Start-ClusterGroup")
+        owner = group.get("owner") or find_node(state, ctx.node)["name"]
+        group_state = place_group(state, name, owner)
+    error = None
+    if group_state != "Online":
+        error = (
+            f"Start-ClusterGroup : The clustered role '{name}' failed to come online on node "
+            f"'{owner}'."
+        )
+    ctx.progress(f"Start-ClusterGroup {name}", f"{group_state} on {owner}", 100)
+    return {
+        "group": name,
+        "owner": owner,
+        "state": group_state,
+        "error": error,
+        "elapsed_seconds": 3.0,
     }
 
 

@@ -1,0 +1,40 @@
+"""Pre-filled values for a deployment against the running demo lab (never a secret)."""
+
+from pathlib import Path
+
+from app.lab.store import LabStore
+from app.wizard.engine import Guide
+
+
+def lab_state(instance_dir: Path) -> dict | None:
+    """The demo lab's state, if a lab has been started under this instance folder."""
+    path = Path(instance_dir) / "lab" / "state.json"
+    return LabStore(path).read() if path.exists() else None
+
+
+def deployment_values(state: dict, base_port: int) -> dict:
+    """Deployment form data: the lab's domain and nodes on loopback, NTLM over HTTP."""
+    nodes = [
+        {
+            "name": name,
+            "host": "127.0.0.1",
+            "port": base_port + i,
+            "transport": "http",
+            "auth": "ntlm",
+            "cert_validation": True,
+        }
+        for i, name in enumerate(state["nodes"])
+    ]
+    return {"name": "Demo lab", "domain_fqdn": state["domain"]["fqdn"], "nodes": nodes}
+
+
+def step_inputs(state: dict, guide: Guide) -> dict[str, dict]:
+    """Each step's inputs taken from the lab's suggestions, limited to that step's form fields."""
+    suggested = state.get("suggested_inputs", {})
+    inputs = {}
+    for step in guide.steps:
+        if step.form_class is None:
+            continue
+        fields = set(step.form_class.__dict__) - set(step.secret_fields)
+        inputs[step.key] = {k: v for k, v in suggested.items() if k in fields}
+    return inputs

@@ -1,0 +1,154 @@
+"""The whole happy path on two lab nodes in Chromium: sign in, create the deployment, fill every
+step's inputs, run each step with the lab's WinRM credentials, watch the live status reach done,
+go on. The manual install pauses with its checklist; the operator's work is simulated in the lab and
+the pause is answered with Retry in the page. One screenshot per screen in tests/artifacts/e2e/.
+
+Needs Chromium at /usr/bin/chromium and Playwright: missing either fails the test.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.execution.harness import LAB_PASSWORD, LAB_USER, USER_PASSWORD, LiveServer, make_user
+from tests.lab_world import inputs_for, install_by_hand, start_world
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "tests" / "artifacts" / "e2e"
+NAME = "Contoso <b>AMS</b> & \"lab\" 'one'"  # shown literally, never as markup
+NODES = ["AMS1", "AMS2"]
+
+
+@pytest.fixture
+def live(e2e):
+    server = LiveServer(e2e)
+    yield server.url
+    server.stop()
+
+
+class Screens:
+    def __init__(self, page) -> None:
+        self.page, self.count = page, 0
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for old in SHOTS.glob("*.png"):
+            old.unlink()
+
+    def __call__(self, name: str) -> None:
+        self.count += 1
+        self.page.screenshot(path=str(SHOTS / f"{self.count:02d}-{name}.png"), full_page=True)
+
+
+def _run_and_wait(page, expect, status: str = "succeeded") -> None:
+    """Enter the lab credentials, press Run, wait for the page to show the attempt's end."""
+    panel = page.locator("#run-panel")
+    panel.get_by_label("WinRM user").fill(LAB_USER)
+    panel.get_by_label("Password").fill(LAB_PASSWORD)
+    panel.get_by_role("button", name=re.compile(r"^Run")).click()
+    _wait_status(page, expect, status)
+
+
+def _wait_status(page, expect, status: str) -> None:
+    # The live view reloads the page once when the step ends; the run box then carries the status.
+    expect(page.locator(f".run-status[data-run-status='{status}']")).to_be_visible(timeout=60_000)
+    expect(page.locator("[data-conn]")).not_to_have_text("connecting…", timeout=10_000)
+
+
+def _fill(page, values: dict) -> None:
+    for label, value in values.items():
+        control = page.get_by_label(label, exact=True)
+        if isinstance(value, bool):
+            control.set_checked(value)
+        else:
+            control.fill(str(value))
+
+
+def test_whole_install_in_the_browser(e2e, live, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    make_user("operator", "admin")
+    store, server = start_world(tmp_path, NODES)
+    values = inputs_for(store)
+    context = browser.new_context(base_url=live, viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    shot = Screens(page)
+    try:
+        page.goto("/login")
+        shot("login")
+        page.get_by_label("Username").fill("operator")
+        page.get_by_label("Password").fill(USER_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{live}/")
+        shot("dashboard")
+
+        page.get_by_role("link", name="New deployment").first.click()
+        page.get_by_label("Deployment name").fill(NAME)
+        page.get_by_label("Active Directory domain").fill("corp.example.test")
+        for i, node in enumerate(NODES):
+            page.locator(f"#nodes-{i}-name").fill(node)
+            page.locator(f"#nodes-{i}-host").fill("127.0.0.1")
+            page.locator(f"#nodes-{i}-port").fill(str(server.ports[node]))
+            page.locator(f"#nodes-{i}-auth").select_option("ntlm")
+        shot("new-deployment")
+        page.get_by_role("button", name="Create deployment").click()
+        page.wait_for_url(re.compile(r"/deployments/\d+/steps/prerequisites$"))
+        expect(page.locator("body")).to_contain_text(NAME)  # the name is text, not markup
+        assert page.locator("b", has_text="AMS").count() == 0
+
+        forms = {
+            "prerequisites": {
+                "Access Manager version to install": values["prerequisites"]["ams_version"],
+                "Service account (gMSA)": values["prerequisites"]["gmsa"],
+                "SQL Server connection string": values["prerequisites"]["sql_connection_string"],
+                "Enterprise license key": values["prerequisites"]["license_key"],
+            },
+            "base_cluster": {
+                "Cluster name": values["base_cluster"]["cluster_name"],
+                "Cluster static IP address": values["base_cluster"]["cluster_address"],
+            },
+            "quorum": {"File share path": values["quorum"]["share_path"]},
+            "install_ams": {
+                "TLS certificate thumbprint": values["install_ams"]["certificate_thumbprint"]
+            },
+            "cluster_role": {
+                "Client access point name": values["cluster_role"]["access_point_name"],
+                "Client access point IP address": values["cluster_role"]["access_point_address"],
+            },
+            "failover_test": {"Seconds to wait for the role on each node": 60},
+        }
+        for number, (step, form) in enumerate(forms.items(), 1):
+            page.wait_for_url(re.compile(rf"/steps/{step}$"))
+            _fill(page, form)
+            page.get_by_role("button", name="Save inputs").click()
+            expect(page.locator(".flash-success")).to_contain_text("inputs saved")
+            shot(f"step{number}-{step}-inputs")
+            if step == "install_ams":
+                _run_and_wait(page, expect, "failed")  # paused: the manual checklist
+                expect(page.locator("#run-panel")).to_contain_text(
+                    "Access Manager is not installed"
+                )
+                shot(f"step{number}-{step}-checklist")
+                install_by_hand(store)  # the operator runs the installer and the config tool
+                page.locator("form.decide input[name=decision][value=retry]").check()
+                page.get_by_role("button", name="Continue").click()
+                _wait_status(page, expect, "succeeded")
+            else:
+                _run_and_wait(page, expect)
+            expect(page.locator("h1 .badge, h1 [class*=status]").first).to_be_visible()
+            shot(f"step{number}-{step}-done")
+            page.locator(".step-nav a.primary").click()
+
+        page.wait_for_url(re.compile(r"/steps/summary$"))
+        expect(page.locator("body")).to_contain_text("Summary")
+        shot("step7-summary")
+    finally:
+        context.close()
+        server.stop()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    state = store.read()
+    assert state["cluster"]["groups"]["AMSWEB"]["state"] == "Online"
+    assert len(list(SHOTS.glob("*.png"))) == shot.count >= 16

@@ -1,0 +1,49 @@
+"""`flask lab ...` commands change the simulated state the way an operator would."""
+
+from app.lab.store import LabStore
+
+
+def _state(app) -> dict:
+    return LabStore(app.config["INSTANCE_DIR"] / "lab" / "state.json").read()
+
+
+def test_reset_install_configure_and_installer(app):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["lab", "reset", "--nodes", "3"]).exit_code == 0
+    assert list(_state(app)["nodes"]) == ["AMS1", "AMS2", "AMS3"]
+
+    result = runner.invoke(args=["lab", "configure-ams"])
+    assert "install AMS first" in result.output
+
+    assert runner.invoke(args=["lab", "install-ams", "--node", "ams2"]).exit_code == 0
+    nodes = _state(app)["nodes"]
+    assert "lithnetams" in nodes["AMS2"]["services"]
+    assert "lithnetams" not in nodes["AMS1"]["services"]
+
+    runner.invoke(args=["lab", "install-ams"])
+    assert runner.invoke(args=["lab", "configure-ams"]).exit_code == 0
+    nodes = _state(app)["nodes"]
+    key = "HKLM\\SOFTWARE\\Lithnet\\Access Manager Service"
+    assert nodes["AMS1"]["registry"][key].get("LicenseData")
+    assert not nodes["AMS2"]["registry"][key].get("LicenseData")
+    assert "0.0.0.0:443" in nodes["AMS3"]["http_bindings"]
+
+    result = runner.invoke(args=["lab", "installer", "--version", "2.1.1069.0"])
+    assert result.exit_code == 0
+    written = list((app.config["INSTANCE_DIR"] / "installers").glob("*2.1.1069.0-x64.exe"))
+    assert len(written) == 1 and written[0].stat().st_size > 1000
+
+
+def test_faults_add_and_clear(app):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["lab", "reset"])
+    assert (
+        runner.invoke(args=["lab", "fault", "add", "unreachable:AMS2", "sql_express"]).exit_code
+        == 0
+    )
+    faults = _state(app)["faults"]
+    assert "AMS2" in faults["unreachable"]
+    assert "unreachable" in runner.invoke(args=["lab", "show"]).output
+    runner.invoke(args=["lab", "fault", "clear"])
+    assert not _state(app)["faults"].get("unreachable")
+    assert "Express" not in _state(app)["sql"]["edition"]
