@@ -74,9 +74,11 @@ def main() -> int:
     processes = {
         name: subprocess.Popen(cmd, env=env) for name, cmd in _commands(lab_password).items()
     }
-    print(f"\n  AMS Cluster Wizard: http://127.0.0.1:{WEB_PORT}/", flush=True)
-    print(f"  Demo lab: {LAB_NODES} nodes on 127.0.0.1:{Config.LAB_BASE_PORT}+ (HTTP, Basic/NTLM)")
-    print("  Lab WinRM user: labadmin  password: printed by the lab above; Ctrl-C stops all.\n")
+    time.sleep(3)  # let the parts print their start-up lines first
+    print(f"\n  AMS Cluster Wizard: http://127.0.0.1:{WEB_PORT}/")
+    print(f"  Demo lab: {LAB_NODES} nodes on 127.0.0.1:{Config.LAB_BASE_PORT}+ (HTTP, NTLM/Basic)")
+    print(f"  Lab WinRM user: labadmin  password: {lab_password}  (demo lab only)")
+    print("  Ctrl-C stops everything.\n", flush=True)
     try:
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)

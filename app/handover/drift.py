@@ -10,6 +10,7 @@ pauses there, so nobody continues on top of a changed cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -42,8 +43,23 @@ def _next_read_only(step: Step, view: RunView) -> Phase | None:
     return decision if isinstance(decision, Phase) and not decision.changes_state else None
 
 
+def _as_when_finished(step: Step, view: RunView) -> RunView:
+    """The view with the step's own secrets counted as entered.
+
+    Secrets are never handed over: a take-over wipes the vault and the new driver enters only their
+    WinRM account. A check that merely asks "was the license key entered?" would then fail on every
+    resume although nothing changed on the cluster. A verification runs read-only phases, which
+    use no step secret, so counting the step's secret fields as present only silences that false
+    drift; a later run that needs the value still asks for it.
+    """
+    if not step.secret_fields:
+        return view
+    return dataclasses.replace(view, secret_names=view.secret_names | set(step.secret_fields))
+
+
 def decide(step: Step, view: RunView) -> Phase | Finish:
     """The service's `advance` for a verification run: read-only phases, then a verdict."""
+    view = _as_when_finished(step, view)
     phase = _next_read_only(step, view)
     if phase is not None and not phase.changes_state:
         return phase
@@ -60,11 +76,35 @@ def decide(step: Step, view: RunView) -> Phase | Finish:
     return decision
 
 
+def flagged_by_drift(deployment: Deployment) -> set[str]:
+    """Steps waiting for a person only because a verification found drift (not their own run).
+
+    They are verified again on the next resume: once the change is undone (the service set back to
+    Manual, the node back in the gMSA's list) they are done again and the deployment goes on where
+    it stopped, instead of making the new driver re-run a step that is in place.
+    """
+    waiting = {s.step_key for s in deployment.steps if s.status == "needs_attention"}
+    if not waiting:
+        return set()
+    rows = db.session.execute(
+        select(StepRun.step_key, StepRun.options)
+        .where(StepRun.deployment_id == deployment.id, StepRun.step_key.in_(waiting))
+        .order_by(StepRun.id)
+    )
+    latest = dict(rows.tuples().all())
+    return {key for key, options in latest.items() if (options or {}).get("mode") == MODE}
+
+
 def steps_to_verify(deployment: Deployment) -> list[str]:
-    """Done steps that can be re-verified, in guide order."""
+    """Done steps (and steps that drift stopped) that can be re-verified, in guide order."""
     guide = get_guide(deployment.guide_key)
     statuses = {s.step_key: s.status for s in deployment.steps}
-    return [s.key for s in guide.steps if statuses.get(s.key) == "done" and can_verify(s)]
+    again = flagged_by_drift(deployment)
+    return [
+        s.key
+        for s in guide.steps
+        if (statuses.get(s.key) == "done" or s.key in again) and can_verify(s)
+    ]
 
 
 def start(deployment_id: int, actor_id: int | None, enqueue=None) -> str | None:

@@ -45,6 +45,13 @@ def first_unfinished(deployment: Deployment) -> str:
     return guide.steps[-1].key
 
 
+def first_waiting(deployment: Deployment) -> str | None:
+    """The first step, in guide order, that waits for a person."""
+    guide = get_guide(deployment.guide_key)
+    statuses = {s.step_key: s.status for s in deployment.steps}
+    return next((s.key for s in guide.steps if statuses.get(s.key) == "needs_attention"), None)
+
+
 @dataclass(frozen=True)
 class Attention:
     """One deployment that needs a person, and why."""
@@ -60,20 +67,28 @@ def _idle_cutoff() -> datetime:
 
 
 def _latest_run_status(deployment_ids: list[int]) -> dict[tuple[int, str], str]:
+    """The newest run's status per (deployment, step); "drift" when a verification stopped it."""
     rows = db.session.execute(
-        select(StepRun.deployment_id, StepRun.step_key, StepRun.status)
+        select(StepRun.deployment_id, StepRun.step_key, StepRun.status, StepRun.options)
         .where(StepRun.deployment_id.in_(deployment_ids))
         .order_by(StepRun.id)
     )
-    return {(dep, key): status for dep, key, status in rows}
+    return {
+        (dep, key): "drift"
+        if status == "failed" and (options or {}).get("mode") == "verify"
+        else status
+        for dep, key, status, options in rows
+    }
 
 
 def _reason(dep: Deployment, runs: dict, cutoff: datetime) -> tuple[str, str]:
-    waiting = next((s for s in dep.steps if s.status == "needs_attention"), None)
+    waiting = first_waiting(dep)
     if waiting is not None:
-        status = runs.get((dep.id, waiting.step_key))
-        label = {"interrupted": "interrupted", "cancelled": "cancelled"}.get(status, "failed")
-        return label, waiting.step_key
+        status = runs.get((dep.id, waiting))
+        label = {"interrupted": "interrupted", "cancelled": "cancelled", "drift": "drift"}.get(
+            status, "failed"
+        )
+        return label, waiting
     if dep.status == "paused":
         return "paused", dep.current_step
     idle = int((utcnow() - dep.last_activity_at).total_seconds() // 60)

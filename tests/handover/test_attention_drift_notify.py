@@ -178,3 +178,26 @@ def test_resume_page_asks_for_own_credentials(app):
     dep_id = deployment(app, "alice")
     html = alice.get(f"/deployments/{dep_id}/resume").get_data(as_text=True)
     assert "enter your own WinRM account" in html and 'name="password"' in html
+
+
+class Licensed(Step):
+    """A step whose verdict asks whether a secret was entered (like the license key check)."""
+
+    key, title, purpose = "licensed", "Licensed", "test"
+    secret_fields = ("license_key",)
+
+    def advance(self, view):
+        if view.phase("detect") is None:
+            return Phase("detect", "Detect", (Action("N1", "cluster_detect"),))
+        entered = "license_key" in view.secret_names
+        return Finish("done" if entered else "needs_attention", "License", ())
+
+
+def test_a_wiped_step_secret_is_not_drift():
+    """Take-over wipes the vault; the new driver enters only WinRM credentials: no false drift."""
+    from app.wizard.engine import RunView
+
+    view = RunView("d", "corp.test", (), {}, {}, frozenset({"winrm_password"}), {"detect": {}})
+    view.options = {"mode": "verify"}
+    assert drift.decide(Licensed(), view).status == "done"
+    assert view.secret_names == frozenset({"winrm_password"})  # the run's own view is unchanged
