@@ -6,7 +6,9 @@ import pytest
 
 from app.extensions import db
 from app.guides import get_guide
-from app.models import Deployment
+from app.lab import scenarios
+from app.lab.store import LabStore
+from app.models import Deployment, StepRun
 from tests.conftest import csrf_token, login
 
 NODES = {
@@ -169,9 +171,6 @@ def test_logout_needs_post_with_csrf(admin_client):
 
 
 def test_demo_lab_prefills_nodes_and_step_values_but_no_secret(admin_client, app):
-    from app.lab import scenarios
-    from app.lab.store import LabStore
-
     store = LabStore(app.config["INSTANCE_DIR"] / "lab" / "state.json")
     store.replace(scenarios.default_state(["AMS1", "AMS2"]))
     page = admin_client.get("/deployments/new?from_lab=1").get_data(as_text=True)
@@ -211,3 +210,25 @@ def test_credssp_needs_the_first_node_to_use_credssp(admin_client, app):
     response = admin_client.post(url, data=data)
     assert response.status_code == 400
     assert "set to CredSSP" in response.get_data(as_text=True)
+
+
+def test_base_cluster_page_links_the_kept_test_cluster_report(admin_client, app):
+    create(admin_client)
+    dep = deployment_id(app)
+    with app.app_context():
+        outcome = {
+            "status": "done",
+            "summary": "Cluster AMSCLU created.",
+            "checks": [],
+            "failed_nodes": [],
+            "artifacts": {
+                "test_cluster_report": {"outcome": "passed with warnings", "html": "<p>"}
+            },
+        }
+        db.session.add(
+            StepRun(deployment_id=dep, step_key="base_cluster", status="succeeded", outcome=outcome)
+        )
+        db.session.commit()
+    html = admin_client.get(f"/deployments/{dep}/steps/base_cluster").get_data(as_text=True)
+    assert "Cluster validation: passed with warnings." in html
+    assert f"/deployments/{dep}/history#tc-title" in html
