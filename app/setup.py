@@ -5,6 +5,7 @@ from pathlib import Path
 from flask import Flask, render_template
 from sqlalchemy import event
 
+from app.admin.views import bp as admin_bp
 from app.api import register_api
 from app.api.errors import is_api_request, json_error
 from app.audit.cli import audit_cli
@@ -45,7 +46,8 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Every feature blueprint; each owns its views and forms."""
-    for blueprint in (auth_bp, deployments_bp, wizard_bp, events_bp, handover_bp, history_bp):
+    blueprints = (auth_bp, deployments_bp, wizard_bp, events_bp, handover_bp, history_bp, admin_bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     register_audit(app)
     register_api(app)

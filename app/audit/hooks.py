@@ -9,7 +9,17 @@ from app.audit.service import record
 log = logging.getLogger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Endpoints that write their own, more specific record (the JSON API audits every call itself).
-SELF_AUDITED = frozenset({"auth.login", "handover.take_over"})
+SELF_AUDITED = frozenset(
+    {
+        "auth.login",
+        "handover.take_over",
+        "admin.new_user",
+        "admin.change_role",
+        "admin.disable",
+        "admin.enable",
+        "admin.reset_password",
+    }
+)
 
 
 def audit_request(response):

@@ -25,8 +25,12 @@ login_manager.login_message_category = "info"
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """Flask-Login hook."""
-    return db.session.get(User, int(user_id))
+    """Flask-Login hook; a disabled account's session stops working on its next request.
+
+    Flask-Login checks `is_active` only in login_user(), so the loader refuses inactive users here.
+    """
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.is_active else None
 
 
 @bp.before_app_request

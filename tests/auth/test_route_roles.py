@@ -59,6 +59,12 @@ EXPECTED = {
     "api.step_runbook": ("export", "export"),
     "runbook.deployment_runbook": ("export", "export"),
     "runbook.step_runbook": ("export", "export"),
+    "admin.users": ("manage_users", "manage_users"),
+    "admin.new_user": ("manage_users", "manage_users"),
+    "admin.change_role": ("manage_users", "manage_users"),
+    "admin.disable": ("manage_users", "manage_users"),
+    "admin.enable": ("manage_users", "manage_users"),
+    "admin.reset_password": ("manage_users", "manage_users"),
 }
 WRITE = {"POST", "PUT", "PATCH", "DELETE"}
 OWNER = "op-owner"  # the operator who created the deployment under test
@@ -77,6 +83,7 @@ def _url(rule, dep_id: int) -> str:
         "deployment_id": dep_id,
         "step_key": "prerequisites",
         "token_id": 999999,
+        "user_id": 999999,
         "filename": "css/app.css",
     }
     return (

@@ -1,0 +1,1 @@
+"""Administration screens: user accounts (issue 6)."""
