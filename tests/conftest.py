@@ -23,10 +23,10 @@ from config import TestConfig  # noqa: E402
 PASSWORD = "correct horse battery staple"
 
 
-def _postgres_database(base_url: str):
+def postgres_database(base_url: str, prefix: str = "amsw_test"):
     """Create a throwaway database next to the one DATABASE_URL names; yields its URL."""
     url = make_url(base_url)
-    name = f"amsw_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -43,7 +43,7 @@ def database_url(tmp_path_factory):
     """The database every test in this session uses."""
     base = os.environ.get("DATABASE_URL")
     if base and base.startswith("postgresql"):
-        yield from _postgres_database(base)
+        yield from postgres_database(base)
     else:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
 

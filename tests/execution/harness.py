@@ -17,8 +17,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -37,6 +35,7 @@ from app.lab.handlers import HANDLERS, load_handlers
 from app.models import Deployment, DeploymentStep, Node, User
 from app.remote import scripts
 from config import Config, TestConfig
+from tests.conftest import postgres_database
 from tests.execution import (
     labkit,
     testguide,  # noqa: F401 - registers the test guides
@@ -49,26 +48,12 @@ NODES = ["node1", "node2", "node3"]
 SETTINGS = {"HEARTBEAT_SECONDS": 1, "REAPER_GRACE_SECONDS": 3, "ACTION_RETRY_BACKOFF_SECONDS": 0.2}
 
 
-def _postgres(base: str):
-    url = make_url(base)
-    name = f"amsw_exec_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def exec_db_url(tmp_path_factory):
-    """A database of its own (schema from the models, independent of other suites)."""
+    """A database of its own (migrated to head, independent of other suites)."""
     base = os.environ.get("DATABASE_URL")
     if base and base.startswith("postgresql"):
-        yield from _postgres(base)
+        yield from postgres_database(base, prefix="amsw_exec")
     else:
         path = tmp_path_factory.mktemp("execdb") / "exec.sqlite3"
         yield f"sqlite:///{path}"
