@@ -54,13 +54,12 @@ def _allocate(deployment_id: int, count: int) -> int:
     return last
 
 
-def publish_many(deployment_id: int, items: list[dict[str, Any]]) -> list[Event]:
-    """Insert several events in one transaction (one lock, one commit, one notify).
+def add_events(deployment_id: int, items: list[dict[str, Any]]) -> tuple[list[Event], int]:
+    """Insert events in the caller's transaction (row-locked seq); returns them and the last seq.
 
-    Each item: kind, payload and optional step_key, node, step_run_id, node_action_id, actor_id.
+    The caller commits, then calls `notify(deployment_id, last)`. Several calls in one transaction
+    get consecutive numbers, since the deployment row stays locked until the commit.
     """
-    if not items:
-        return []
     last = _allocate(deployment_id, len(items))
     first = last - len(items) + 1
     now = utcnow()
@@ -80,6 +79,17 @@ def publish_many(deployment_id: int, items: list[dict[str, Any]]) -> list[Event]
         for i, item in enumerate(items)
     ]
     db.session.add_all(events)
+    return events, last
+
+
+def publish_many(deployment_id: int, items: list[dict[str, Any]]) -> list[Event]:
+    """Insert several events in one transaction (one lock, one commit, one notify).
+
+    Each item: kind, payload and optional step_key, node, step_run_id, node_action_id, actor_id.
+    """
+    if not items:
+        return []
+    events, last = add_events(deployment_id, items)
     db.session.commit()
     notify(deployment_id, last)
     return events

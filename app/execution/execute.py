@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
-from app.events.publish import publish_many
+from app.events.publish import add_events, notify, publish_many
 from app.execution import vault
 from app.execution.actions import (
     REDACTOR,
@@ -30,7 +30,7 @@ from app.execution.actions import (
     redact,
 )
 from app.execution.dispatch import Enqueue, default_enqueue
-from app.execution.phases import after_action
+from app.execution.phases import advance, after_action, close_phase, lock_run
 from app.execution.state import ACTIVE_RUN
 from app.extensions import db
 from app.models import Node, NodeAction, StepRun, utcnow
@@ -101,18 +101,31 @@ def execute_action(
     if not claim(action_id, commit=False):
         db.session.rollback()
         return "not-claimed"
-    action = db.session.get(NodeAction, action_id, populate_existing=True)
-    job = Job.of(action, action.step_run)
-    if action.step_run.status not in ACTIVE_RUN or action.step_run.cancel_requested:
+    action, run, node = _load_claimed(action_id)
+    job = Job.of(action, run)
+    if run.status not in ACTIVE_RUN or run.cancel_requested:
         return _cancel_before_start(job, enqueue)
     try:
-        conn, secure, masks = _prepare(action, job.timeout)
+        conn, secure, masks = _prepare(action, node, job.timeout)
     except (errors.RemoteError, vault.VaultEmpty) as exc:
+        db.session.commit()  # the claim: take the run's lock next without holding the action's
         return _record_failure(job, _as_remote_error(exc), 0.0, enqueue)
     started = {"script": job.script, "label": job.label, "phase": job.phase, "try": job.try_count}
     publish_many(job.deployment_id, [job.event("node.started", started)])  # commits the claim
     db.session.close()  # no transaction stays open while the script runs
     return _run(job, conn, secure, masks, enqueue, sessions)
+
+
+def _load_claimed(action_id: int) -> tuple[NodeAction, StepRun, Node | None]:
+    """The claimed action, its run and its node (None if deleted) in one query."""
+    query = (
+        select(NodeAction, StepRun, Node)
+        .join(StepRun, StepRun.id == NodeAction.step_run_id)
+        .outerjoin(Node, Node.id == NodeAction.node_id)
+        .where(NodeAction.id == action_id)
+        .execution_options(populate_existing=True)
+    )
+    return tuple(db.session.execute(query).one())
 
 
 def _as_remote_error(exc: Exception) -> errors.RemoteError:
@@ -128,11 +141,12 @@ def _cancel_before_start(job: Job, enqueue: Enqueue) -> str:
     return "cancelled"
 
 
-def _prepare(action: NodeAction, timeout: float) -> tuple[Connection, dict[str, str], list[str]]:
+def _prepare(
+    action: NodeAction, node: Node | None, timeout: float
+) -> tuple[Connection, dict[str, str], list[str]]:
     """(Connection, secure params, secret values to mask) from the node row and the vault."""
     username, secrets = vault.load_secrets(action.step_run.deployment_id)
     secrets = {**secrets, vault.WINRM_USERNAME: username}
-    node = db.session.get(Node, action.node_id) if action.node_id else None
     if node is None:
         raise errors.make(
             errors.SCRIPT_ERROR, f"Node {action.node_name} no longer exists in the deployment."
@@ -224,29 +238,47 @@ def _record_success(job: Job, summary: dict, duration: float, enqueue: Enqueue) 
         "data": data if len(json.dumps(data, default=str)) <= RESULT_EVENT_LIMIT else None,
     }
     values = {"result": summary, "progress": 100}
-    if not _end_action(job, "succeeded", values, job.event("node.finished", payload)):
-        return "superseded"
-    return after_action(job.run_id, job.phase, enqueue)
+    return _finish_action(job, "succeeded", values, job.event("node.finished", payload), enqueue)
 
 
-def _end_action(
-    job: Job, status: str, values: dict[str, Any], finished: dict | None = None
-) -> bool:
-    """running -> final status, unless the reaper (or a cancel) got there first.
+def _finish_action(
+    job: Job, status: str, values: dict[str, Any], finished: dict, enqueue: Enqueue
+) -> str:
+    """running -> final status with node.finished, and phase.finished if this closed the phase.
 
-    The node.finished event `finished` is committed in the same transaction, so no other node can close
-    the phase (phase.finished) before this node's own event is written.
-    """
-    done = db.session.execute(
-        update(NodeAction)
-        .where(NodeAction.id == job.action_id, NodeAction.status == "running")
-        .values(status=status, finished_at=utcnow(), **values)
-    ).rowcount
-    if done == 1 and finished is not None:
-        publish_many(job.deployment_id, [finished])
-    else:
+    One transaction under the run's row lock (so of two nodes ending at once, the later one sees the
+    other's status and closes the phase), then the elected caller advances the run at once."""
+    lock_run(job.run_id)
+    if not _mark_ended(job, status, values):
         db.session.commit()
-    return done == 1
+        return "superseded"
+    outcome, closing = close_phase(job.run_id, job.phase)
+    items = [finished] if closing is None else [finished, closing]
+    _, last = add_events(job.deployment_id, items)
+    db.session.commit()
+    notify(job.deployment_id, last)
+    if closing is None:
+        return outcome
+    return advance(job.run_id, enqueue, idle=True)
+
+
+def _mark_ended(job: Job, status: str, values: dict[str, Any]) -> bool:
+    """running -> `status`, unless the reaper (or a cancel) got there first."""
+    return (
+        db.session.execute(
+            update(NodeAction)
+            .where(NodeAction.id == job.action_id, NodeAction.status == "running")
+            .values(status=status, finished_at=utcnow(), **values)
+        ).rowcount
+        == 1
+    )
+
+
+def _end_action(job: Job, status: str, values: dict[str, Any]) -> bool:
+    """running -> final status without an event (an action that never started), committed."""
+    done = _mark_ended(job, status, values)
+    db.session.commit()
+    return done
 
 
 def _error_values(err: errors.RemoteError) -> dict[str, Any]:
@@ -291,6 +323,5 @@ def _record_failure(job: Job, err: errors.RemoteError, duration: float, enqueue:
         return "retrying"
     status = "cancelled" if err.category == errors.CANCELLED else "failed"
     payload = {"status": status, "duration": round(duration, 3), **err.as_dict()}
-    if not _end_action(job, status, _error_values(err), job.event("node.finished", payload)):
-        return "superseded"
-    return after_action(job.run_id, job.phase, enqueue)
+    finished = job.event("node.finished", payload)
+    return _finish_action(job, status, _error_values(err), finished, enqueue)

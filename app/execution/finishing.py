@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.events.publish import publish_many
 from app.execution import vault
@@ -21,18 +22,22 @@ from app.models import Deployment, NodeAction, StepRun, utcnow
 from app.remote import errors
 from app.wizard.engine import Finish
 
+ENDED = ("completed", "aborted")  # deployment statuses whose credentials are wiped
+
 
 def end_run(run: StepRun, status: str) -> bool:
     """Compare-and-set the run's final status; False when someone else already ended it."""
+    now = utcnow()
     ended = db.session.execute(
         update(StepRun)
         .where(StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN))
-        .values(status=status, finished_at=utcnow())
+        .values(status=status, finished_at=now)
     ).rowcount
     if ended != 1:
         db.session.rollback()
         return False
-    db.session.refresh(run)
+    set_committed_value(run, "status", status)  # what the UPDATE wrote, without reloading the row
+    set_committed_value(run, "finished_at", now)
     return True
 
 
@@ -76,8 +81,10 @@ def finish(
     items = [*(before or []), {**base, "kind": "step.finished", "payload": _payload(outcome)}]
     if outcome.status != "done":
         items.append({**base, "kind": "step.paused", "payload": {"reason": outcome.summary}})
+    ended = deployment.status in ENDED  # read before the commit expires the row
     publish_many(deployment.id, items + [{**base, **e} for e in extra])
-    release_sessions(deployment)
+    if ended:
+        release_sessions(deployment.id)
     if outcome.status != "done":
         on_paused(deployment.id, run.step_key, outcome.summary)
     return outcome.status
@@ -136,7 +143,6 @@ def mark_interrupted(run: StepRun, reason: str) -> bool:
     return True
 
 
-def release_sessions(deployment: Deployment) -> None:
-    """Once the deployment's credentials are wiped, close this process's pools that used them."""
-    if deployment.status in ("completed", "aborted"):
-        SESSIONS.close_owner(deployment.id)
+def release_sessions(deployment_id: int) -> None:
+    """The deployment's credentials are wiped: close this process's pools that used them."""
+    SESSIONS.close_owner(deployment_id)

@@ -64,7 +64,7 @@ def build_view(run: StepRun, deployment: Deployment) -> RunView:
     if only:
         view.nodes = tuple(n for n in view.nodes if n.name in only)
     view.options = options
-    view.results = _results(run.id)
+    view.results = _results(run.id) if run.phase is not None else {}  # no phase yet: no actions
     return view
 
 
@@ -81,17 +81,24 @@ def _decide(step: Step, view: RunView) -> Phase | Finish:
         )
 
 
-def advance(run_id: int, enqueue: Enqueue | None = None) -> str:
-    """Ask the step for its next phase and queue it, or record its outcome. Returns what happened."""
+def advance(run_id: int, enqueue: Enqueue | None = None, *, idle: bool = False) -> str:
+    """Ask the step for its next phase and queue it, or record its outcome. Returns what happened.
+
+    idle: the caller knows no action of the run is pending (it closed the phase, or the run is new).
+    """
     enqueue = enqueue or default_enqueue()
-    run = db.session.get(StepRun, run_id)
-    if run is None or run.status not in ACTIVE_RUN:
+    row = db.session.execute(
+        select(StepRun, Deployment)
+        .join(Deployment, Deployment.id == StepRun.deployment_id)
+        .where(StepRun.id == run_id)
+    ).first()
+    if row is None or row.StepRun.status not in ACTIVE_RUN:
         return "inactive"
+    run, deployment = row
     if run.cancel_requested:
         return finish_cancelled(run) if pending_count(run.id) == 0 else "cancelling"
-    if pending_count(run.id):
+    if not idle and pending_count(run.id):
         return "pending"
-    deployment = db.session.get(Deployment, run.deployment_id)
     step = get_guide(deployment.guide_key).step(run.step_key)
     view = build_view(run, deployment)
     for _ in range(MAX_EMPTY_PHASES):
@@ -159,8 +166,8 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
         ],
     }
     publish(run.deployment_id, "phase.started", payload, step_key=run.step_key, step_run_id=run.id)
-    for action in actions:
-        enqueue.action(action.id)
+    for entry in payload["actions"]:  # ids from before the commit: no reload per action
+        enqueue.action(entry["id"])
     return "phase-started"
 
 
@@ -183,8 +190,29 @@ def _new_action(run: StepRun, node: Node, phase: Phase, action) -> NodeAction:
 
 def after_action(run_id: int, phase: str, enqueue: Enqueue | None = None) -> str:
     """Called when an action of `phase` ended: the caller that completes the phase advances the run."""
+    lock_run(run_id)
+    outcome, closing = close_phase(run_id, phase)
+    if closing is None:
+        db.session.commit()
+        return outcome
+    publish_many(closing["deployment_id"], [closing])  # commits the election with the event
+    return advance(run_id, enqueue, idle=True)
+
+
+def lock_run(run_id: int) -> None:
+    """Take the run's row lock (SQLite: the write lock): callers ending actions of a run serialise.
+
+    Lock order everywhere: step run, then node actions, then the deployment (event sequence)."""
+    db.session.execute(update(StepRun).where(StepRun.id == run_id).values(phase=StepRun.phase))
+
+
+def close_phase(run_id: int, phase: str) -> tuple[str, dict | None]:
+    """Elect this caller to close `phase` if none of its actions is pending (caller holds lock_run).
+
+    Returns ("closed", the phase.finished event item, also naming its deployment_id) for the one
+    elected caller, else ("pending" | "not-elected", None). Nothing is committed here."""
     if pending_count(run_id, phase):
-        return "pending"
+        return "pending", None
     elected = db.session.execute(
         update(StepRun)
         .where(
@@ -194,23 +222,20 @@ def after_action(run_id: int, phase: str, enqueue: Enqueue | None = None) -> str
             or_(StepRun.advanced_phase.is_(None), StepRun.advanced_phase != phase),
         )
         .values(advanced_phase=phase)
-    ).rowcount
-    if elected != 1:
-        db.session.commit()
-        return "not-elected"
-    _publish_phase_finished(run_id, phase)  # commits the election with the event
-    return advance(run_id, enqueue)
-
-
-def _publish_phase_finished(run_id: int, phase: str) -> None:
-    run = db.session.get(StepRun, run_id)
-    rows = db.session.scalars(
-        select(NodeAction).where(NodeAction.step_run_id == run_id, NodeAction.phase == phase)
+        .returning(StepRun.deployment_id, StepRun.step_key)
+    ).first()
+    if elected is None:
+        return "not-elected", None
+    rows = db.session.execute(
+        select(NodeAction.node_name, NodeAction.status).where(
+            NodeAction.step_run_id == run_id, NodeAction.phase == phase
+        )
     )
     item = {
         "kind": "phase.finished",
-        "payload": {"phase": phase, "nodes": {a.node_name: a.status for a in rows}},
-        "step_key": run.step_key,
-        "step_run_id": run.id,
+        "payload": {"phase": phase, "nodes": dict(rows.all())},
+        "step_key": elected.step_key,
+        "step_run_id": run_id,
+        "deployment_id": elected.deployment_id,
     }
-    publish_many(run.deployment_id, [item])
+    return "closed", item

@@ -113,7 +113,7 @@ def _first_advance(run_id: int, enqueue: Enqueue) -> None:
     Safe to hand over: `advance` only acts through compare-and-set updates, and nothing else advances a
     run that has no actions yet."""
     try:
-        advance(run_id, enqueue)
+        advance(run_id, enqueue, idle=True)  # a new run has no actions yet
     except Exception:
         log.exception("Could not start run %s here; queued for a worker", run_id)
         db.session.rollback()

@@ -69,7 +69,19 @@ class EchoStep(Step):
         return Finish("needs_attention" if failed else "done", "echo", failed_nodes=failed)
 
 
+class EchoLaterStep(EchoStep):
+    """A second echo step, so running the first one does not complete the deployment."""
+
+    key = "exec_echo_later"
+    title = "Echo later"
+
+
 GUIDE = Guide(key="exec-test", title="Execution test", version="1", steps=(ExecStep(),))
 ECHO_GUIDE = Guide(key="exec-echo", title="Echo test", version="1", steps=(EchoStep(),))
+# The benchmark's deployment: its credentials (and pooled sessions) outlive a run of the first step.
+ECHO_TWO_GUIDE = Guide(
+    key="exec-echo-two", title="Echo twice", version="1", steps=(EchoStep(), EchoLaterStep())
+)
 GUIDES[GUIDE.key] = GUIDE
 GUIDES[ECHO_GUIDE.key] = ECHO_GUIDE
+GUIDES[ECHO_TWO_GUIDE.key] = ECHO_TWO_GUIDE
