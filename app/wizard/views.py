@@ -72,8 +72,13 @@ def run(deployment_id: int, step_key: str):
     elif not form.validate():
         flash("Enter the WinRM user name and password to run this step.", "error")
     else:
+        # Committed with the run, or rolled back with it if the run is refused.
         vault.store_credentials(
-            deployment.id, form.username.data, form.password.data, owner_id=current_user.id
+            deployment.id,
+            form.username.data,
+            form.password.data,
+            owner_id=current_user.id,
+            commit=False,
         )
         try:
             options = {"fix": form.fix.data} if form.fix.data else None
