@@ -70,6 +70,7 @@ class Config:
     ACTION_TIMEOUT_SECONDS = int(os.environ.get("ACTION_TIMEOUT_SECONDS", "1800"))
     HEARTBEAT_SECONDS = int(os.environ.get("HEARTBEAT_SECONDS", "5"))
     REAPER_GRACE_SECONDS = int(os.environ.get("REAPER_GRACE_SECONDS", "30"))
+    REAPER_INTERVAL_SECONDS = float(os.environ.get("REAPER_INTERVAL_SECONDS", "15"))
     SSE_KEEPALIVE_SECONDS = int(os.environ.get("SSE_KEEPALIVE_SECONDS", "15"))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

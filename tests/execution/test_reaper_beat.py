@@ -50,7 +50,13 @@ def _status(action_id: int) -> str:
 
 def test_beat_in_the_worker_marks_a_stale_action_interrupted(exec_ctx, lab, exec_db_url, tmp_path):
     action_id = _stale_action(seed_deployment(lab))
-    beat = Worker(exec_db_url, tmp_path / "beat.log", queue=f"{QUEUE}-beat", beat=True)
+    beat = Worker(
+        exec_db_url,
+        tmp_path / "beat.log",
+        queue=f"{QUEUE}-beat",
+        beat=True,
+        extra_env={"REAPER_INTERVAL_SECONDS": "2"},
+    )
     try:
         wait_for(lambda: _status(action_id) == "interrupted", 45, 0.5, "the beat-driven reaper")
     finally:
