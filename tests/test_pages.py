@@ -8,7 +8,7 @@ from app.extensions import db
 from app.guides import get_guide
 from app.lab import scenarios
 from app.lab.store import LabStore
-from app.models import Deployment, StepRun
+from app.models import Credential, Deployment, StepRun
 from tests.conftest import csrf_token, login
 
 NODES = {
@@ -232,3 +232,19 @@ def test_base_cluster_page_links_the_kept_test_cluster_report(admin_client, app)
     html = admin_client.get(f"/deployments/{dep}/steps/base_cluster").get_data(as_text=True)
     assert "Cluster validation: passed with warnings." in html
     assert f"/deployments/{dep}/history#tc-title" in html
+
+
+def test_running_a_step_before_earlier_ones_is_refused_and_keeps_no_credentials(admin_client, app):
+    create(admin_client)
+    dep = deployment_id(app)
+    url = f"/deployments/{dep}/steps/quorum"
+    data = {
+        "username": "CORP\\admin",
+        "password": "Canary-Pw-1",
+        "csrf_token": csrf_token(admin_client, url),
+    }
+    page = admin_client.post(f"{url}/run", data=data, follow_redirects=True)
+    assert "Finish or skip &#39;Prerequisites&#39;" in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(StepRun)) == 0
+        assert db.session.scalar(db.select(db.func.count()).select_from(Credential)) == 0

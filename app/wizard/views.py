@@ -8,8 +8,7 @@ from app.events.publish import publish
 from app.execution import service, vault
 from app.extensions import db
 from app.models import Deployment
-from app.wizard.context import guide_for, step_statuses
-from app.wizard.engine import blocking_step
+from app.wizard.context import guide_for
 from app.wizard.forms import DecisionForm, RunForm, SimpleForm
 from app.wizard.inputs import cross_check, save_inputs
 from app.wizard.runs import latest_run, step_page_context
@@ -64,15 +63,13 @@ def step(deployment_id: int, step_key: str):
 @bp.route("/steps/<step_key>/run", methods=["POST"])
 @requires("drive")
 def run(deployment_id: int, step_key: str):
-    deployment, guide, step = _load(deployment_id, step_key)
+    deployment, _, step = _load(deployment_id, step_key)
     form = RunForm()
-    blocker = blocking_step(guide, step.key, step_statuses(deployment))
-    if blocker is not None:
-        flash(f"Finish or skip '{blocker.title}' before running this step.", "error")
-    elif not form.validate():
+    if not form.validate():
         flash("Enter the WinRM user name and password to run this step.", "error")
     else:
-        # Committed with the run, or rolled back with it if the run is refused.
+        # Committed with the run, or rolled back with it when start_step_run refuses (an
+        # unfinished earlier step, a run in progress...), so refused credentials are not kept.
         vault.store_credentials(
             deployment.id,
             form.username.data,
