@@ -96,11 +96,10 @@ def run(deployment_id: int, step_key: str):
     deployment, step = load_step(deployment_id, step_key)
     creds = _load(RunIn, read_json())
     user = api_user()
-    vault.store_credentials(
-        deployment.id, creds["username"], creds["password"], owner_id=user.id, commit=False
-    )
     try:
-        started = service.start_step_run(deployment.id, step.key, user.id)
+        started = service.start_step_run(
+            deployment.id, step.key, user.id, credentials=(creds["username"], creds["password"])
+        )
     except service.StepBlocked as error:
         abort(409, message=str(error))
     return present.run_dict(started)

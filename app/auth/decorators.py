@@ -7,7 +7,7 @@ user's own (or `drive_any`) and, for state-changing requests, the deployment's l
 
 from functools import wraps
 
-from flask import abort, request
+from flask import abort, g, request
 from flask_login import current_user
 
 from app.extensions import db, login_manager
@@ -32,7 +32,8 @@ def _check(permission: str, deployment_id: int | None):
         abort(403)
     if permission != "drive" or deployment_id is None:
         return None
-    deployment = db.get_or_404(Deployment, deployment_id)
+    # Held in g: the view's own get() then finds it in the session (whose identity map is weak).
+    deployment = g.amsw_deployment = db.get_or_404(Deployment, deployment_id)
     if not may_drive(current_user, deployment):
         abort(403)
     if request.method in SAFE_METHODS:

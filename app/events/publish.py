@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -22,6 +24,7 @@ from app.models import Deployment, Event, utcnow
 
 log = logging.getLogger(__name__)
 
+OUTBOX = "amsw_held_events"  # db.session.info key: {deployment_id: [items]}
 _redis_lock = threading.Lock()
 _redis_clients: dict[str, Any] = {}
 
@@ -50,6 +53,7 @@ def _allocate(deployment_id: int, count: int) -> int:
         .where(Deployment.id == deployment_id)
         .values(event_seq=Deployment.event_seq + count, last_activity_at=utcnow())
         .returning(Deployment.event_seq)
+        .execution_options(synchronize_session=False)  # nothing reads the counter in-process
     ).scalar_one()
     return last
 
@@ -82,11 +86,32 @@ def add_events(deployment_id: int, items: list[dict[str, Any]]) -> tuple[list[Ev
     return events, last
 
 
+@contextmanager
+def held_events(deployment_id: int, items: list[dict[str, Any]]) -> Iterator[None]:
+    """Hold `items` for the next publish in this session: they go out ahead of its own items, in the
+    same transaction. If nothing inside publishes, they are published (committed) on leaving.
+
+    Lets a worker end an action and advance its run in one transaction: node.finished, phase.finished
+    and whatever the step does next reach the log together, in that order. On an exception the held
+    items are dropped with the caller's transaction."""
+    outbox = db.session.info.setdefault(OUTBOX, {})
+    outbox[deployment_id] = [*outbox.get(deployment_id, []), *items]
+    try:
+        yield
+    finally:
+        left = outbox.pop(deployment_id, None)
+    if left:
+        publish_many(deployment_id, left)
+
+
 def publish_many(deployment_id: int, items: list[dict[str, Any]]) -> list[Event]:
     """Insert several events in one transaction (one lock, one commit, one notify).
 
     Each item: kind, payload and optional step_key, node, step_run_id, node_action_id, actor_id.
+    Items held for this deployment (held_events) go first.
     """
+    held = db.session.info.get(OUTBOX, {}).pop(deployment_id, None)
+    items = [*held, *items] if held else items
     if not items:
         return []
     events, last = add_events(deployment_id, items)

@@ -61,6 +61,7 @@ def claim(action_id: int, *, commit: bool = True) -> bool:
             worker=worker_name(),
             try_count=NodeAction.try_count + 1,
         )
+        .execution_options(synchronize_session=False)  # the caller loads the row afresh
     ).rowcount
     if commit:
         db.session.commit()

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
-from app.events.publish import add_events, notify, publish_many
+from app.events.publish import held_events, publish_many
 from app.execution import vault
 from app.execution.actions import (
     REDACTOR,
@@ -242,24 +242,38 @@ def _record_success(job: Job, summary: dict, duration: float, enqueue: Enqueue) 
 
 
 def _finish_action(
-    job: Job, status: str, values: dict[str, Any], finished: dict, enqueue: Enqueue
+    job: Job,
+    status: str,
+    values: dict[str, Any],
+    finished: dict,
+    enqueue: Enqueue,
+    *,
+    advance_here: bool = True,
 ) -> str:
     """running -> final status with node.finished, and phase.finished if this closed the phase.
 
-    One transaction under the run's row lock (so of two nodes ending at once, the later one sees the
-    other's status and closes the phase), then the elected caller advances the run at once."""
-    lock_run(job.run_id)
+    Under the run's row lock (so of two nodes ending at once, the later one sees the other's status
+    and closes the phase). The elected caller advances the run in the same transaction, so the
+    action's end, the phase's end and the step's next phase (or outcome) commit together. Should
+    advancing fail, the action's end is committed alone and a worker advances the run."""
+    loaded = lock_run(job.run_id)
     if not _mark_ended(job, status, values):
         db.session.commit()
         return "superseded"
     outcome, closing = close_phase(job.run_id, job.phase)
-    items = [finished] if closing is None else [finished, closing]
-    _, last = add_events(job.deployment_id, items)
-    db.session.commit()
-    notify(job.deployment_id, last)
-    if closing is None:
+    if closing is None or not advance_here:
+        items = [finished] if closing is None else [finished, closing]
+        publish_many(job.deployment_id, items)
+        if closing is not None:
+            enqueue.advance(job.run_id)
         return outcome
-    return advance(job.run_id, enqueue, idle=True)
+    try:
+        with held_events(job.deployment_id, [finished, closing]):
+            return advance(job.run_id, enqueue, idle=True, loaded=loaded)
+    except Exception:
+        log.exception("Could not advance run %s after action %s", job.run_id, job.action_id)
+        db.session.rollback()
+        return _finish_action(job, status, values, finished, enqueue, advance_here=False)
 
 
 def _mark_ended(job: Job, status: str, values: dict[str, Any]) -> bool:
@@ -269,6 +283,7 @@ def _mark_ended(job: Job, status: str, values: dict[str, Any]) -> bool:
             update(NodeAction)
             .where(NodeAction.id == job.action_id, NodeAction.status == "running")
             .values(status=status, finished_at=utcnow(), **values)
+            .execution_options(synchronize_session=False)
         ).rowcount
         == 1
     )

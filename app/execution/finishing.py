@@ -25,19 +25,24 @@ from app.wizard.engine import Finish
 ENDED = ("completed", "aborted")  # deployment statuses whose credentials are wiped
 
 
-def end_run(run: StepRun, status: str) -> bool:
-    """Compare-and-set the run's final status; False when someone else already ended it."""
+def end_run(run: StepRun, status: str, outcome: Finish | None = None) -> bool:
+    """Compare-and-set the run's final status; False when someone else already ended it.
+
+    Nothing is rolled back either way: the caller's transaction may hold other work (an action's end)."""
     now = utcnow()
+    values = {"status": status, "finished_at": now}
+    if outcome is not None:
+        values["outcome"] = outcome.as_dict()
     ended = db.session.execute(
         update(StepRun)
         .where(StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN))
-        .values(status=status, finished_at=now)
+        .values(**values)
+        .execution_options(synchronize_session=False)  # set below, without a reload
     ).rowcount
     if ended != 1:
-        db.session.rollback()
         return False
-    set_committed_value(run, "status", status)  # what the UPDATE wrote, without reloading the row
-    set_committed_value(run, "finished_at", now)
+    for key, value in values.items():  # what the UPDATE wrote, without reloading the row
+        set_committed_value(run, key, value)
     return True
 
 
@@ -66,19 +71,16 @@ def settle_deployment(deployment: Deployment, step_key: str, paused: bool) -> li
     return []
 
 
-def finish(
-    run: StepRun, deployment: Deployment, outcome: Finish, before: list[dict] | None = None
-) -> str:
-    """Record the step's outcome; `before` = events to commit ahead of step.finished, atomically."""
+def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
+    """Record the step's outcome with its events, in the caller's transaction, and commit."""
     if (run.options or {}).get("mode") == "verify":
         return drift.finish(run, deployment, outcome)
-    if not end_run(run, "succeeded" if outcome.status == "done" else "failed"):
+    if not end_run(run, "succeeded" if outcome.status == "done" else "failed", outcome):
         return "already-finished"
-    run.outcome = outcome.as_dict()
     deployment.step(run.step_key).status = "done" if outcome.status == "done" else "needs_attention"
     extra = settle_deployment(deployment, run.step_key, paused=outcome.status != "done")
     base = {"step_key": run.step_key, "step_run_id": run.id}
-    items = [*(before or []), {**base, "kind": "step.finished", "payload": _payload(outcome)}]
+    items = [{**base, "kind": "step.finished", "payload": _payload(outcome)}]
     if outcome.status != "done":
         items.append({**base, "kind": "step.paused", "payload": {"reason": outcome.summary}})
     ended = deployment.status in ENDED  # read before the commit expires the row
@@ -104,10 +106,9 @@ def _payload(outcome: Finish) -> dict[str, Any]:
 
 def finish_cancelled(run: StepRun) -> str:
     """End a cancelled run once its last action stopped; the step waits for a decision."""
-    if not end_run(run, "cancelled"):
+    if not end_run(run, "cancelled", Finish("needs_attention", "Cancelled on request.")):
         return "already-finished"
     deployment = db.session.get(Deployment, run.deployment_id)
-    run.outcome = Finish("needs_attention", "Cancelled on request.").as_dict()
     deployment.step(run.step_key).status = "needs_attention"
     settle_deployment(deployment, run.step_key, paused=True)
     base = {"step_key": run.step_key, "step_run_id": run.id}
@@ -123,10 +124,9 @@ def finish_cancelled(run: StepRun) -> str:
 
 def mark_interrupted(run: StepRun, reason: str) -> bool:
     """End a run as interrupted (reaper): the step needs a person, resume = retry."""
-    if not end_run(run, "interrupted"):
+    if not end_run(run, "interrupted", Finish("needs_attention", reason)):
         return False
     deployment = db.session.get(Deployment, run.deployment_id)
-    run.outcome = Finish("needs_attention", reason).as_dict()
     deployment.step(run.step_key).status = "needs_attention"
     settle_deployment(deployment, run.step_key, paused=True)
     db.session.execute(

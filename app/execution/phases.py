@@ -10,7 +10,7 @@ import logging
 
 from sqlalchemy import func, or_, select, update
 
-from app.events.publish import publish, publish_many
+from app.events.publish import held_events, publish
 from app.execution import vault
 from app.execution.dispatch import Enqueue, default_enqueue
 from app.execution.finishing import finish, finish_cancelled
@@ -81,18 +81,21 @@ def _decide(step: Step, view: RunView) -> Phase | Finish:
         )
 
 
-def advance(run_id: int, enqueue: Enqueue | None = None, *, idle: bool = False) -> str:
+def advance(
+    run_id: int,
+    enqueue: Enqueue | None = None,
+    *,
+    idle: bool = False,
+    loaded: tuple[StepRun, Deployment] | None = None,
+) -> str:
     """Ask the step for its next phase and queue it, or record its outcome. Returns what happened.
 
     idle: the caller knows no action of the run is pending (it closed the phase, or the run is new).
+    loaded: the run and its deployment as this transaction already read them (lock_run, a new run).
     """
     enqueue = enqueue or default_enqueue()
-    row = db.session.execute(
-        select(StepRun, Deployment)
-        .join(Deployment, Deployment.id == StepRun.deployment_id)
-        .where(StepRun.id == run_id)
-    ).first()
-    if row is None or row.StepRun.status not in ACTIVE_RUN:
+    row = loaded or _load_run(run_id)
+    if row is None or row[0].status not in ACTIVE_RUN:
         return "inactive"
     run, deployment = row
     if run.cancel_requested:
@@ -116,6 +119,18 @@ def advance(run_id: int, enqueue: Enqueue | None = None, *, idle: bool = False) 
         return _start_phase(run, deployment, decision, enqueue)
     too_many = Finish("needs_attention", "The step produced too many empty phases.")
     return finish(run, deployment, too_many)
+
+
+def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] | None:
+    query = (
+        select(StepRun, Deployment)
+        .join(Deployment, Deployment.id == StepRun.deployment_id)
+        .where(StepRun.id == run_id)
+    )
+    if lock:
+        query = query.with_for_update(of=StepRun).execution_options(populate_existing=True)
+    row = db.session.execute(query).first()
+    return None if row is None else (row[0], row[1])
 
 
 def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
@@ -152,8 +167,7 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
         message = f"Phase '{phase.name}' names unknown nodes {unknown}."
         return finish(run, deployment, Finish("needs_attention", message))
     if not _claim_phase(run, phase):
-        db.session.rollback()
-        return "lost-race"
+        return "lost-race"  # nothing written here; the caller's transaction ends as it would
     actions = [_new_action(run, nodes[a.node], phase, a) for a in phase.actions]
     db.session.add_all(actions)
     db.session.flush()
@@ -190,29 +204,42 @@ def _new_action(run: StepRun, node: Node, phase: Phase, action) -> NodeAction:
 
 def after_action(run_id: int, phase: str, enqueue: Enqueue | None = None) -> str:
     """Called when an action of `phase` ended: the caller that completes the phase advances the run."""
-    lock_run(run_id)
+    loaded = lock_run(run_id)
     outcome, closing = close_phase(run_id, phase)
     if closing is None:
         db.session.commit()
         return outcome
-    publish_many(closing["deployment_id"], [closing])  # commits the election with the event
-    return advance(run_id, enqueue, idle=True)
+    with held_events(closing["deployment_id"], [closing]):  # committed with what advance does
+        return advance(run_id, enqueue, idle=True, loaded=loaded)
 
 
-def lock_run(run_id: int) -> None:
-    """Take the run's row lock (SQLite: the write lock): callers ending actions of a run serialise.
+def lock_run(run_id: int) -> tuple[StepRun, Deployment] | None:
+    """Lock the run's row and read it (with its deployment) afresh, for `advance(loaded=...)`.
 
-    Lock order everywhere: step run, then node actions, then the deployment (event sequence)."""
-    db.session.execute(update(StepRun).where(StepRun.id == run_id).values(phase=StepRun.phase))
+    Callers ending actions of a run serialise on this lock, so the later one sees the other's
+    ending. PostgreSQL: SELECT ... FOR UPDATE OF step_runs. SQLite has no row locks: the caller's
+    next statement is a write, which takes the database write lock and serialises them the same
+    way; what was read before it can only miss a cancel request, which every action's claim and
+    the next advance honour. Lock order everywhere: step run, then node actions, then the
+    deployment (event sequence)."""
+    return _load_run(run_id, lock=True)
 
 
 def close_phase(run_id: int, phase: str) -> tuple[str, dict | None]:
     """Elect this caller to close `phase` if none of its actions is pending (caller holds lock_run).
 
     Returns ("closed", the phase.finished event item, also naming its deployment_id) for the one
-    elected caller, else ("pending" | "not-elected", None). Nothing is committed here."""
-    if pending_count(run_id, phase):
-        return "pending", None
+    elected caller, else ("pending", None): an action of the phase is still queued or running, or
+    another caller closed it. Nothing is committed here."""
+    pending = (
+        select(NodeAction.id)
+        .where(
+            NodeAction.step_run_id == run_id,
+            NodeAction.phase == phase,
+            NodeAction.status.in_(PENDING_ACTION),
+        )
+        .exists()
+    )
     elected = db.session.execute(
         update(StepRun)
         .where(
@@ -220,12 +247,14 @@ def close_phase(run_id: int, phase: str) -> tuple[str, dict | None]:
             StepRun.status.in_(ACTIVE_RUN),
             StepRun.phase == phase,
             or_(StepRun.advanced_phase.is_(None), StepRun.advanced_phase != phase),
+            ~pending,
         )
         .values(advanced_phase=phase)
         .returning(StepRun.deployment_id, StepRun.step_key)
+        .execution_options(synchronize_session=False)
     ).first()
     if elected is None:
-        return "not-elected", None
+        return "pending", None
     rows = db.session.execute(
         select(NodeAction.node_name, NodeAction.status).where(
             NodeAction.step_run_id == run_id, NodeAction.phase == phase

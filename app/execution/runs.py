@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import func, select
 
-from app.events.publish import publish
+from app.events.publish import held_events, publish_many
 from app.execution import vault
 from app.execution.dispatch import Enqueue, default_enqueue
 from app.execution.phases import advance
@@ -67,17 +67,12 @@ def _create_run(deployment: Deployment, step: Step, actor_id: int | None, option
 
 
 def _step_or_blocked(deployment: Deployment, step_key: str) -> Step:
-    """The step, if it exists and may start now; otherwise roll back and raise StepBlocked."""
+    """The step, if it exists and may start now; otherwise raise StepBlocked."""
     try:
         step = get_guide(deployment.guide_key).step(step_key)
     except KeyError:
-        db.session.rollback()
         raise StepBlocked(f"Unknown step {step_key!r}.") from None
-    try:
-        _check_can_start(deployment, step)
-    except StepBlocked:
-        db.session.rollback()
-        raise
+    _check_can_start(deployment, step)
     return step
 
 
@@ -87,34 +82,61 @@ def start_step_run(
     actor_id: int | None,
     enqueue: Enqueue | None = None,
     options: dict | None = None,
+    *,
+    credentials: tuple[str, str] | None = None,
+    fallback: bool = True,
 ) -> StepRun:
-    """Create the next attempt of a step (committed), then start its first phase at once."""
+    """Create the next attempt of a step and start its first phase, in one transaction.
+
+    credentials: (user name, password) to keep in the vault, committed only if the run starts.
+    Starting the first phase here saves a broker round trip. Should it fail, the run is created
+    alone (fallback) and a worker advances it. When the step may not start, StepBlocked says why and
+    the transaction is rolled back. Callers already inside a transaction with other work (a
+    verification chain on a worker) pass fallback=False: nothing is rolled back, errors are theirs."""
+    enqueue = enqueue or default_enqueue()
+    try:
+        return _start(deployment_id, step_key, actor_id, enqueue, options, credentials, True)
+    except StepBlocked:
+        if fallback:
+            db.session.rollback()  # nothing half-saved, refused credentials not kept
+        raise
+    except Exception:
+        if not fallback:
+            raise
+        log.exception("Could not start the first phase of %s here; queued for a worker", step_key)
+        db.session.rollback()
+        return _start(deployment_id, step_key, actor_id, enqueue, options, credentials, False)
+
+
+def _start(
+    deployment_id: int,
+    step_key: str,
+    actor_id: int | None,
+    enqueue: Enqueue,
+    options: dict | None,
+    credentials: tuple[str, str] | None,
+    advance_here: bool,
+) -> StepRun:
+    if credentials is not None:
+        vault.store_credentials(deployment_id, *credentials, owner_id=actor_id, commit=False)
     deployment = lock_deployment(deployment_id)
     step = _step_or_blocked(deployment, step_key)
     run = _create_run(deployment, step, actor_id, options or {})
     payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}
     if run.options.get("nodes"):
         payload["nodes"] = run.options["nodes"]
-    publish(
-        deployment.id,
-        "step.started",
-        payload,
-        step_key=step.key,
-        step_run_id=run.id,
-        actor_id=actor_id,
-    )
-    _first_advance(run.id, enqueue or default_enqueue())
+    started = {
+        "kind": "step.started",
+        "payload": payload,
+        "step_key": step.key,
+        "step_run_id": run.id,
+        "actor_id": actor_id,
+    }
+    if not advance_here:
+        publish_many(deployment_id, [started])
+        enqueue.advance(run.id)
+        return run
+    run_id = run.id
+    with held_events(deployment_id, [started]):  # committed with the first phase
+        advance(run_id, enqueue, idle=True, loaded=(run, deployment))  # no actions yet
     return run
-
-
-def _first_advance(run_id: int, enqueue: Enqueue) -> None:
-    """Advance in this process, saving a broker round trip; a worker does it if that fails.
-
-    Safe to hand over: `advance` only acts through compare-and-set updates, and nothing else advances a
-    run that has no actions yet."""
-    try:
-        advance(run_id, enqueue, idle=True)  # a new run has no actions yet
-    except Exception:
-        log.exception("Could not start run %s here; queued for a worker", run_id)
-        db.session.rollback()
-        enqueue.advance(run_id)

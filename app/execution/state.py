@@ -18,7 +18,10 @@ class StepBlocked(Exception):
 def lock_deployment(deployment_id: int) -> Deployment:
     """Take the deployment's row lock (write lock on SQLite) so start/decide requests serialise."""
     db.session.execute(
-        update(Deployment).where(Deployment.id == deployment_id).values(last_activity_at=utcnow())
+        update(Deployment)
+        .where(Deployment.id == deployment_id)
+        .values(last_activity_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
     deployment = db.session.get(Deployment, deployment_id)
     if deployment is None:

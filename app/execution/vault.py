@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import Credential, utcnow
@@ -21,8 +22,23 @@ WINRM_PASSWORD = "winrm_password"  # noqa: S105 - the vault entry name, not a pa
 WINRM_USERNAME = "winrm_username"  # offered to scripts that run a task as the operator
 
 
+_CACHE = "amsw_vault"  # session.info: {deployment_id: (username, secrets)} for one transaction
+
+
 class VaultEmpty(LookupError):
     """No usable credentials for the deployment (never stored, wiped or expired)."""
+
+
+def _cache() -> dict[int, tuple[str, dict[str, str]]]:
+    """What this transaction already read or wrote (a run's start reads the vault several times)."""
+    return db.session.info.setdefault(_CACHE, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction) -> None:
+    """Decrypted values live no longer than the transaction (or savepoint) that read them."""
+    if transaction.parent is None or transaction.nested:  # not a flush's subtransaction
+        session.info.pop(_CACHE, None)
 
 
 def _fernet() -> Fernet:
@@ -78,6 +94,7 @@ def store_secrets(
     row.owner_id = owner_id if owner_id is not None else row.owner_id
     row.secret = _fernet().encrypt(json.dumps(merged).encode())
     row.expires_at = utcnow() + _ttl(ttl)
+    _cache()[deployment_id] = (row.username, merged)
     if commit:
         db.session.commit()
     return row
@@ -107,12 +124,16 @@ def merge_secrets(
 
 def load_secrets(deployment_id: int) -> tuple[str, dict[str, str]]:
     """(user name, secrets) for a worker about to run an action; raises VaultEmpty when gone or expired."""
+    if (held := _cache().get(deployment_id)) is not None:
+        return held[0], dict(held[1])
     row = _row(deployment_id)
     if row is None or row.expires_at <= utcnow():
         raise VaultEmpty(
             "No WinRM credentials are held for this deployment (expired or never entered)."
         )
-    return row.username, _decrypt(row)
+    secrets = _decrypt(row)
+    _cache()[deployment_id] = (row.username, secrets)
+    return row.username, dict(secrets)
 
 
 def secret_names(deployment_id: int) -> frozenset[str]:
@@ -131,6 +152,7 @@ def username(deployment_id: int) -> str | None:
 
 def wipe(deployment_id: int, *, commit: bool = True) -> None:
     """Forget everything held for the deployment."""
+    _cache().pop(deployment_id, None)
     db.session.execute(delete(Credential).where(Credential.deployment_id == deployment_id))
     if commit:
         db.session.commit()
@@ -138,6 +160,7 @@ def wipe(deployment_id: int, *, commit: bool = True) -> None:
 
 def wipe_expired(now: datetime | None = None) -> int:
     """Delete expired entries; returns how many (run by the beat schedule)."""
+    _cache().clear()
     result = db.session.execute(
         delete(Credential).where(Credential.expires_at <= (now or utcnow()))
     )

@@ -187,7 +187,7 @@ def finish(run: StepRun, deployment: Deployment, verdict: Finish) -> str:
     queue = list(run.options.get("queue") or [])
     if queue:
         options = {**run.options, "queue": queue[1:]}
-        service.start_step_run(deployment.id, queue[0], run.actor_id, None, options)
+        service.start_step_run(deployment.id, queue[0], run.actor_id, None, options, fallback=False)
         return "verified"
     _conclude(deployment, run)
     return "verified"

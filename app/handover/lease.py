@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, flash, redirect, url_for
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -51,22 +51,34 @@ def state(deployment_id: int, user: User) -> LeaseState:
 
 
 def acquire(deployment_id: int, user_id: int) -> bool:
-    """Take or renew the lease unless someone else holds a live one; commits. True when held."""
+    """Take or renew the lease unless someone else holds a live one. True when held.
+
+    A lease of this user with more than half its time left is not rewritten (pages renew it every
+    30 s). Otherwise it is written in its own short transaction on its own connection, so taking
+    it commits at once without ending the request's transaction or expiring the rows it has
+    loaded. Callers have only read so far (no write lock or row lock of theirs can block it)."""
     now = utcnow()
-    values = {"renewed_at": now, "expires_at": now + _ttl()}
-    taken = db.session.execute(
-        update(DeploymentLease)
-        .where(
-            DeploymentLease.deployment_id == deployment_id,
-            or_(DeploymentLease.holder_id == user_id, DeploymentLease.expires_at <= now),
-        )
-        .values(**values, holder_id=user_id, acquired_at=_restart_if_new_holder(user_id, now))
-    ).rowcount
-    if taken == 1:
-        db.session.commit()
+    held = current(deployment_id)
+    if held is not None and held.holder_id == user_id and held.expires_at - now > _ttl() / 2:
         return True
-    if db.session.get(DeploymentLease, deployment_id) is not None:
-        db.session.rollback()
+    if held is not None:
+        db.session.expire(held)  # rewritten below, outside this session
+    values = {"renewed_at": now, "expires_at": now + _ttl()}
+    with db.engine.begin() as conn:
+        taken = conn.execute(
+            update(DeploymentLease)
+            .where(
+                DeploymentLease.deployment_id == deployment_id,
+                or_(DeploymentLease.holder_id == user_id, DeploymentLease.expires_at <= now),
+            )
+            .values(**values, holder_id=user_id, acquired_at=_restart_if_new_holder(user_id, now))
+        ).rowcount
+        if taken == 1:
+            return True
+        exists = conn.scalar(
+            select(DeploymentLease.holder_id).where(DeploymentLease.deployment_id == deployment_id)
+        )
+    if exists is not None:
         return False
     return _insert(deployment_id, user_id, values)
 
@@ -77,14 +89,26 @@ def _restart_if_new_holder(user_id: int, now):
 
 
 def _insert(deployment_id: int, user_id: int, values: dict) -> bool:
-    db.session.add(DeploymentLease(deployment_id=deployment_id, holder_id=user_id, **values))
+    """First lease of the deployment; of two racing inserts one wins, the other reads who did."""
     try:
-        db.session.commit()
+        with db.engine.begin() as conn:
+            conn.execute(
+                insert(DeploymentLease).values(
+                    deployment_id=deployment_id,
+                    holder_id=user_id,
+                    acquired_at=values["renewed_at"],
+                    **values,
+                )
+            )
         return True
     except IntegrityError:
-        db.session.rollback()
-        lease = current(deployment_id)
-        return lease is not None and lease.holder_id == user_id
+        with db.engine.connect() as conn:
+            holder = conn.execute(
+                select(DeploymentLease.holder_id, DeploymentLease.expires_at).where(
+                    DeploymentLease.deployment_id == deployment_id
+                )
+            ).first()
+        return holder is not None and holder.holder_id == user_id and holder.expires_at > utcnow()
 
 
 def take(deployment_id: int, user_id: int) -> int | None:

@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from app.auth.decorators import requires
 from app.events.publish import publish
-from app.execution import service, vault
+from app.execution import service
 from app.extensions import db
 from app.models import Deployment
 from app.wizard.context import guide_for
@@ -68,21 +68,20 @@ def run(deployment_id: int, step_key: str):
     if not form.validate():
         flash("Enter the WinRM user name and password to run this step.", "error")
     else:
-        # Committed with the run, or rolled back with it when start_step_run refuses (an
-        # unfinished earlier step, a run in progress...), so refused credentials are not kept.
-        vault.store_credentials(
-            deployment.id,
-            form.username.data,
-            form.password.data,
-            owner_id=current_user.id,
-            commit=False,
-        )
+        # Kept with the run, or dropped with it when start_step_run refuses (an unfinished
+        # earlier step, a run in progress...), so refused credentials are not kept.
         try:
             options = {"fix": form.fix.data} if form.fix.data else None
-            service.start_step_run(deployment.id, step.key, current_user.id, options=options)
+            service.start_step_run(
+                deployment.id,
+                step.key,
+                current_user.id,
+                options=options,
+                credentials=(form.username.data, form.password.data),
+            )
         except service.StepBlocked as error:
             flash(str(error), "error")
-    return _to_step(deployment.id, step.key)
+    return _to_step(deployment_id, step_key)
 
 
 @bp.route("/steps/<step_key>/cancel", methods=["POST"])
