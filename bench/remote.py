@@ -10,10 +10,13 @@ this is the cost of every step but a deployment's last. The last line printed is
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import re
 import selectors
+import signal
 import socket
 import statistics
 import subprocess
@@ -39,6 +42,8 @@ from tests.execution.harness import LAB_PASSWORD, LAB_USER  # noqa: E402
 NODES = [f"node{i}" for i in range(1, 9)]
 BENCH_GUIDE = "exec-echo-two"  # exec_echo then exec_echo_later; the bench runs only the first
 SSE_CLIENTS = 200
+ROUNDS = 60  # trivial action, raw and product alternately
+ROUNDS_1S = 5  # 1 s action (and the 8-node fan-out)
 
 
 def pct(values, q):
@@ -91,7 +96,12 @@ class Web:
         ]
         self.log = open(WORK / "web.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         for _ in range(200):
             try:
@@ -108,12 +118,13 @@ class Web:
         return int(out[0]) if out else self.proc.pid
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
+        """Stop the arbiter and its worker (open SSE streams would keep an orphaned worker busy)."""
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
-        except subprocess.TimeoutExpired:  # open SSE streams keep gthread workers busy
-            self.proc.kill()
-            self.proc.wait(5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
 
 
 class SSEClients:
@@ -166,6 +177,37 @@ def login(url: str) -> requests.Session:
     return harness.signed_in_session(url)
 
 
+class Stream:
+    """One SSE connection read with http.client's read1 (chunked decoding, whole reads).
+
+    The lab shares this process, so the client must cost little CPU: byte-at-a-time readers
+    (requests' iter_lines(chunk_size=1)) would slow the lab and be counted as product latency."""
+
+    def __init__(self, base_url: str, path: str, cookie: str) -> None:
+        host, port = base_url.split("//")[1].split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.conn.request("GET", path, headers={"Accept": "text/event-stream", "Cookie": cookie})
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200, self.response.status
+        self.buffer = b""
+
+    def lines(self):
+        while True:
+            data = self.response.read1(65536)
+            if not data:
+                return
+            *lines, self.buffer = (self.buffer + data).split(b"\n")
+            for line in lines:
+                yield line.decode()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def cookie_header(http: requests.Session) -> str:
+    return "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+
+
 def product_run(http: requests.Session, url: str, deployment_id: int, step_key: str) -> float:
     """POST run, wait for step.finished on SSE; returns ms."""
     page = http.get(f"{url}/deployments/{deployment_id}/steps/{step_key}", timeout=10).text
@@ -179,10 +221,9 @@ def product_run(http: requests.Session, url: str, deployment_id: int, step_key: 
             f"{url}/deployments/{deployment_id}/events.json?after={after}&limit=1000"
         ).json()
         after = last["next_after"]
-    with http.get(
-        f"{url}/deployments/{deployment_id}/events?after={after}", stream=True, timeout=60
-    ) as sse:
-        lines = sse.iter_lines(chunk_size=1, decode_unicode=True)
+    sse = Stream(url, f"/deployments/{deployment_id}/events?after={after}", cookie_header(http))
+    try:
+        lines = sse.lines()
         next(lines)  # retry: line -> stream is open (hub subscribed) before we start
         started = time.perf_counter()
         response = http.post(
@@ -196,13 +237,18 @@ def product_run(http: requests.Session, url: str, deployment_id: int, step_key: 
             if line.startswith("data:") and '"step.finished"' in line:
                 assert '"status":"done"' in line, line
                 return (time.perf_counter() - started) * 1000
+    finally:
+        sse.close()
     raise RuntimeError("stream ended")
 
 
 def main() -> None:
+    from pypsrp.powershell import PowerShell, RunspacePool
+    from pypsrp.wsman import WSMan
+
     from app.execution.actions import SESSIONS
     from app.extensions import db
-    from app.remote.runner import Connection, NodeSession
+    from app.remote import scripts
 
     db_gen = _database()
     db_url = next(db_gen)
@@ -224,28 +270,40 @@ def main() -> None:
     web = Web(db_url)
     figures: dict[str, float] = {}
     try:
-        # raw pypsrp on a reused pool
-        conn = Connection(
-            "127.0.0.1", lab.ports["node1"], auth="ntlm", username=LAB_USER, password=LAB_PASSWORD
+        # raw pypsrp on a reused pool: the vetted script's text, parameters, invoke()
+        wsman = WSMan(
+            "127.0.0.1",
+            port=lab.ports["node1"],
+            ssl=False,
+            auth="ntlm",
+            username=LAB_USER,
+            password=LAB_PASSWORD,
         )
-        session = NodeSession(conn)
-        raw = []
-        for _ in range(40):
-            t = time.perf_counter()
-            session.run("exec_echo", {"Text": "hi"})
-            raw.append((time.perf_counter() - t) * 1000)
-        raw_1s = []
-        for _ in range(3):
-            t = time.perf_counter()
-            session.run("exec_wait", {"Seconds": 1})
-            raw_1s.append((time.perf_counter() - t) * 1000)
-        session.close()
+        pool = RunspacePool(wsman)
+        pool.open()
+
+        def raw_run(script: str, params: dict) -> float:
+            started = time.perf_counter()
+            ps = PowerShell(pool)
+            ps.add_script(scripts.load(script)).add_parameters(params)
+            ps.invoke()
+            assert not ps.had_errors, ps.streams.error
+            return (time.perf_counter() - started) * 1000
 
         http = login(web.url)
         product_run(http, web.url, one, "exec_echo")  # warm-up (imports, first pool)
-        product = [product_run(http, web.url, one, "exec_echo") for _ in range(30)]
-        product_1s = [product_run(http, web.url, slow1, "exec_echo") for _ in range(3)]
-        fan_8 = [product_run(http, web.url, slow8, "exec_echo") for _ in range(3)]
+        raw_run("exec_echo", {"Text": "hi"})
+
+        # Side by side: raw and product runs alternate, so both meet the same machine load.
+        raw, product, raw_1s, product_1s = [], [], [], []
+        for _ in range(ROUNDS):
+            raw.append(raw_run("exec_echo", {"Text": "hi"}))
+            product.append(product_run(http, web.url, one, "exec_echo"))
+        for _ in range(ROUNDS_1S):
+            raw_1s.append(raw_run("exec_wait", {"Seconds": 1}))
+            product_1s.append(product_run(http, web.url, slow1, "exec_echo"))
+        pool.close()
+        fan_8 = [product_run(http, web.url, slow8, "exec_echo") for _ in range(ROUNDS_1S)]
 
         figures.update(
             raw_p50_ms=statistics.median(raw),
@@ -270,7 +328,7 @@ def main() -> None:
         )
 
         # SSE fan-out latency: writer (this process, like a worker) -> 200 clients
-        cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+        cookie = cookie_header(http)
         current = http.get(
             f"{web.url}/deployments/{sse_dep}/events.json?after=0&limit=1000"
         ).json()["next_after"]
