@@ -147,7 +147,9 @@ class Hub:
             elif message["type"] == "pmessage":
                 channel = message["channel"].decode()
                 with contextlib.suppress(ValueError):
-                    self.bump(int(channel.rsplit(":", 1)[1]))
+                    deployment_id = int(channel.rsplit(":", 1)[1])
+                    self.feed(deployment_id, message["data"])
+                    self.bump(deployment_id)
 
     def _poll_db(self) -> None:
         seen: dict[int, int] = {}
@@ -193,6 +195,32 @@ class Hub:
                 start = bisect.bisect_right(tail.seqs, after)
                 return tail.items[start : start + limit]
         return [(e, sse_text(e)) for e in query_events(deployment_id, after, limit)]
+
+    def feed(self, deployment_id: int, data: bytes | str) -> None:
+        """Append events a notify carried, if they follow the tail exactly (else the next fetch
+        queries the database as usual). The tail is then current for the version bump() is about
+        to set, so clients woken by it read from memory."""
+        if not isinstance(data, (bytes, str)) or data[:1] not in (b"{", "{"):
+            return
+        with self._tails_lock:
+            tail = self._tails.get(deployment_id)
+        if tail is None:
+            return
+        try:
+            events = json.loads(data)["events"]
+        except (ValueError, KeyError, TypeError):
+            return
+        with tail.lock:
+            if not events or tail.max_seq is None or events[0].get("seq") != tail.max_seq + 1:
+                return
+            for event in events:
+                tail.seqs.append(event["seq"])
+                tail.items.append((event, sse_text(event)))
+            tail.max_seq = tail.seqs[-1]
+            if len(tail.seqs) > TAIL_SIZE:
+                del tail.seqs[:-TAIL_SIZE], tail.items[:-TAIL_SIZE]
+            tail.version = self.version(deployment_id) + 1
+            tail.refreshed = time.monotonic()
 
     def _tail(self, deployment_id: int) -> _Tail:
         with self._tails_lock:

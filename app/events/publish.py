@@ -3,12 +3,14 @@
 The sequence is allocated with `UPDATE deployments SET event_seq = event_seq + n ... RETURNING event_seq`,
 which takes the Deployment row lock (PostgreSQL) or the database write lock (SQLite) until the commit, so
 concurrent writers get consecutive, unique numbers and a reader never sees seq N+1 committed before N.
-Only after the commit is the Redis channel `amsw:deployment:<id>` notified (the message is the last seq);
-listeners then query the database, which is the source of truth. Payloads must never contain secrets.
+Only after the commit is the Redis channel `amsw:deployment:<id>` notified: the message is the last seq,
+with the committed events themselves when the batch is small. Listeners append carried events that follow
+what they hold and otherwise query the database, which is the source of truth. Payloads must never contain secrets.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ from app.models import Deployment, Event, utcnow
 
 log = logging.getLogger(__name__)
 
+NOTIFY_EVENTS_MAX = 50  # a notify carries the events themselves up to this many...
+NOTIFY_BYTES_MAX = 32_768  # ...and this size; larger batches are read from the database
 OUTBOX = "amsw_held_events"  # db.session.info key: {deployment_id: [items]}
 _redis_lock = threading.Lock()
 _redis_clients: dict[str, Any] = {}
@@ -115,8 +119,9 @@ def publish_many(deployment_id: int, items: list[dict[str, Any]]) -> list[Event]
     if not items:
         return []
     events, last = add_events(deployment_id, items)
+    wire = [event.as_dict() for event in events]  # read before the commit expires them
     db.session.commit()
-    notify(deployment_id, last)
+    notify(deployment_id, last, wire)
     return events
 
 
@@ -144,11 +149,23 @@ def publish(
     return publish_many(deployment_id, [item])[0]
 
 
-def notify(deployment_id: int, seq: int) -> None:
-    """Wake SSE listeners; best effort (they also poll), never fails the caller."""
+def notify_message(seq: int, events: list[dict] | None = None) -> str:
+    """The notify payload: the last seq, or JSON carrying a small batch of events."""
+    if events and len(events) <= NOTIFY_EVENTS_MAX:
+        carried = json.dumps({"last": seq, "events": events}, separators=(",", ":"), default=str)
+        if len(carried) <= NOTIFY_BYTES_MAX:
+            return carried
+    return str(seq)
+
+
+def notify(deployment_id: int, seq: int, events: list[dict] | None = None) -> None:
+    """Wake SSE listeners; best effort (they also poll), never fails the caller.
+
+    The message is the last seq, or {"last", "events"} carrying the committed events themselves
+    (what the database now holds) when they are few, so listeners need not query for them."""
     try:
         client = redis_client()
         if client is not None:
-            client.publish(channel(deployment_id), str(seq))
+            client.publish(channel(deployment_id), notify_message(seq, events))
     except Exception:
         log.warning("Redis notify failed for deployment %s", deployment_id, exc_info=True)

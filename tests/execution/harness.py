@@ -157,6 +157,7 @@ class Worker:
         queue: str = QUEUE,
         extra_env: dict | None = None,
         beat: bool = False,
+        settings: dict | None = None,
     ) -> None:
         self.log_path = log_path
         self.queue = queue
@@ -168,7 +169,7 @@ class Worker:
             "CREDENTIAL_KEY": TestConfig.CREDENTIAL_KEY,
             "SECRET_KEY": "worker-secret",
             "PYTHONPATH": str(ROOT),
-            **{k: str(v) for k, v in SETTINGS.items()},
+            **{k: str(v) for k, v in (SETTINGS if settings is None else settings).items()},
         }
         cmd = [
             sys.executable,
