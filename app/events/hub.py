@@ -5,7 +5,7 @@ itself. The hub bumps a per-deployment version when Redis says a deployment has 
 Redis, when the poller sees `deployments.event_seq` move). A client captures the version, queries, and
 waits for the version to change, so a notify that arrives during the query is never missed. Queries for
 new events go through a per-deployment tail cache refreshed by one thread at a time, so 200 clients of
-one deployment cost one query per notify, not 200.
+one deployment cost one query per notify, not 200, and none when the notify carried the events (`feed`).
 """
 
 from __future__ import annotations
