@@ -33,7 +33,7 @@ from app.execution.dispatch import Enqueue, default_enqueue
 from app.execution.phases import advance, after_action, close_phase, lock_run
 from app.execution.state import ACTIVE_RUN
 from app.extensions import db
-from app.models import Node, NodeAction, StepRun, utcnow
+from app.models import Credential, Node, NodeAction, StepRun, utcnow
 from app.remote import errors
 from app.remote.runner import Connection, NodeSession, RunResult
 from app.remote.sessions import SessionCache
@@ -101,12 +101,12 @@ def execute_action(
     if not claim(action_id, commit=False):
         db.session.rollback()
         return "not-claimed"
-    action, run, node = _load_claimed(action_id)
+    action, run, node, credential = _load_claimed(action_id)
     job = Job.of(action, run)
     if run.status not in ACTIVE_RUN or run.cancel_requested:
         return _cancel_before_start(job, enqueue)
     try:
-        conn, secure, masks = _prepare(action, node, job.timeout)
+        conn, secure, masks = _prepare(action, node, credential, job.timeout)
     except (errors.RemoteError, vault.VaultEmpty) as exc:
         db.session.commit()  # the claim: take the run's lock next without holding the action's
         return _record_failure(job, _as_remote_error(exc), 0.0, enqueue)
@@ -116,12 +116,16 @@ def execute_action(
     return _run(job, conn, secure, masks, enqueue, sessions)
 
 
-def _load_claimed(action_id: int) -> tuple[NodeAction, StepRun, Node | None]:
-    """The claimed action, its run and its node (None if deleted) in one query."""
+def _load_claimed(
+    action_id: int,
+) -> tuple[NodeAction, StepRun, Node | None, Credential | None]:
+    """The claimed action, its run, its node (None if deleted) and the deployment's vault row
+    (None if nothing is held) in one query."""
     query = (
-        select(NodeAction, StepRun, Node)
+        select(NodeAction, StepRun, Node, Credential)
         .join(StepRun, StepRun.id == NodeAction.step_run_id)
         .outerjoin(Node, Node.id == NodeAction.node_id)
+        .outerjoin(Credential, Credential.deployment_id == StepRun.deployment_id)
         .where(NodeAction.id == action_id)
         .execution_options(populate_existing=True)
     )
@@ -142,10 +146,10 @@ def _cancel_before_start(job: Job, enqueue: Enqueue) -> str:
 
 
 def _prepare(
-    action: NodeAction, node: Node | None, timeout: float
+    action: NodeAction, node: Node | None, credential: Credential | None, timeout: float
 ) -> tuple[Connection, dict[str, str], list[str]]:
-    """(Connection, secure params, secret values to mask) from the node row and the vault."""
-    username, secrets = vault.load_secrets(action.step_run.deployment_id)
+    """(Connection, secure params, secret values to mask) from the node row and the vault row."""
+    username, secrets = vault.secrets_from(credential)
     secrets = {**secrets, vault.WINRM_USERNAME: username}
     if node is None:
         raise errors.make(

@@ -117,11 +117,14 @@ def _start(
     credentials: tuple[str, str] | None,
     advance_here: bool,
 ) -> StepRun:
+    """Lock the deployment, check, create the run; then start its first phase here (advance_here)
+    or commit the run alone and queue its first advance."""
     if credentials is not None:
         vault.store_credentials(deployment_id, *credentials, owner_id=actor_id, commit=False)
     deployment = lock_deployment(deployment_id)
     step = _step_or_blocked(deployment, step_key)
     run = _create_run(deployment, step, actor_id, options or {})
+    run_id = run.id
     payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}
     if run.options.get("nodes"):
         payload["nodes"] = run.options["nodes"]
@@ -129,14 +132,13 @@ def _start(
         "kind": "step.started",
         "payload": payload,
         "step_key": step.key,
-        "step_run_id": run.id,
+        "step_run_id": run_id,
         "actor_id": actor_id,
     }
     if not advance_here:
         publish_many(deployment_id, [started])
-        enqueue.advance(run.id)
+        enqueue.advance(run_id)
         return run
-    run_id = run.id
     with held_events(deployment_id, [started]):  # committed with the first phase
         advance(run_id, enqueue, idle=True, loaded=(run, deployment))  # no actions yet
     return run

@@ -126,13 +126,17 @@ def load_secrets(deployment_id: int) -> tuple[str, dict[str, str]]:
     """(user name, secrets) for a worker about to run an action; raises VaultEmpty when gone or expired."""
     if (held := _cache().get(deployment_id)) is not None:
         return held[0], dict(held[1])
-    row = _row(deployment_id)
+    return secrets_from(_row(deployment_id))
+
+
+def secrets_from(row: Credential | None) -> tuple[str, dict[str, str]]:
+    """load_secrets for a Credential row the caller already selected (None: nothing held)."""
     if row is None or row.expires_at <= utcnow():
         raise VaultEmpty(
             "No WinRM credentials are held for this deployment (expired or never entered)."
         )
     secrets = _decrypt(row)
-    _cache()[deployment_id] = (row.username, secrets)
+    _cache()[row.deployment_id] = (row.username, secrets)
     return row.username, dict(secrets)
 
 
