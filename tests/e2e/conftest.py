@@ -36,7 +36,7 @@ def e2e_worker(exec_app, exec_db_url, tmp_path_factory):  # noqa: F811
     yield handle
     lab_world.WORKER = None
     exec_app.extensions.pop("amsw_enqueue", None)
-    handle.stop()
+    handle.stop(graceful=False)
 
 
 @pytest.fixture

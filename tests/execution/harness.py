@@ -218,9 +218,11 @@ class Worker:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, *, graceful: bool = True) -> None:
+        """Warm shutdown (SIGTERM: running tasks finish, about 4 s), or cold (SIGQUIT: at once)
+        where nothing after the test depends on what the worker was doing."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -235,7 +237,7 @@ def worker(exec_app, exec_db_url, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     handle = Worker(exec_db_url, log_path, queue=exec_app.config["CELERY_QUEUE"])
     yield handle
-    handle.stop()
+    handle.stop(graceful=False)
 
 
 class QueueEnqueue:

@@ -60,6 +60,6 @@ def test_beat_in_the_worker_marks_a_stale_action_interrupted(exec_ctx, lab, exec
     try:
         wait_for(lambda: _status(action_id) == "interrupted", 45, 0.5, "the beat-driven reaper")
     finally:
-        beat.stop()
+        beat.stop(graceful=False)
     run = db.session.get(NodeAction, action_id).step_run
     assert run.status == "interrupted"
