@@ -41,11 +41,13 @@ def _stale_action(deployment_id: int) -> int:
     return action.id
 
 
-def _status(action_id: int) -> str:
+def _statuses(action_id: int) -> tuple[str, str]:
+    """(action status, its run's status)."""
     db.session.expire_all()
-    status = db.session.get(NodeAction, action_id).status
+    action = db.session.get(NodeAction, action_id)
+    statuses = action.status, action.step_run.status
     db.session.commit()
-    return status
+    return statuses
 
 
 def test_beat_in_the_worker_marks_a_stale_action_interrupted(exec_ctx, lab, exec_db_url, tmp_path):
@@ -58,8 +60,12 @@ def test_beat_in_the_worker_marks_a_stale_action_interrupted(exec_ctx, lab, exec
         extra_env={"REAPER_INTERVAL_SECONDS": "2"},
     )
     try:
-        wait_for(lambda: _status(action_id) == "interrupted", 45, 0.5, "the beat-driven reaper")
+        wait_for(
+            lambda: _statuses(action_id) == ("interrupted", "interrupted"),
+            45,
+            0.5,
+            "the beat-driven reaper to end the action and its run",
+        )
     finally:
         beat.stop(graceful=False)
-    run = db.session.get(NodeAction, action_id).step_run
-    assert run.status == "interrupted"
+    assert _statuses(action_id) == ("interrupted", "interrupted")
