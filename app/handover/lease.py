@@ -102,13 +102,8 @@ def _insert(deployment_id: int, user_id: int, values: dict) -> bool:
             )
         return True
     except IntegrityError:
-        with db.engine.connect() as conn:
-            holder = conn.execute(
-                select(DeploymentLease.holder_id, DeploymentLease.expires_at).where(
-                    DeploymentLease.deployment_id == deployment_id
-                )
-            ).first()
-        return holder is not None and holder.holder_id == user_id and holder.expires_at > utcnow()
+        lease = current(deployment_id)
+        return lease is not None and lease.holder_id == user_id
 
 
 def take(deployment_id: int, user_id: int) -> int | None:

@@ -24,9 +24,8 @@ POWERSHELL_URI = "http://schemas.microsoft.com/powershell/"
 SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 CONFIG_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
 MAX_ENVELOPE_KB = 500
-SHUTDOWN_POLL_SECONDS = (
-    0.05  # how soon a node's listener notices stop() (socketserver's default: 0.5)
-)
+# How soon a node's listener notices stop() (socketserver's default is 0.5 s).
+SHUTDOWN_POLL_SECONDS = 0.05
 _PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Error"}
 
 

@@ -25,7 +25,9 @@ class _Statements:
 
 
 def _capture_notifies(monkeypatch) -> list[str]:
+    """The notify messages publish_many would send to Redis (as if Redis were configured)."""
     sent: list[str] = []
+    monkeypatch.setattr(publishing, "redis_client", lambda url=None: object())
     monkeypatch.setattr(
         publishing,
         "notify",
