@@ -22,7 +22,7 @@ from app.lab import operator, scenarios
 from app.lab.handlers import HANDLERS, load_handlers
 from app.lab.server import LabServer
 from app.lab.store import LabStore
-from tests.execution.harness import LAB_PASSWORD, LAB_USER
+from tests.execution.harness import LAB_PASSWORD, LAB_USER, events_of  # noqa: F401 - shared
 
 WORKER = None  # the e2e worker handle, for diagnostics when a run does not settle
 NODES = ["AMS1", "AMS2", "AMS3"]
@@ -321,17 +321,5 @@ def actions_of(deployment_id: int, script: str) -> list:
         .where(StepRun.deployment_id == deployment_id, NodeAction.script == script)
         .order_by(NodeAction.id)
     ).all()
-    db.session.commit()
-    return list(rows)
-
-
-def events_of(deployment_id: int, kind: str | None = None) -> list:
-    from app.extensions import db
-    from app.models import Event
-
-    query = db.select(Event).where(Event.deployment_id == deployment_id).order_by(Event.seq)
-    if kind:
-        query = query.where(Event.kind == kind)
-    rows = db.session.scalars(query).all()
     db.session.commit()
     return list(rows)

@@ -274,6 +274,19 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: st
     pytest.fail(f"timed out waiting for {message}")
 
 
+def events_of(deployment_id: int, kind: str | None = None) -> list:
+    """The deployment's events (optionally of one kind) as the database has them, oldest first."""
+    from app.models import Event
+
+    db.session.expire_all()
+    query = db.select(Event).where(Event.deployment_id == deployment_id).order_by(Event.seq)
+    if kind:
+        query = query.where(Event.kind == kind)
+    rows = db.session.scalars(query).all()
+    db.session.commit()
+    return list(rows)
+
+
 def run_status(run_id: int) -> str:
     from app.models import StepRun
 

@@ -6,26 +6,18 @@ from sqlalchemy import select
 
 from app.execution import reaper, service
 from app.extensions import db
-from app.models import Deployment, Event, NodeAction, StepRun
+from app.models import Deployment, NodeAction, StepRun
 from tests.execution.harness import (
     QUEUE,
     QueueEnqueue,
     Worker,
+    events_of,
     run_status,
     seed_deployment,
     wait_for,
 )
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
-
-
-def _events(deployment_id: int) -> list[Event]:
-    db.session.expire_all()
-    rows = db.session.scalars(
-        select(Event).where(Event.deployment_id == deployment_id).order_by(Event.seq)
-    ).all()
-    db.session.commit()
-    return list(rows)
 
 
 def _wait_run(run_id: int, timeout: float = 60) -> str:
@@ -39,7 +31,7 @@ def test_step_on_three_nodes_completes_with_events_in_order(exec_ctx, lab, worke
     run = service.start_step_run(deployment_id, "exec_step", None)
     assert _wait_run(run.id) == "succeeded"
 
-    events = _events(deployment_id)
+    events = events_of(deployment_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     kinds = [e.kind for e in events]
     assert kinds[0] == "step.started" and kinds[-1] in ("step.finished", "deployment.completed")
@@ -98,7 +90,7 @@ def test_kill9_mid_action_is_reaped_and_resume_does_not_repeat(
         select(NodeAction).where(NodeAction.status == "interrupted")
     ).all()
     assert interrupted and all(a.error_category == "interrupted" for a in interrupted)
-    assert any(e.kind == "action.interrupted" for e in _events(deployment_id))
+    assert any(e.kind == "action.interrupted" for e in events_of(deployment_id))
     db.session.commit()
 
     time.sleep(3)  # let orphaned lab work (2 s) finish or be dropped before resuming
@@ -125,5 +117,5 @@ def test_cancel_stops_the_lab_action(exec_ctx, lab, worker, observed):
     assert observed.applies == {}
     deployment = db.session.get(Deployment, deployment_id)
     assert deployment.step("exec_step").status == "needs_attention"
-    kinds = [e.kind for e in _events(deployment_id)]
+    kinds = [e.kind for e in events_of(deployment_id)]
     assert "step.cancelled" in kinds and "step.paused" in kinds

@@ -12,8 +12,14 @@ from sqlalchemy import event, select
 from app.execution import phases, service, vault
 from app.extensions import db
 from app.handover import lease
-from app.models import DeploymentLease, Event, NodeAction, StepRun, utcnow
-from tests.execution.harness import LAB_PASSWORD, LAB_USER, make_user, seed_deployment
+from app.models import DeploymentLease, NodeAction, StepRun, utcnow
+from tests.execution.harness import (
+    LAB_PASSWORD,
+    LAB_USER,
+    events_of,
+    make_user,
+    seed_deployment,
+)
 
 
 class Recorded:
@@ -50,15 +56,6 @@ class Statements:
         return [s for s in self.seen if f" {table}" in s]
 
 
-def _events(deployment_id: int) -> list[Event]:
-    db.session.expire_all()
-    rows = db.session.scalars(
-        select(Event).where(Event.deployment_id == deployment_id).order_by(Event.seq)
-    ).all()
-    db.session.commit()
-    return list(rows)
-
-
 def _status(model, row_id: int) -> str:
     db.session.expire_all()
     status = db.session.get(model, row_id).status
@@ -71,7 +68,7 @@ def test_start_commits_the_run_and_its_first_phase_together(exec_ctx, lab):
     queue = Recorded()
     run = service.start_step_run(deployment_id, "exec_echo", None, queue)
 
-    events = _events(deployment_id)
+    events = events_of(deployment_id)
     assert [e.kind for e in events] == ["step.started", "phase.started"]
     assert events[0].created_at == events[1].created_at  # one transaction, one timestamp
     assert queue.actions and not queue.advances
@@ -85,7 +82,7 @@ def test_action_end_phase_end_and_outcome_commit_together(exec_ctx, lab):
 
     assert service.execute_action(queue.actions.pop(), queue) == "done"
 
-    events = _events(deployment_id)
+    events = events_of(deployment_id)
     tail = events[-4:]  # a one-step guide: the step's end also completes the deployment
     assert [e.kind for e in tail] == [
         "node.finished",
@@ -114,7 +111,7 @@ def test_a_failing_advance_keeps_the_action_result_and_hands_the_run_to_a_worker
     assert service.execute_action(action_id, queue) == "closed"
 
     assert _status(NodeAction, action_id) == "succeeded"
-    kinds = [e.kind for e in _events(deployment_id)]
+    kinds = [e.kind for e in events_of(deployment_id)]
     assert kinds[-2:] == ["node.finished", "phase.finished"]
     assert queue.advances == [run_id]
     assert _status(StepRun, run_id) == "running"
@@ -122,7 +119,7 @@ def test_a_failing_advance_keeps_the_action_result_and_hands_the_run_to_a_worker
     monkeypatch.undo()
     assert service.advance(queue.advances.pop(), queue) == "done"
     assert _status(StepRun, run_id) == "succeeded"
-    assert [e.kind for e in _events(deployment_id)][-2:] == [
+    assert [e.kind for e in events_of(deployment_id)][-2:] == [
         "step.finished",
         "deployment.completed",
     ]
@@ -142,7 +139,7 @@ def test_a_start_whose_first_phase_fails_is_queued_for_a_worker(exec_ctx, lab, m
     )
 
     assert queue.advances == [run.id] and not queue.actions
-    assert [e.kind for e in _events(deployment_id)] == ["step.started"]
+    assert [e.kind for e in events_of(deployment_id)] == ["step.started"]
     assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
     db.session.commit()
 
