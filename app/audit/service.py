@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +36,8 @@ def _who() -> tuple[int | None, str, str]:
     if not has_request_context():
         return None, "system", ""
     ip = request.remote_addr or ""
+    if (actor := g.get("amsw_actor")) is not None:  # noted before the view's commits expired it
+        return actor[0], actor[1], ip
     if current_user and current_user.is_authenticated:
         return current_user.id, current_user.username, ip
     return None, "", ip

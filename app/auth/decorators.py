@@ -9,10 +9,11 @@ from functools import wraps
 
 from flask import abort, g, request
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.extensions import db, login_manager
 from app.handover.lease import refuse_unless_driver
-from app.models import Deployment
+from app.models import Deployment, DeploymentLease
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -30,15 +31,33 @@ def _check(permission: str, deployment_id: int | None):
         return login_manager.unauthorized()
     if not current_user.can(permission):
         abort(403)
+    # Who acts, for the audit record written after the view (whose commits expire the user row).
+    g.amsw_actor = (current_user.id, current_user.username)
     if permission != "drive" or deployment_id is None:
         return None
+    if request.method in SAFE_METHODS:
+        deployment = db.get_or_404(Deployment, deployment_id)
+    else:  # the lease check that follows finds the lease row in the session: one query, not two
+        deployment, g.amsw_lease = _with_lease(deployment_id)
     # Held in g: the view's own get() then finds it in the session (whose identity map is weak).
-    deployment = g.amsw_deployment = db.get_or_404(Deployment, deployment_id)
+    g.amsw_deployment = deployment
     if not may_drive(current_user, deployment):
         abort(403)
     if request.method in SAFE_METHODS:
         return None
     return refuse_unless_driver(deployment, current_user)
+
+
+def _with_lease(deployment_id: int) -> tuple[Deployment, DeploymentLease | None]:
+    """The deployment (404 if none) and its lease row, if it has one, in one query."""
+    row = db.session.execute(
+        select(Deployment, DeploymentLease)
+        .outerjoin(DeploymentLease, DeploymentLease.deployment_id == Deployment.id)
+        .where(Deployment.id == deployment_id)
+    ).first()
+    if row is None:
+        abort(404)
+    return row[0], row[1]
 
 
 def requires(permission: str, post: str | None = None):

@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import redis
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import ClauseElement, insert, inspect, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.models import Deployment, Event, utcnow
+from app.models.event import event_dict
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +52,51 @@ def redis_client(url: str | None = None):
         return client
 
 
+def _pending_columns(deployment_id: int) -> dict[str, Any]:
+    """Unflushed column changes of this session's Deployment row, taken over by the caller.
+
+    The sequence UPDATE writes them (it locks that row anyway), so the flush at commit does not
+    need a second UPDATE of the same row. They are marked as committed in the session."""
+    deployment = db.session.identity_map.get(db.session.identity_key(Deployment, deployment_id))
+    if deployment is None:
+        return {}
+    state = inspect(deployment)
+    if not state.modified:
+        return {}
+    changes = {}
+    for attr in state.mapper.column_attrs:
+        added = state.attrs[attr.key].history.added
+        if added and not isinstance(added[0], ClauseElement):
+            changes[attr.key] = added[0]
+    for key, value in changes.items():
+        set_committed_value(deployment, key, value)
+    return changes
+
+
 def _allocate(deployment_id: int, count: int) -> int:
-    """Reserve `count` sequence numbers; returns the last one (row-locked until commit)."""
-    last = db.session.execute(
-        update(Deployment)
-        .where(Deployment.id == deployment_id)
-        .values(event_seq=Deployment.event_seq + count, last_activity_at=utcnow())
-        .returning(Deployment.event_seq)
-        .execution_options(synchronize_session=False)  # nothing reads the counter in-process
-    ).scalar_one()
+    """Reserve `count` sequence numbers; returns the last one (row-locked until commit).
+
+    Not autoflushed: the deployment row is locked before the rows of the session's other pending
+    changes (step records...), which are flushed at commit. Lock order everywhere: step run, node
+    actions, deployment, then the deployment's step records."""
+    table = Deployment.__table__
+    with db.session.no_autoflush:
+        last = db.session.execute(
+            update(table)
+            .where(table.c.id == deployment_id)
+            .values(
+                **_pending_columns(deployment_id),
+                event_seq=table.c.event_seq + count,
+                last_activity_at=utcnow(),
+            )
+            .returning(table.c.event_seq)
+        ).scalar_one()
     return last
 
 
-def add_events(deployment_id: int, items: list[dict[str, Any]]) -> tuple[list[Event], int]:
-    """Insert events in the caller's transaction (row-locked seq); returns them and the last seq.
+def add_events(deployment_id: int, items: list[dict[str, Any]]) -> tuple[list[dict], int]:
+    """Insert events in the caller's transaction (row-locked seq); returns them as
+    Event.as_dict() shapes, and the last seq.
 
     The caller commits, then calls `notify(deployment_id, last)`. Several calls in one transaction
     get consecutive numbers, since the deployment row stays locked until the commit.
@@ -71,23 +104,25 @@ def add_events(deployment_id: int, items: list[dict[str, Any]]) -> tuple[list[Ev
     last = _allocate(deployment_id, len(items))
     first = last - len(items) + 1
     now = utcnow()
-    events = [
-        Event(
-            deployment_id=deployment_id,
-            seq=first + i,
-            kind=item["kind"],
-            payload=item.get("payload") or {},
-            step_key=item.get("step_key"),
-            node_name=item.get("node"),
-            step_run_id=item.get("step_run_id"),
-            node_action_id=item.get("node_action_id"),
-            actor_id=item.get("actor_id"),
-            created_at=now,
-        )
+    rows = [
+        {
+            "deployment_id": deployment_id,
+            "seq": first + i,
+            "kind": item["kind"],
+            "payload": item.get("payload") or {},
+            "step_key": item.get("step_key"),
+            "node_name": item.get("node"),
+            "step_run_id": item.get("step_run_id"),
+            "node_action_id": item.get("node_action_id"),
+            "actor_id": item.get("actor_id"),
+            "created_at": now,
+        }
         for i, item in enumerate(items)
     ]
-    db.session.add_all(events)
-    return events, last
+    with db.session.no_autoflush:  # events name rows by id only; the rest is flushed at commit
+        db.session.execute(insert(Event.__table__), rows)
+    keys = ("seq", "kind", "payload", "step_key", "node_name", "step_run_id", "node_action_id")
+    return [event_dict(*(row[k] for k in keys), now) for row in rows], last
 
 
 @contextmanager
@@ -108,21 +143,29 @@ def held_events(deployment_id: int, items: list[dict[str, Any]]) -> Iterator[Non
         publish_many(deployment_id, left)
 
 
-def publish_many(deployment_id: int, items: list[dict[str, Any]]) -> list[Event]:
+def publish_many(
+    deployment_id: int, items: list[dict[str, Any]], *, then: Callable[[], Any] | None = None
+) -> list[dict]:
     """Insert several events in one transaction (one lock, one commit, one notify).
 
     Each item: kind, payload and optional step_key, node, step_run_id, node_action_id, actor_id.
-    Items held for this deployment (held_events) go first.
+    Items held for this deployment (held_events) go first. `then` runs right after the commit and
+    before the notify (a worker's task is on its way before browsers are told). Returns the events
+    in their Event.as_dict() shape.
     """
     held = db.session.info.get(OUTBOX, {}).pop(deployment_id, None)
     items = [*held, *items] if held else items
     if not items:
+        if then is not None:
+            then()
         return []
     events, last = add_events(deployment_id, items)
-    # The notify's copy, read before the commit expires the rows; no Redis, no notify.
-    wire = [event.as_dict() for event in events] if redis_client() is not None else None
     db.session.commit()
-    notify(deployment_id, last, wire)
+    try:
+        if then is not None:
+            then()
+    finally:
+        notify(deployment_id, last, events if redis_client() is not None else None)
     return events
 
 
@@ -136,7 +179,7 @@ def publish(
     step_run_id: int | None = None,
     node_action_id: int | None = None,
     actor_id: int | None = None,
-) -> Event:
+) -> dict:
     """Append one event and commit (the caller's pending changes are committed with it)."""
     item = {
         "kind": kind,

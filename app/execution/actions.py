@@ -51,17 +51,19 @@ def claim(action_id: int, *, commit: bool = True) -> bool:
 
     With commit=False the caller commits (with its node.started event) and holds the row until then."""
     now = utcnow()
+    table = (
+        NodeAction.__table__
+    )  # Core UPDATE (no ORM bookkeeping); the caller loads the row afresh
     claimed = db.session.execute(
-        update(NodeAction)
-        .where(NodeAction.id == action_id, NodeAction.status == "queued")
+        update(table)
+        .where(table.c.id == action_id, table.c.status == "queued")
         .values(
             status="running",
             started_at=now,
             heartbeat_at=now,
             worker=worker_name(),
-            try_count=NodeAction.try_count + 1,
+            try_count=table.c.try_count + 1,
         )
-        .execution_options(synchronize_session=False)  # the caller loads the row afresh
     ).rowcount
     if commit:
         db.session.commit()
@@ -197,7 +199,9 @@ class Heartbeat:
 
 
 class EventPump:
-    """Publishes stream records from a queue in batches; `put` is the runner's on_record callback."""
+    """Publishes stream records from a queue in batches; `put` is the runner's on_record callback.
+
+    Its thread starts with the first record, so a script that streams nothing costs no thread."""
 
     def __init__(
         self, app: Flask, action_id: int, deployment_id: int, base: dict, secrets: list[str]
@@ -209,15 +213,15 @@ class EventPump:
         self.action_id = action_id
         self._queue: queue.Queue = queue.Queue()
         self._last_progress: tuple | None = None
-        self._thread = threading.Thread(target=self._loop, name=f"events-{action_id}", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> EventPump:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        if self._thread is not None:  # drain what was queued before node.finished is written
+            self._queue.put(None)
+            self._thread.join(timeout=30)
 
     def put(self, record: dict) -> None:
         """Runner callback: queue one record (skips repeated identical progress)."""
@@ -229,6 +233,11 @@ class EventPump:
                 return
             self._last_progress = key
         self._queue.put(redact(record, self.secrets))
+        if self._thread is None:  # put is only called from the thread running the script
+            self._thread = threading.Thread(
+                target=self._loop, name=f"events-{self.action_id}", daemon=True
+            )
+            self._thread.start()
 
     def _loop(self) -> None:
         with self.app.app_context():

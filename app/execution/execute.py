@@ -264,7 +264,7 @@ def _finish_action(
     if not _mark_ended(job, status, values):
         db.session.commit()
         return "superseded"
-    outcome, closing = close_phase(job.run_id, job.phase)
+    outcome, closing, actions = close_phase(job.run_id, job.phase)
     if closing is None or not advance_here:
         items = [finished] if closing is None else [finished, closing]
         publish_many(job.deployment_id, items)
@@ -273,7 +273,7 @@ def _finish_action(
         return outcome
     try:
         with held_events(job.deployment_id, [finished, closing]):
-            return advance(job.run_id, enqueue, idle=True, loaded=loaded)
+            return advance(job.run_id, enqueue, idle=True, loaded=loaded, actions=actions)
     except Exception:
         log.exception("Could not advance run %s after action %s", job.run_id, job.action_id)
         db.session.rollback()
@@ -282,12 +282,12 @@ def _finish_action(
 
 def _mark_ended(job: Job, status: str, values: dict[str, Any]) -> bool:
     """running -> `status`, unless the reaper (or a cancel) got there first."""
+    table = NodeAction.__table__  # Core UPDATE: nothing in this session holds the row
     return (
         db.session.execute(
-            update(NodeAction)
-            .where(NodeAction.id == job.action_id, NodeAction.status == "running")
+            update(table)
+            .where(table.c.id == job.action_id, table.c.status == "running")
             .values(status=status, finished_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
         ).rowcount
         == 1
     )

@@ -33,11 +33,9 @@ def end_run(run: StepRun, status: str, outcome: Finish | None = None) -> bool:
     values = {"status": status, "finished_at": now}
     if outcome is not None:
         values["outcome"] = outcome.as_dict()
+    table = StepRun.__table__
     ended = db.session.execute(
-        update(StepRun)
-        .where(StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN))
-        .values(**values)
-        .execution_options(synchronize_session=False)  # set below, without a reload
+        update(table).where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN)).values(**values)
     ).rowcount
     if ended != 1:
         return False

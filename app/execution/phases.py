@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
-from app.events.publish import held_events, publish
+from app.events.publish import held_events, publish, publish_many
 from app.execution import vault
 from app.execution.dispatch import Enqueue, default_enqueue
 from app.execution.finishing import finish, finish_cancelled
@@ -18,7 +19,7 @@ from app.execution.state import ACTIVE_RUN, PENDING_ACTION, pending_count
 from app.extensions import db
 from app.guides import get_guide
 from app.handover import drift
-from app.models import Deployment, Node, NodeAction, StepRun, utcnow
+from app.models import Credential, Deployment, Node, NodeAction, StepRun, utcnow
 from app.wizard.context import run_view
 from app.wizard.engine import ActionResult, Finish, Phase, RunView, Step
 
@@ -39,11 +40,20 @@ def _result(action: NodeAction) -> ActionResult:
     )
 
 
-def _results(run_id: int) -> dict[str, dict[str, ActionResult]]:
-    """Results of this attempt's completed phases, keyed by phase then node."""
-    rows = db.session.scalars(
-        select(NodeAction).where(NodeAction.step_run_id == run_id).order_by(NodeAction.id)
+def run_actions(run_id: int) -> list[NodeAction]:
+    """Every action of one attempt, oldest first."""
+    return list(
+        db.session.scalars(
+            select(NodeAction)
+            .where(NodeAction.step_run_id == run_id)
+            .order_by(NodeAction.id)
+            .execution_options(populate_existing=True)  # statuses as the database has them now
+        )
     )
+
+
+def _results(rows: list[NodeAction]) -> dict[str, dict[str, ActionResult]]:
+    """Results of this attempt's completed phases, keyed by phase then node."""
     phases: dict[str, dict[str, ActionResult]] = {}
     pending: set[str] = set()
     for action in rows:
@@ -53,8 +63,12 @@ def _results(run_id: int) -> dict[str, dict[str, ActionResult]]:
     return {name: results for name, results in phases.items() if name not in pending}
 
 
-def build_view(run: StepRun, deployment: Deployment) -> RunView:
-    """The RunView for `run`: saved inputs of every step, this run's snapshot, its nodes and results."""
+def build_view(
+    run: StepRun, deployment: Deployment, actions: list[NodeAction] | None = None
+) -> RunView:
+    """The RunView for `run`: saved inputs of every step, this run's snapshot, its nodes and results.
+
+    actions: the run's actions (run_actions) when the caller has just read them."""
     view = run_view(deployment, run.step_key, vault.secret_names(deployment.id))
     view.inputs = dict(run.inputs or {})
     view.all_inputs[run.step_key] = dict(run.inputs or {})
@@ -64,7 +78,10 @@ def build_view(run: StepRun, deployment: Deployment) -> RunView:
     if only:
         view.nodes = tuple(n for n in view.nodes if n.name in only)
     view.options = options
-    view.results = _results(run.id) if run.phase is not None else {}  # no phase yet: no actions
+    if run.phase is None:  # no phase yet: no actions
+        view.results = {}
+    else:
+        view.results = _results(actions if actions is not None else run_actions(run.id))
     return view
 
 
@@ -87,11 +104,13 @@ def advance(
     *,
     idle: bool = False,
     loaded: tuple[StepRun, Deployment] | None = None,
+    actions: list[NodeAction] | None = None,
 ) -> str:
     """Ask the step for its next phase and queue it, or record its outcome. Returns what happened.
 
     idle: the caller knows no action of the run is pending (it closed the phase, or the run is new).
     loaded: the run and its deployment as this transaction already read them (lock_run, a new run).
+    actions: the run's actions as this transaction already read them (close_phase).
     """
     enqueue = enqueue or default_enqueue()
     row = loaded or _load_run(run_id)
@@ -103,7 +122,7 @@ def advance(
     if not idle and pending_count(run.id):
         return "pending"
     step = get_guide(deployment.guide_key).step(run.step_key)
-    view = build_view(run, deployment)
+    view = build_view(run, deployment, actions)
     for _ in range(MAX_EMPTY_PHASES):
         decision = _decide(step, view)
         if isinstance(decision, Finish):
@@ -122,15 +141,20 @@ def advance(
 
 
 def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] | None:
+    """The run and its deployment; the deployment's vault row comes along for build_view."""
     query = (
-        select(StepRun, Deployment)
+        select(StepRun, Deployment, Credential)
         .join(Deployment, Deployment.id == StepRun.deployment_id)
+        .outerjoin(Credential, Credential.deployment_id == StepRun.deployment_id)
         .where(StepRun.id == run_id)
     )
     if lock:
         query = query.with_for_update(of=StepRun).execution_options(populate_existing=True)
     row = db.session.execute(query).first()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    vault.prime(row[1].id, row[2])
+    return row[0], row[1]
 
 
 def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
@@ -144,20 +168,26 @@ def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
 
 
 def _claim_phase(run: StepRun, phase: Phase) -> bool:
-    """Compare-and-set the run's phase from the one this caller saw."""
-    seen = StepRun.phase.is_(None) if run.phase is None else StepRun.phase == run.phase
-    return (
-        db.session.execute(
-            update(StepRun)
-            .where(StepRun.id == run.id, StepRun.status.in_(ACTIVE_RUN), seen)
-            .values(
-                phase=phase.name,
-                status="running",
-                started_at=func.coalesce(StepRun.started_at, utcnow()),
-            )
-        ).rowcount
-        == 1
-    )
+    """Compare-and-set the run's phase from the one this caller saw (`run` is updated to match)."""
+    table = StepRun.__table__
+    seen = table.c.phase.is_(None) if run.phase is None else table.c.phase == run.phase
+    now = utcnow()
+    claimed = db.session.execute(
+        update(table)
+        .where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN), seen)
+        .values(
+            phase=phase.name,
+            status="running",
+            started_at=func.coalesce(table.c.started_at, now),
+        )
+    ).rowcount
+    if claimed != 1:
+        return False
+    set_committed_value(run, "phase", phase.name)
+    set_committed_value(run, "status", "running")
+    if run.started_at is None:
+        set_committed_value(run, "started_at", now)
+    return True
 
 
 def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: Enqueue) -> str:
@@ -179,9 +209,13 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
             {"id": a.id, "node": a.node_name, "script": a.script, "label": a.label} for a in actions
         ],
     }
-    publish(run.deployment_id, "phase.started", payload, step_key=run.step_key, step_run_id=run.id)
-    for entry in payload["actions"]:  # ids from before the commit: no reload per action
-        enqueue.action(entry["id"])
+    item = {"kind": "phase.started", "payload": payload, "step_key": run.step_key}
+
+    def send() -> None:  # after the commit, before browsers are told: workers start sooner
+        for entry in payload["actions"]:  # ids from before the commit: no reload per action
+            enqueue.action(entry["id"])
+
+    publish_many(run.deployment_id, [{**item, "step_run_id": run.id}], then=send)
     return "phase-started"
 
 
@@ -205,12 +239,12 @@ def _new_action(run: StepRun, node: Node, phase: Phase, action) -> NodeAction:
 def after_action(run_id: int, phase: str, enqueue: Enqueue | None = None) -> str:
     """Called when an action of `phase` ended: the caller that completes the phase advances the run."""
     loaded = lock_run(run_id)
-    outcome, closing = close_phase(run_id, phase)
+    outcome, closing, actions = close_phase(run_id, phase)
     if closing is None:
         db.session.commit()
         return outcome
     with held_events(closing["deployment_id"], [closing]):  # committed with what advance does
-        return advance(run_id, enqueue, idle=True, loaded=loaded)
+        return advance(run_id, enqueue, idle=True, loaded=loaded, actions=actions)
 
 
 def lock_run(run_id: int) -> tuple[StepRun, Deployment] | None:
@@ -225,12 +259,12 @@ def lock_run(run_id: int) -> tuple[StepRun, Deployment] | None:
     return _load_run(run_id, lock=True)
 
 
-def close_phase(run_id: int, phase: str) -> tuple[str, dict | None]:
+def close_phase(run_id: int, phase: str) -> tuple[str, dict | None, list[NodeAction] | None]:
     """Elect this caller to close `phase` if none of its actions is pending (caller holds lock_run).
 
-    Returns ("closed", the phase.finished event item, also naming its deployment_id) for the one
-    elected caller, else ("pending", None): an action of the phase is still queued or running, or
-    another caller closed it. Nothing is committed here."""
+    Returns ("closed", the phase.finished event item, also naming its deployment_id, the run's
+    actions for advance) for the one elected caller, else ("pending", None, None): an action of the
+    phase is still queued or running, or another caller closed it. Nothing is committed here."""
     pending = (
         select(NodeAction.id)
         .where(
@@ -240,31 +274,30 @@ def close_phase(run_id: int, phase: str) -> tuple[str, dict | None]:
         )
         .exists()
     )
+    table = StepRun.__table__  # Core UPDATE; the caller's lock_run read the row
     elected = db.session.execute(
-        update(StepRun)
+        update(table)
         .where(
-            StepRun.id == run_id,
-            StepRun.status.in_(ACTIVE_RUN),
-            StepRun.phase == phase,
-            or_(StepRun.advanced_phase.is_(None), StepRun.advanced_phase != phase),
+            table.c.id == run_id,
+            table.c.status.in_(ACTIVE_RUN),
+            table.c.phase == phase,
+            or_(table.c.advanced_phase.is_(None), table.c.advanced_phase != phase),
             ~pending,
         )
         .values(advanced_phase=phase)
-        .returning(StepRun.deployment_id, StepRun.step_key)
-        .execution_options(synchronize_session=False)
+        .returning(table.c.deployment_id, table.c.step_key)
     ).first()
     if elected is None:
-        return "pending", None
-    rows = db.session.execute(
-        select(NodeAction.node_name, NodeAction.status).where(
-            NodeAction.step_run_id == run_id, NodeAction.phase == phase
-        )
-    )
+        return "pending", None, None
+    actions = run_actions(run_id)
     item = {
         "kind": "phase.finished",
-        "payload": {"phase": phase, "nodes": dict(rows.all())},
+        "payload": {
+            "phase": phase,
+            "nodes": {a.node_name: a.status for a in actions if a.phase == phase},
+        },
         "step_key": elected.step_key,
         "step_run_id": run_id,
         "deployment_id": elected.deployment_id,
     }
-    return "closed", item
+    return "closed", item, actions

@@ -10,7 +10,7 @@ from app.events.publish import held_events, publish_many
 from app.execution import vault
 from app.execution.dispatch import Enqueue, default_enqueue
 from app.execution.phases import advance
-from app.execution.state import StepBlocked, active_run, lock_deployment
+from app.execution.state import ACTIVE_RUN, StepBlocked, lock_deployment
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, StepRun
@@ -19,14 +19,16 @@ from app.wizard.engine import Step, blocking_step
 log = logging.getLogger(__name__)
 
 
-def _check_can_start(deployment: Deployment, step: Step) -> None:
+def _check_can_start(deployment: Deployment, step: Step) -> int:
+    """Raise StepBlocked unless the step may start; returns the new run's attempt number."""
     guide = get_guide(deployment.guide_key)
     if deployment.status == "aborted":
         raise StepBlocked("This deployment was aborted; start a new one.")
     if not step.runnable:
         raise StepBlocked(f"'{step.title}' has nothing to run.")
-    if (active := active_run(deployment.id)) is not None:
-        raise StepBlocked(f"A run of '{guide.step(active.step_key).title}' is still in progress.")
+    active_key, last_attempt = _runs_now(deployment.id, step.key)
+    if active_key is not None:
+        raise StepBlocked(f"A run of '{guide.step(active_key).title}' is still in progress.")
     statuses = {s.step_key: s.status for s in deployment.steps}
     if (blocker := blocking_step(guide, step.key, statuses)) is not None:
         raise StepBlocked(f"Finish or skip '{blocker.title}' before running '{step.title}'.")
@@ -34,24 +36,27 @@ def _check_can_start(deployment: Deployment, step: Step) -> None:
         raise StepBlocked("Every node is excluded; there is nothing to run on.")
     if vault.WINRM_PASSWORD not in vault.secret_names(deployment.id):
         raise StepBlocked("Enter the WinRM user name and password to run this step.")
+    return (last_attempt or 0) + 1
 
 
-def _next_attempt(deployment_id: int, step_key: str) -> int:
-    last = db.session.scalar(
-        select(func.max(StepRun.attempt)).where(
-            StepRun.deployment_id == deployment_id, StepRun.step_key == step_key
-        )
-    )
-    return (last or 0) + 1
+def _runs_now(deployment_id: int, step_key: str) -> tuple[str | None, int | None]:
+    """(step key of the deployment's active run or None, the step's latest attempt) in one query."""
+    of_deployment = StepRun.deployment_id == deployment_id
+    active = select(StepRun.step_key).where(of_deployment, StepRun.status.in_(ACTIVE_RUN)).limit(1)
+    last = select(func.max(StepRun.attempt)).where(of_deployment, StepRun.step_key == step_key)
+    row = db.session.execute(select(active.scalar_subquery(), last.scalar_subquery())).one()
+    return row[0], row[1]
 
 
-def _create_run(deployment: Deployment, step: Step, actor_id: int | None, options: dict) -> StepRun:
+def _create_run(
+    deployment: Deployment, step: Step, attempt: int, actor_id: int | None, options: dict
+) -> StepRun:
     record = deployment.step(step.key)
     inputs = {k: v for k, v in (record.inputs or {}).items() if k not in step.secret_fields}
     run = StepRun(
         deployment_id=deployment.id,
         step_key=step.key,
-        attempt=_next_attempt(deployment.id, step.key),
+        attempt=attempt,
         status="queued",
         actor_id=actor_id,
         inputs=inputs,
@@ -66,14 +71,13 @@ def _create_run(deployment: Deployment, step: Step, actor_id: int | None, option
     return run
 
 
-def _step_or_blocked(deployment: Deployment, step_key: str) -> Step:
-    """The step, if it exists and may start now; otherwise raise StepBlocked."""
+def _step_or_blocked(deployment: Deployment, step_key: str) -> tuple[Step, int]:
+    """The step and its next attempt number, if it exists and may start now; else StepBlocked."""
     try:
         step = get_guide(deployment.guide_key).step(step_key)
     except KeyError:
         raise StepBlocked(f"Unknown step {step_key!r}.") from None
-    _check_can_start(deployment, step)
-    return step
+    return step, _check_can_start(deployment, step)
 
 
 def start_step_run(
@@ -122,8 +126,8 @@ def _start(
     if credentials is not None:
         vault.store_credentials(deployment_id, *credentials, owner_id=actor_id, commit=False)
     deployment = lock_deployment(deployment_id)
-    step = _step_or_blocked(deployment, step_key)
-    run = _create_run(deployment, step, actor_id, options or {})
+    step, attempt = _step_or_blocked(deployment, step_key)
+    run = _create_run(deployment, step, attempt, actor_id, options or {})
     run_id = run.id
     payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}
     if run.options.get("nodes"):

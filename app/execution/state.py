@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.models import Deployment, NodeAction, StepRun, utcnow
@@ -17,15 +18,15 @@ class StepBlocked(Exception):
 
 def lock_deployment(deployment_id: int) -> Deployment:
     """Take the deployment's row lock (write lock on SQLite) so start/decide requests serialise."""
+    table = Deployment.__table__
+    now = utcnow()
     db.session.execute(
-        update(Deployment)
-        .where(Deployment.id == deployment_id)
-        .values(last_activity_at=utcnow())
-        .execution_options(synchronize_session=False)
+        update(table).where(table.c.id == deployment_id).values(last_activity_at=now)
     )
     deployment = db.session.get(Deployment, deployment_id)
     if deployment is None:
         raise StepBlocked("No such deployment.")
+    set_committed_value(deployment, "last_activity_at", now)
     return deployment
 
 

@@ -23,6 +23,7 @@ WINRM_USERNAME = "winrm_username"  # offered to scripts that run a task as the o
 
 
 _CACHE = "amsw_vault"  # session.info: {deployment_id: (username, secrets)} for one transaction
+_ROWS = "amsw_vault_rows"  # session.info: {deployment_id: Credential row or None} read by a join
 
 
 class VaultEmpty(LookupError):
@@ -39,6 +40,7 @@ def _forget(session: Session, transaction) -> None:
     """Decrypted values live no longer than the transaction (or savepoint) that read them."""
     if transaction.parent is None or transaction.nested:  # not a flush's subtransaction
         session.info.pop(_CACHE, None)
+        session.info.pop(_ROWS, None)
 
 
 def _fernet() -> Fernet:
@@ -122,10 +124,19 @@ def merge_secrets(
     return store_secrets(deployment_id, None, secrets, owner_id, ttl, commit=commit)
 
 
+def prime(deployment_id: int, row: Credential | None) -> None:
+    """Note the deployment's vault row (None: nothing held) that the caller's query read with a
+    join, so this transaction's next load_secrets decrypts it without a query of its own."""
+    db.session.info.setdefault(_ROWS, {})[deployment_id] = row
+
+
 def load_secrets(deployment_id: int) -> tuple[str, dict[str, str]]:
     """(user name, secrets) for a worker about to run an action; raises VaultEmpty when gone or expired."""
     if (held := _cache().get(deployment_id)) is not None:
         return held[0], dict(held[1])
+    primed = db.session.info.get(_ROWS, {})
+    if deployment_id in primed:
+        return secrets_from(primed[deployment_id])
     return secrets_from(_row(deployment_id))
 
 
@@ -157,6 +168,7 @@ def username(deployment_id: int) -> str | None:
 def wipe(deployment_id: int, *, commit: bool = True) -> None:
     """Forget everything held for the deployment."""
     _cache().pop(deployment_id, None)
+    db.session.info.get(_ROWS, {}).pop(deployment_id, None)
     db.session.execute(delete(Credential).where(Credential.deployment_id == deployment_id))
     if commit:
         db.session.commit()
@@ -165,6 +177,7 @@ def wipe(deployment_id: int, *, commit: bool = True) -> None:
 def wipe_expired(now: datetime | None = None) -> int:
     """Delete expired entries; returns how many (run by the beat schedule)."""
     _cache().clear()
+    db.session.info.pop(_ROWS, None)
     result = db.session.execute(
         delete(Credential).where(Credential.expires_at <= (now or utcnow()))
     )

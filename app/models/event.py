@@ -29,13 +29,36 @@ class Event(db.Model):
 
     def as_dict(self) -> dict:
         """The shape sent to browsers and exports."""
-        return {
-            "seq": self.seq,
-            "kind": self.kind,
-            "step": self.step_key,
-            "node": self.node_name,
-            "step_run": self.step_run_id,
-            "action": self.node_action_id,
-            "payload": self.payload,
-            "at": self.created_at.isoformat(),
-        }
+        return event_dict(
+            self.seq,
+            self.kind,
+            self.payload,
+            self.step_key,
+            self.node_name,
+            self.step_run_id,
+            self.node_action_id,
+            self.created_at,
+        )
+
+
+def event_dict(
+    seq: int,
+    kind: str,
+    payload: dict,
+    step_key: str | None,
+    node_name: str | None,
+    step_run_id: int | None,
+    node_action_id: int | None,
+    created_at: datetime,
+) -> dict:
+    """An event in the shape sent to browsers and exports."""
+    return {
+        "seq": seq,
+        "kind": kind,
+        "step": step_key,
+        "node": node_name,
+        "step_run": step_run_id,
+        "action": node_action_id,
+        "payload": payload,
+        "at": created_at.isoformat(),
+    }
