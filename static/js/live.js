@@ -330,6 +330,8 @@
   }
 
   function setStepState(key, status) {
+    var title = key === STEP && $("[data-title-state]");
+    if (title) { title.textContent = ""; title.appendChild(badge(status)); } // the heading agrees with the sidebar
     var el = $('[data-step-state="' + (window.CSS && CSS.escape ? CSS.escape(key) : key) + '"]');
     if (!el) return;
     el.textContent = words(status);

@@ -194,6 +194,8 @@ def test_node_rows_and_sidebar_update_live(app, signed_in, deployment_id):
     assert "AMS-NODE1" in row.text_content()
     state = page.locator('[data-step-state="prerequisites"]')
     assert state.text_content() == "in progress"
+    # The heading's badge follows the stream too, not only the sidebar.
+    assert page.locator("h1 [data-title-state]").text_content() == "in progress"
     with app.app_context():
         publish(
             deployment_id,
@@ -331,4 +333,5 @@ def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, dep
     assert len(loads) == 1
     assert "AMS-NODE2 could not be reached." in page.locator(".outcome").inner_text()
     assert page.locator('[data-step-state="prerequisites"]').text_content() == "needs attention"
+    assert page.locator("h1 [data-title-state]").text_content() == "needs attention"
     assert page.locator(".elapsed").text_content().startswith("took")
