@@ -8,6 +8,7 @@ folder. A missing service fails the test, it never skips it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -197,8 +198,15 @@ class Worker:
         if beat:  # as `make run` starts it: the periodic reaper runs inside this worker
             cmd += ["-B", "-s", str(log_path.parent / "celerybeat-schedule")]
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # Its own process group: signals reach the embedded beat process too (-B forks it), so a
+        # SIGKILL at teardown leaves no orphan polling the broker for the rest of the machine's life.
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._wait_ready()
 
@@ -214,20 +222,25 @@ class Worker:
             f"celery worker not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}"
         )
 
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signum)
+
     def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self, *, graceful: bool = True) -> None:
         """Warm shutdown (SIGTERM: running tasks finish; Celery takes about 4.5 s even when idle),
         or SIGKILL where nothing after the test depends on the worker (end of the session)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+            self._signal(signal.SIGTERM if graceful else signal.SIGKILL)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(5)
+        self._signal(signal.SIGKILL)  # whatever of its group outlived it (the beat process)
         self.log.close()
 
 
