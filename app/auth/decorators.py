@@ -10,6 +10,7 @@ from functools import wraps
 from flask import abort, g, request
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db, login_manager
 from app.handover.lease import refuse_unless_driver
@@ -49,12 +50,18 @@ def _check(permission: str, deployment_id: int | None):
 
 
 def _with_lease(deployment_id: int) -> tuple[Deployment, DeploymentLease | None]:
-    """The deployment (404 if none) and its lease row, if it has one, in one query."""
-    row = db.session.execute(
-        select(Deployment, DeploymentLease)
-        .outerjoin(DeploymentLease, DeploymentLease.deployment_id == Deployment.id)
-        .where(Deployment.id == deployment_id)
-    ).first()
+    """The deployment (404 if none) with its step records, and its lease row if it has one, in
+    one query (the step records are a handful of rows that most state-changing views read)."""
+    row = (
+        db.session.execute(
+            select(Deployment, DeploymentLease)
+            .outerjoin(DeploymentLease, DeploymentLease.deployment_id == Deployment.id)
+            .where(Deployment.id == deployment_id)
+            .options(joinedload(Deployment.steps))
+        )
+        .unique()
+        .first()
+    )
     if row is None:
         abort(404)
     return row[0], row[1]

@@ -165,8 +165,9 @@ class Heartbeat:
         return self
 
     def __exit__(self, *exc) -> None:
+        # Not joined: the thread sees the flag and ends on its own. A beat it still writes matches
+        # only a running action, so it cannot touch the action's end, which need not wait for it.
         self._done.set()
-        self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         last_beat = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.events.publish import held_events, publish, publish_many
@@ -141,16 +142,18 @@ def advance(
 
 
 def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] | None:
-    """The run and its deployment; the deployment's vault row comes along for build_view."""
+    """The run and its deployment, with what build_view reads: the deployment's step records
+    (joined: a handful of rows) and its vault row."""
     query = (
         select(StepRun, Deployment, Credential)
         .join(Deployment, Deployment.id == StepRun.deployment_id)
         .outerjoin(Credential, Credential.deployment_id == StepRun.deployment_id)
         .where(StepRun.id == run_id)
+        .options(joinedload(Deployment.steps))
     )
     if lock:
         query = query.with_for_update(of=StepRun).execution_options(populate_existing=True)
-    row = db.session.execute(query).first()
+    row = db.session.execute(query).unique().first()
     if row is None:
         return None
     vault.prime(row[1].id, row[2])
