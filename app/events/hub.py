@@ -28,7 +28,7 @@ from app.models import Deployment, Event
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.05  # without Redis: how often the poller reads deployments.event_seq
+POLL_SECONDS = 0.025  # without Redis: how often the poller reads deployments.event_seq
 TAIL_SIZE = 2000
 REFRESH_SECONDS = 5.0
 PATTERN = "amsw:deployment:*"
