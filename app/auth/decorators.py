@@ -10,7 +10,6 @@ from functools import wraps
 from flask import abort, g, request
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from app.extensions import db, login_manager
 from app.handover.lease import refuse_unless_driver
@@ -39,7 +38,8 @@ def _check(permission: str, deployment_id: int | None):
     if request.method in SAFE_METHODS:
         deployment = db.get_or_404(Deployment, deployment_id)
     else:  # the lease check that follows finds the lease row in the session: one query, not two
-        deployment, g.amsw_lease = _with_lease(deployment_id)
+        # g only keeps the lease row alive in the session, where the lease check finds it.
+        deployment, g.amsw_lease_row = _with_lease(deployment_id)
     # Held in g: the view's own get() then finds it in the session (whose identity map is weak).
     g.amsw_deployment = deployment
     if not may_drive(current_user, deployment):
@@ -50,18 +50,12 @@ def _check(permission: str, deployment_id: int | None):
 
 
 def _with_lease(deployment_id: int) -> tuple[Deployment, DeploymentLease | None]:
-    """The deployment (404 if none) with its step records, and its lease row if it has one, in
-    one query (the step records are a handful of rows that most state-changing views read)."""
-    row = (
-        db.session.execute(
-            select(Deployment, DeploymentLease)
-            .outerjoin(DeploymentLease, DeploymentLease.deployment_id == Deployment.id)
-            .where(Deployment.id == deployment_id)
-            .options(joinedload(Deployment.steps))
-        )
-        .unique()
-        .first()
-    )
+    """The deployment (404 if none) and its lease row, if it has one, in one query."""
+    row = db.session.execute(
+        select(Deployment, DeploymentLease)
+        .outerjoin(DeploymentLease, DeploymentLease.deployment_id == Deployment.id)
+        .where(Deployment.id == deployment_id)
+    ).first()
     if row is None:
         abort(404)
     return row[0], row[1]

@@ -76,19 +76,20 @@ def _pending_columns(deployment_id: int) -> dict[str, Any]:
 def _allocate(deployment_id: int, count: int) -> int:
     """Reserve `count` sequence numbers; returns the last one (row-locked until commit).
 
-    Not autoflushed: the deployment row is locked before the rows of the session's other pending
-    changes (step records...), which are flushed at commit. Lock order everywhere: step run, node
-    actions, deployment, then the deployment's step records."""
+    Lock order everywhere: step run, node actions, deployment, then the deployment's step records.
+    Not autoflushed, so step records are written at commit, after the deployment row is locked;
+    callers change runs and actions with UPDATE statements (which lock them) before publishing."""
     table = Deployment.__table__
     with db.session.no_autoflush:
+        values = {
+            **_pending_columns(deployment_id),
+            "event_seq": table.c.event_seq + count,
+            "last_activity_at": utcnow(),
+        }
         last = db.session.execute(
             update(table)
             .where(table.c.id == deployment_id)
-            .values(
-                **_pending_columns(deployment_id),
-                event_seq=table.c.event_seq + count,
-                last_activity_at=utcnow(),
-            )
+            .values(values)
             .returning(table.c.event_seq)
         ).scalar_one()
     return last

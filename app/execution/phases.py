@@ -161,9 +161,26 @@ def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] 
 
 
 def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
-    run.options = {**(run.options or {}), "waited": phase.name}
-    run.status = "running"
-    run.started_at = run.started_at or utcnow()
+    """Note that the run waits before `phase` (compare-and-set, locking the run row before the
+    event locks the deployment's) and queue its advance for when the wait is over."""
+    table = StepRun.__table__
+    options = {**(run.options or {}), "waited": phase.name}
+    now = utcnow()
+    noted = db.session.execute(
+        update(table)
+        .where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN))
+        .values(
+            options=options,
+            status="running",
+            started_at=func.coalesce(table.c.started_at, now),
+        )
+    ).rowcount
+    if noted != 1:  # the run ended meanwhile; the caller's transaction ends as it would
+        return "inactive"
+    set_committed_value(run, "options", options)
+    set_committed_value(run, "status", "running")
+    if run.started_at is None:
+        set_committed_value(run, "started_at", now)
     payload = {"phase": phase.name, "title": phase.title, "seconds": phase.wait_before}
     publish(run.deployment_id, "phase.waiting", payload, step_key=run.step_key, step_run_id=run.id)
     enqueue.advance(run.id, countdown=phase.wait_before)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Deployment, NodeAction, StepRun, utcnow
@@ -17,16 +17,25 @@ class StepBlocked(Exception):
 
 
 def lock_deployment(deployment_id: int) -> Deployment:
-    """Take the deployment's row lock (write lock on SQLite) so start/decide requests serialise."""
+    """Take the deployment's row lock (write lock on SQLite) so start/decide requests serialise,
+    then read the deployment and its step records afresh: checks made under the lock must not use
+    what the request read before it (two tabs submitting at once)."""
     table = Deployment.__table__
-    now = utcnow()
     db.session.execute(
-        update(table).where(table.c.id == deployment_id).values(last_activity_at=now)
+        update(table).where(table.c.id == deployment_id).values(last_activity_at=utcnow())
     )
-    deployment = db.session.get(Deployment, deployment_id)
+    deployment = (
+        db.session.execute(
+            select(Deployment)
+            .where(Deployment.id == deployment_id)
+            .options(joinedload(Deployment.steps))
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
     if deployment is None:
         raise StepBlocked("No such deployment.")
-    set_committed_value(deployment, "last_activity_at", now)
     return deployment
 
 

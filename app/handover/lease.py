@@ -58,11 +58,12 @@ def acquire(deployment_id: int, user_id: int) -> bool:
     it commits at once without ending the request's transaction or expiring the rows it has
     loaded. Callers have only read so far (no write lock or row lock of theirs can block it)."""
     now = utcnow()
-    held = current(deployment_id)
+    row = db.session.get(DeploymentLease, deployment_id)
+    held = row if row is not None and row.expires_at > now else None
     if held is not None and held.holder_id == user_id and held.expires_at - now > _ttl() / 2:
         return True
-    if held is not None:
-        db.session.expire(held)  # rewritten below, outside this session
+    if row is not None:
+        db.session.expire(row)  # rewritten below, outside this session (live or expired)
     values = {"renewed_at": now, "expires_at": now + _ttl()}
     with db.engine.begin() as conn:
         taken = conn.execute(

@@ -7,12 +7,14 @@ and the database are real.
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from app.execution import phases, service, vault
+from app.execution.state import lock_deployment
 from app.extensions import db
 from app.handover import lease
-from app.models import DeploymentLease, NodeAction, StepRun, utcnow
+from app.models import Deployment, DeploymentLease, DeploymentStep, NodeAction, StepRun, utcnow
+from app.wizard.engine import Phase
 from tests.execution.harness import (
     LAB_PASSWORD,
     LAB_USER,
@@ -223,7 +225,48 @@ def test_a_fresh_lease_is_not_rewritten_but_a_stale_one_is(exec_ctx):
 
     assert not lease.acquire(deployment.id, ids["other"])  # live and not theirs
     set_expiry(-1)  # expired: the next driver takes it
+    held = db.session.get(DeploymentLease, deployment.id)  # as a request holds it (flask.g)
     assert lease.acquire(deployment.id, ids["other"])
+    # Rewritten outside the session: the row the request holds reads the new holder, not the old.
+    assert lease.state(deployment.id, db.session.get(User, ids["other"])).mine
+    assert held.holder_id == ids["other"]
     db.session.expire_all()
     assert db.session.get(DeploymentLease, deployment.id).holder_id == ids["other"]
     assert not lease.acquire(deployment.id, ids["driver"])
+
+
+def test_a_wait_locks_the_run_before_the_deployment(exec_ctx, lab):
+    # Lock order everywhere: run, actions, deployment, step records. A phase that waits first
+    # updates its run (locking the row), then the event locks the deployment row.
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    run_id = service.start_step_run(deployment_id, "exec_echo", None, Recorded()).id
+    run, _ = phases.lock_run(run_id)
+    queue = Recorded()
+    phase = Phase("later", "Later", (), wait_before=5)
+    with Statements() as seen:
+        assert phases._wait(run, phase, queue) == "waiting"
+    tables = [s.split()[1] for s in seen.seen if s.startswith("UPDATE")]
+    assert tables == ["step_runs", "deployments"]
+    assert queue.advances == [run_id]
+    assert events_of(deployment_id, "phase.waiting")[-1].payload["seconds"] == 5
+    db.session.expire_all()
+    assert db.session.get(StepRun, run_id).options["waited"] == "later"
+    db.session.rollback()
+
+
+def test_the_deployment_lock_reads_step_records_afresh(exec_ctx, lab):
+    # Two tabs: the request read the step records before another request changed them; the checks
+    # made under the lock must see the change, not the request's earlier read.
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    before = db.session.get(Deployment, deployment_id)
+    assert before.step("exec_echo").status == "not_started"
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(DeploymentStep)
+            .where(DeploymentStep.deployment_id == deployment_id)
+            .values(status="skipped")
+        )
+    locked = lock_deployment(deployment_id)
+    assert locked is before  # the same object, refreshed
+    assert locked.step("exec_echo").status == "skipped"
+    db.session.rollback()
