@@ -51,9 +51,8 @@ def claim(action_id: int, *, commit: bool = True) -> bool:
 
     With commit=False the caller commits (with its node.started event) and holds the row until then."""
     now = utcnow()
-    table = (
-        NodeAction.__table__
-    )  # Core UPDATE (no ORM bookkeeping); the caller loads the row afresh
+    # A Core UPDATE (no ORM bookkeeping); the caller loads the row afresh.
+    table = NodeAction.__table__
     claimed = db.session.execute(
         update(table)
         .where(table.c.id == action_id, table.c.status == "queued")

@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.events.publish import publish_many
 from app.execution import vault
 from app.execution.actions import SESSIONS
-from app.execution.state import ACTIVE_RUN
+from app.execution.state import update_active_run
 from app.extensions import db
 from app.guides import get_guide
 from app.handover import drift
@@ -29,19 +28,10 @@ def end_run(run: StepRun, status: str, outcome: Finish | None = None) -> bool:
     """Compare-and-set the run's final status; False when someone else already ended it.
 
     Nothing is rolled back either way: the caller's transaction may hold other work (an action's end)."""
-    now = utcnow()
-    values = {"status": status, "finished_at": now}
+    values = {"status": status, "finished_at": utcnow()}
     if outcome is not None:
         values["outcome"] = outcome.as_dict()
-    table = StepRun.__table__
-    ended = db.session.execute(
-        update(table).where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN)).values(**values)
-    ).rowcount
-    if ended != 1:
-        return False
-    for key, value in values.items():  # what the UPDATE wrote, without reloading the row
-        set_committed_value(run, key, value)
-    return True
+    return update_active_run(run, values)
 
 
 def _next_step_key(deployment: Deployment, step_key: str) -> str:

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.events.publish import held_events, publish, publish_many
 from app.execution import vault
 from app.execution.dispatch import Enqueue, default_enqueue
 from app.execution.finishing import finish, finish_cancelled
-from app.execution.state import ACTIVE_RUN, PENDING_ACTION, pending_count
+from app.execution.state import ACTIVE_RUN, PENDING_ACTION, pending_count, update_active_run
 from app.extensions import db
 from app.guides import get_guide
 from app.handover import drift
-from app.models import Credential, Deployment, Node, NodeAction, StepRun, utcnow
+from app.models import Credential, Deployment, Node, NodeAction, StepRun
 from app.wizard.context import run_view
 from app.wizard.engine import ActionResult, Finish, Phase, RunView, Step
 
@@ -163,24 +162,9 @@ def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] 
 def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
     """Note that the run waits before `phase` (compare-and-set, locking the run row before the
     event locks the deployment's) and queue its advance for when the wait is over."""
-    table = StepRun.__table__
     options = {**(run.options or {}), "waited": phase.name}
-    now = utcnow()
-    noted = db.session.execute(
-        update(table)
-        .where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN))
-        .values(
-            options=options,
-            status="running",
-            started_at=func.coalesce(table.c.started_at, now),
-        )
-    ).rowcount
-    if noted != 1:  # the run ended meanwhile; the caller's transaction ends as it would
-        return "inactive"
-    set_committed_value(run, "options", options)
-    set_committed_value(run, "status", "running")
-    if run.started_at is None:
-        set_committed_value(run, "started_at", now)
+    if not update_active_run(run, {"options": options}, start=True):
+        return "inactive"  # the run ended meanwhile; the caller's transaction ends as it would
     payload = {"phase": phase.name, "title": phase.title, "seconds": phase.wait_before}
     publish(run.deployment_id, "phase.waiting", payload, step_key=run.step_key, step_run_id=run.id)
     enqueue.advance(run.id, countdown=phase.wait_before)
@@ -189,25 +173,8 @@ def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
 
 def _claim_phase(run: StepRun, phase: Phase) -> bool:
     """Compare-and-set the run's phase from the one this caller saw (`run` is updated to match)."""
-    table = StepRun.__table__
-    seen = table.c.phase.is_(None) if run.phase is None else table.c.phase == run.phase
-    now = utcnow()
-    claimed = db.session.execute(
-        update(table)
-        .where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN), seen)
-        .values(
-            phase=phase.name,
-            status="running",
-            started_at=func.coalesce(table.c.started_at, now),
-        )
-    ).rowcount
-    if claimed != 1:
-        return False
-    set_committed_value(run, "phase", phase.name)
-    set_committed_value(run, "status", "running")
-    if run.started_at is None:
-        set_committed_value(run, "started_at", now)
-    return True
+    seen = StepRun.phase.is_(None) if run.phase is None else StepRun.phase == run.phase
+    return update_active_run(run, {"phase": phase.name}, seen, start=True)
 
 
 def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: Enqueue) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.models import Deployment, NodeAction, StepRun, utcnow
@@ -37,6 +40,31 @@ def lock_deployment(deployment_id: int) -> Deployment:
     if deployment is None:
         raise StepBlocked("No such deployment.")
     return deployment
+
+
+def update_active_run(
+    run: StepRun, values: dict[str, Any], *conditions: ColumnElement, start: bool = False
+) -> bool:
+    """Compare-and-set UPDATE of `run` while it is still active (and `conditions` hold); False if not.
+
+    A Core statement: it locks the row without the ORM's bookkeeping, and `run` takes the values
+    written without a reload. start: also mark it running, keeping its started_at or setting it now."""
+    table = StepRun.__table__
+    sent, written = dict(values), dict(values)
+    if start:
+        now = utcnow()
+        sent.update(status="running", started_at=func.coalesce(table.c.started_at, now))
+        written.update(status="running", started_at=run.started_at or now)
+    updated = db.session.execute(
+        update(table)
+        .where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN), *conditions)
+        .values(sent)
+    ).rowcount
+    if updated != 1:
+        return False
+    for key, value in written.items():
+        set_committed_value(run, key, value)
+    return True
 
 
 def active_run(deployment_id: int) -> StepRun | None:
