@@ -10,13 +10,11 @@ this is the cost of every step but a deployment's last. The last line printed is
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
 import re
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
@@ -95,14 +93,7 @@ class Web:
             "bench.wsgi_bench:app",
         ]
         self.log = open(WORK / "web.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = harness.spawn_group(cmd, env, self.log)
         for _ in range(200):
             try:
                 requests.get(f"{self.url}/login", timeout=5)
@@ -119,12 +110,7 @@ class Web:
 
     def stop(self) -> None:
         """Stop the arbiter and its worker (open SSE streams would keep an orphaned worker busy)."""
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
+        harness.stop_group(self.proc, timeout=5)
 
 
 class SSEClients:

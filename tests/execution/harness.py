@@ -147,6 +147,29 @@ def seed_deployment(
     return deployment.id
 
 
+def spawn_group(cmd: list[str], env: dict, log) -> subprocess.Popen:
+    """A subprocess in a process group of its own, its output in `log`: signals sent with
+    stop_group reach its children too (Celery's -B beat, gunicorn's workers), so none is orphaned."""
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_group(proc: subprocess.Popen, signum: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Signal the process group, wait up to `timeout` s for its leader, then SIGKILL what is left."""
+    if proc.poll() is None:
+        _signal_group(proc, signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait(5)
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signum)
+
+
 class Worker:
     """A `celery worker -P threads -c 8` subprocess against the test database and broker."""
 
@@ -198,16 +221,7 @@ class Worker:
         if beat:  # as `make run` starts it: the periodic reaper runs inside this worker
             cmd += ["-B", "-s", str(log_path.parent / "celerybeat-schedule")]
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        # Its own process group: signals reach the embedded beat process too (-B forks it), so a
-        # SIGKILL at teardown leaves no orphan polling the broker for the rest of the machine's life.
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = spawn_group(cmd, env, self.log)
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30) -> None:
@@ -222,25 +236,13 @@ class Worker:
             f"celery worker not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}"
         )
 
-    def _signal(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signum)
-
     def kill9(self) -> None:
-        self._signal(signal.SIGKILL)
-        self.proc.wait(10)
+        stop_group(self.proc, signal.SIGKILL, timeout=10)
 
     def stop(self, *, graceful: bool = True) -> None:
         """Warm shutdown (SIGTERM: running tasks finish; Celery takes about 4.5 s even when idle),
         or SIGKILL where nothing after the test depends on the worker (end of the session)."""
-        if self.proc.poll() is None:
-            self._signal(signal.SIGTERM if graceful else signal.SIGKILL)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.proc.wait(5)
-        self._signal(signal.SIGKILL)  # whatever of its group outlived it (the beat process)
+        stop_group(self.proc, signal.SIGTERM if graceful else signal.SIGKILL)
         self.log.close()
 
 
