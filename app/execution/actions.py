@@ -69,6 +69,16 @@ def claim(action_id: int, *, commit: bool = True) -> bool:
     return claimed == 1
 
 
+def claim_new(action: NodeAction) -> None:
+    """Create `action` already claimed by this worker (see KeepFirst in execute.py): it is inserted
+    as running, in the transaction that starts its phase, so it has no queued state to claim."""
+    now = utcnow()
+    action.status = "running"
+    action.started_at = action.heartbeat_at = now
+    action.worker = worker_name()
+    action.try_count = 1
+
+
 def connection_for(node: Node, username: str, password: str | None, timeout: float) -> Connection:
     """A runner Connection from a Node row and the vault's credentials."""
     return Connection(

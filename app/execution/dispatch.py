@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from flask import current_app
 
@@ -13,6 +13,20 @@ class Enqueue(Protocol):
     def advance(self, run_id: int, countdown: float = 0) -> None: ...
 
     def action(self, action_id: int, countdown: float = 0) -> None: ...
+
+
+@runtime_checkable
+class Keeper(Enqueue, Protocol):
+    """A worker's Enqueue that keeps the first action of a phase it starts and runs it itself
+    (app.execution.execute.KeepFirst): the action is inserted claimed, in the phase's transaction."""
+
+    def keep(self, action: Any, run: Any, node: Any) -> dict:
+        """Note the claimed action (flushed, not committed); returns its node.started event item."""
+        ...
+
+    def committed(self) -> None:
+        """The phase's transaction committed: the kept action may run."""
+        ...
 
 
 class CeleryEnqueue:

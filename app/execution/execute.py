@@ -88,16 +88,100 @@ class Job:
             "node_action_id": self.action_id,
         }
 
+    @property
+    def started(self) -> dict[str, Any]:
+        """The node.started payload."""
+        return {
+            "script": self.script,
+            "label": self.label,
+            "phase": self.phase,
+            "try": self.try_count,
+        }
+
     def event(self, kind: str, payload: dict) -> dict[str, Any]:
         """An event item for publish_many."""
         return {**self.base, "kind": kind, "payload": payload}
 
 
+class KeepFirst:
+    """The worker's Enqueue: of each phase this worker starts (the next phase, after an action it
+    ran closed one; or a run's phase from an advance task), it keeps the first action and runs it
+    itself once the phase's transaction has committed. That action is inserted already claimed
+    (`claim_new`, its node.started in the same commit), so it skips a broker hop and a claim
+    transaction; the phase's other actions go to Celery as before. A request that starts a run
+    keeps nothing: its first phase's actions are queued for the workers.
+
+    A kept action that its worker never runs (kill -9 between the commit and the script) is running
+    with a stale heartbeat: the reaper marks it interrupted, as it does any claimed action, and a
+    redelivered task finds nothing queued to claim or a phase already started."""
+
+    def __init__(self, inner: Enqueue) -> None:
+        self.inner = inner
+        self._pending: _Kept | None = None
+        self._ready: _Kept | None = None
+
+    def advance(self, run_id: int, countdown: float = 0) -> None:
+        self.inner.advance(run_id, countdown)
+
+    def action(self, action_id: int, countdown: float = 0) -> None:
+        self.inner.action(action_id, countdown)
+
+    def keep(self, action: NodeAction, run: StepRun, node: Node) -> dict:
+        """Snapshot what running `action` needs while this transaction has the rows loaded."""
+        job = Job.of(action, run)
+        try:
+            held = vault.load_secrets(job.deployment_id)
+            self._pending = _Kept(job, _prepare(action, node, held, job.timeout))
+        except (errors.RemoteError, vault.VaultEmpty) as exc:
+            self._pending = _Kept(job, None, _as_remote_error(exc))
+        return job.event("node.started", job.started)
+
+    def committed(self) -> None:
+        self._ready, self._pending = self._pending, None
+
+    def take(self) -> _Kept | None:
+        kept, self._ready = self._ready, None
+        return kept
+
+
+@dataclass(frozen=True)
+class _Kept:
+    job: Job
+    prepared: tuple[Connection, dict[str, str], list[str]] | None
+    error: errors.RemoteError | None = None
+
+
 def execute_action(
     action_id: int, enqueue: Enqueue | None = None, sessions: SessionCache = SESSIONS
 ) -> str:
-    """Run one queued NodeAction to a final status and, if it completed its phase, advance the run."""
-    enqueue = enqueue or default_enqueue()
+    """Run one queued NodeAction to a final status and, if it completed its phase, advance the run
+    (running the next phase's first action here too: KeepFirst)."""
+    keeper = KeepFirst(enqueue or default_enqueue())
+    return _run_kept(keeper, sessions, _execute_queued(action_id, keeper, sessions))
+
+
+def advance_and_run(
+    run_id: int, enqueue: Enqueue | None = None, sessions: SessionCache = SESSIONS
+) -> str:
+    """A worker's advance of a run: start its next phase (or record its outcome) and run the
+    phase's first action here (KeepFirst)."""
+    keeper = KeepFirst(enqueue or default_enqueue())
+    return _run_kept(keeper, sessions, advance(run_id, keeper))
+
+
+def _run_kept(keeper: KeepFirst, sessions: SessionCache, outcome: str) -> str:
+    """Run the actions `keeper` kept, one after the other; the last outcome."""
+    while (kept := keeper.take()) is not None:
+        db.session.close()  # no transaction stays open while the script runs
+        if kept.prepared is None:
+            outcome = _record_failure(kept.job, kept.error, 0.0, keeper)
+        else:
+            outcome = _run(kept.job, *kept.prepared, keeper, sessions)
+    return outcome
+
+
+def _execute_queued(action_id: int, enqueue: Enqueue, sessions: SessionCache) -> str:
+    """Claim a queued action, run its script, record how it ended."""
     if not claim(action_id, commit=False):
         db.session.rollback()
         return "not-claimed"
@@ -106,12 +190,11 @@ def execute_action(
     if run.status not in ACTIVE_RUN or run.cancel_requested:
         return _cancel_before_start(job, enqueue)
     try:
-        conn, secure, masks = _prepare(action, node, credential, job.timeout)
+        conn, secure, masks = _prepare(action, node, vault.secrets_from(credential), job.timeout)
     except (errors.RemoteError, vault.VaultEmpty) as exc:
         db.session.commit()  # the claim: take the run's lock next without holding the action's
         return _record_failure(job, _as_remote_error(exc), 0.0, enqueue)
-    started = {"script": job.script, "label": job.label, "phase": job.phase, "try": job.try_count}
-    publish_many(job.deployment_id, [job.event("node.started", started)])  # commits the claim
+    publish_many(job.deployment_id, [job.event("node.started", job.started)])  # commits the claim
     db.session.close()  # no transaction stays open while the script runs
     return _run(job, conn, secure, masks, enqueue, sessions)
 
@@ -146,10 +229,11 @@ def _cancel_before_start(job: Job, enqueue: Enqueue) -> str:
 
 
 def _prepare(
-    action: NodeAction, node: Node | None, credential: Credential | None, timeout: float
+    action: NodeAction, node: Node | None, held: tuple[str, dict[str, str]], timeout: float
 ) -> tuple[Connection, dict[str, str], list[str]]:
-    """(Connection, secure params, secret values to mask) from the node row and the vault row."""
-    username, secrets = vault.secrets_from(credential)
+    """(Connection, secure params, secret values to mask) from the node row and the vault's
+    (user name, secrets)."""
+    username, secrets = held
     secrets = {**secrets, vault.WINRM_USERNAME: username}
     if node is None:
         raise errors.make(

@@ -13,7 +13,8 @@ from sqlalchemy.orm import joinedload
 
 from app.events.publish import held_events, publish, publish_many
 from app.execution import vault
-from app.execution.dispatch import Enqueue, default_enqueue
+from app.execution.actions import claim_new
+from app.execution.dispatch import Enqueue, Keeper, default_enqueue
 from app.execution.finishing import finish, finish_cancelled
 from app.execution.state import ACTIVE_RUN, PENDING_ACTION, pending_count, update_active_run
 from app.extensions import db
@@ -172,9 +173,11 @@ def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
 
 
 def _claim_phase(run: StepRun, phase: Phase) -> bool:
-    """Compare-and-set the run's phase from the one this caller saw (`run` is updated to match)."""
+    """Compare-and-set the run's phase from the one this caller saw (`run` is updated to match),
+    unless a cancel got there first (it then ended the run itself, or ends it with its actions)."""
     seen = StepRun.phase.is_(None) if run.phase is None else StepRun.phase == run.phase
-    return update_active_run(run, {"phase": phase.name}, seen, start=True)
+    not_cancelled = StepRun.cancel_requested.is_(False)
+    return update_active_run(run, {"phase": phase.name}, seen, not_cancelled, start=True)
 
 
 def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: Enqueue) -> str:
@@ -186,6 +189,9 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
     if not _claim_phase(run, phase):
         return "lost-race"  # nothing written here; the caller's transaction ends as it would
     actions = [_new_action(run, nodes[a.node], phase, a) for a in phase.actions]
+    keeper = enqueue if isinstance(enqueue, Keeper) else None
+    if keeper is not None:  # a worker: the first action is inserted claimed, for itself
+        claim_new(actions[0])
     db.session.add_all(actions)
     db.session.flush()
     payload = {
@@ -196,13 +202,25 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
             {"id": a.id, "node": a.node_name, "script": a.script, "label": a.label} for a in actions
         ],
     }
-    item = {"kind": "phase.started", "payload": payload, "step_key": run.step_key}
+    items = [
+        {
+            "kind": "phase.started",
+            "payload": payload,
+            "step_key": run.step_key,
+            "step_run_id": run.id,
+        }
+    ]
+    if keeper is not None:
+        items.append(keeper.keep(actions[0], run, nodes[actions[0].node_name]))
+    kept = 1 if keeper is not None else 0
 
     def send() -> None:  # after the commit, before browsers are told: workers start sooner
-        for entry in payload["actions"]:  # ids from before the commit: no reload per action
+        if keeper is not None:
+            keeper.committed()
+        for entry in payload["actions"][kept:]:  # ids from before the commit: no reload per action
             enqueue.action(entry["id"])
 
-    publish_many(run.deployment_id, [{**item, "step_run_id": run.id}], then=send)
+    publish_many(run.deployment_id, items, then=send)
     return "phase-started"
 
 

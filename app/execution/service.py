@@ -8,7 +8,7 @@ them so callers keep one import.
 
 from app.execution.decisions import DECISIONS, cancel, resolve_pause
 from app.execution.dispatch import CeleryEnqueue, Enqueue, default_enqueue
-from app.execution.execute import execute_action
+from app.execution.execute import advance_and_run, execute_action
 from app.execution.finishing import end_run, mark_interrupted
 from app.execution.phases import advance, after_action, build_view
 from app.execution.runs import start_step_run
@@ -24,6 +24,7 @@ __all__ = [
     "Enqueue",
     "StepBlocked",
     "advance",
+    "advance_and_run",
     "after_action",
     "build_view",
     "cancel",

@@ -9,8 +9,8 @@ OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": Tr
 
 @shared_task(**OPTIONS)
 def advance_step_run(run_id: int) -> str:
-    """Ask the step for its next phase (or outcome)."""
-    return service.advance(run_id)
+    """Ask the step for its next phase (or outcome); run the phase's first action here."""
+    return service.advance_and_run(run_id)
 
 
 @shared_task(**OPTIONS)

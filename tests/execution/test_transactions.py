@@ -150,6 +150,120 @@ def test_a_start_whose_first_phase_fails_is_queued_for_a_worker(exec_ctx, lab, m
     assert queue.actions
 
 
+def test_the_worker_that_closes_a_phase_runs_the_next_phases_first_action(exec_ctx, lab):
+    deployment_id = seed_deployment(lab, "exec-test", nodes=["node1", "node2"])
+    queue = Recorded()
+    run_id = service.start_step_run(deployment_id, "exec_step", None, queue).id
+    first, second = queue.actions  # the request queued the detect phase for the workers
+    queue.actions.clear()
+    assert service.execute_action(first, queue) == "pending"
+
+    with Statements() as sql:
+        assert service.execute_action(second, queue) == "pending"  # closes detect, runs an apply
+
+    # node1's apply was inserted claimed, with its node.started, in the transaction that started
+    # the phase: no claim UPDATE before its script; node2's went to the broker, unclaimed.
+    updates = [s for s in sql.touching("node_actions") if s.startswith("UPDATE")]
+    assert len(updates) == 3  # claim and end of node2's detect, end of node1's apply
+    applies = db.session.scalars(
+        select(NodeAction).where(NodeAction.step_run_id == run_id, NodeAction.phase == "apply")
+    ).all()
+    kept, other = sorted(applies, key=lambda a: a.node_name)
+    assert (kept.node_name, kept.status, kept.try_count, kept.progress) == (
+        "node1", "succeeded", 1, 100,
+    )  # fmt: skip
+    assert queue.actions == [other.id] and _status(NodeAction, other.id) == "queued"
+    events = [(e.kind, e.node_name) for e in events_of(deployment_id)]
+    started = events.index(("phase.started", None), 3)
+    assert events[started : started + 2] == [("phase.started", None), ("node.started", "node1")]
+    phase_started, node_started = events_of(deployment_id)[started : started + 2]
+    assert phase_started.created_at == node_started.created_at  # one transaction
+
+    # node2's apply closes the phase, and its worker runs node1's verify then node2's is queued
+    assert service.execute_action(queue.actions.pop(), queue) == "pending"
+    assert service.execute_action(queue.actions.pop(), queue) == "done"
+    assert not queue.actions and not queue.advances
+    assert _status(StepRun, run_id) == "succeeded"
+
+
+def test_an_advance_task_runs_the_first_action_of_the_phase_it_starts(exec_ctx, lab, monkeypatch):
+    deployment_id = seed_deployment(lab, "exec-test", nodes=["node1"])
+    queue = Recorded()
+    monkeypatch.setattr(phases, "_start_phase", _fails)  # the request's start falls back
+    run_id = service.start_step_run(deployment_id, "exec_step", None, queue).id
+    monkeypatch.undo()
+
+    # detect, apply, verify: one task runs the three phases, each one's action kept in turn
+    assert service.advance_and_run(queue.advances.pop(), queue) == "done"
+    assert not queue.actions and not queue.advances
+    actions = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id))
+    assert [(a.phase, a.status, a.try_count) for a in actions] == [
+        ("detect", "succeeded", 1),
+        ("apply", "succeeded", 1),
+        ("verify", "succeeded", 1),
+    ]
+    assert _status(StepRun, run_id) == "succeeded"
+
+
+def test_a_kept_action_of_a_phase_that_did_not_commit_never_runs(exec_ctx, lab, monkeypatch):
+    deployment_id = seed_deployment(lab, "exec-test", nodes=["node1"])
+    queue = Recorded()
+    run_id = service.start_step_run(deployment_id, "exec_step", None, queue).id
+    detect = queue.actions.pop()
+
+    # the detect action closes its phase; starting "apply" (keeping node1's apply) fails
+    monkeypatch.setattr(phases, "publish_many", _fails)
+    assert service.execute_action(detect, queue) == "closed"
+
+    actions = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id))
+    assert [(a.phase, a.status) for a in actions] == [("detect", "succeeded")]  # apply rolled back
+    assert queue.advances == [run_id] and not queue.actions
+
+    monkeypatch.undo()
+    assert service.advance_and_run(queue.advances.pop(), queue) == "done"
+    assert _status(StepRun, run_id) == "succeeded"
+
+
+def test_a_kept_action_without_credentials_fails_without_running(exec_ctx, lab, monkeypatch):
+    deployment_id = seed_deployment(lab, "exec-test", nodes=["node1"])
+    queue = Recorded()
+    run_id = service.start_step_run(deployment_id, "exec_step", None, queue).id
+
+    def expired(_deployment_id):
+        raise vault.VaultEmpty("No WinRM credentials are held for this deployment.")
+
+    monkeypatch.setattr(vault, "load_secrets", expired)  # gone once detect has its credentials
+    assert service.execute_action(queue.actions.pop(), queue) == "needs_attention"
+
+    apply = db.session.scalars(
+        select(NodeAction).where(NodeAction.step_run_id == run_id, NodeAction.phase == "apply")
+    ).one()
+    assert (apply.status, apply.error_category, apply.result) == ("failed", "auth_failed", None)
+    finished = [
+        e for e in events_of(deployment_id, "node.finished") if e.node_action_id == apply.id
+    ]
+    assert finished[0].payload["duration"] == 0.0  # its script never started
+    assert not queue.actions and not queue.advances
+
+
+def test_a_cancel_that_came_first_stops_a_phase_from_starting(exec_ctx, lab, monkeypatch):
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    monkeypatch.setattr(phases, "_start_phase", _fails)  # the run is created without a phase
+    run_id = service.start_step_run(deployment_id, "exec_echo", None, Recorded()).id
+    monkeypatch.undo()
+    run, _ = phases._load_run(run_id)
+    with db.engine.begin() as conn:  # another request's cancel, after this worker read the run
+        conn.execute(update(StepRun).where(StepRun.id == run_id).values(cancel_requested=True))
+
+    assert not phases._claim_phase(run, Phase("echo", "Echo", ()))
+    db.session.rollback()
+    assert db.session.get(StepRun, run_id).phase is None
+
+
+def _fails(*_args, **_kwargs):
+    raise RuntimeError("simulated failure")
+
+
 def test_a_refused_start_keeps_neither_run_nor_credentials(exec_ctx, lab):
     deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
     queue = Recorded()

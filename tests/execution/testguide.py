@@ -82,6 +82,11 @@ ECHO_GUIDE = Guide(key="exec-echo", title="Echo test", version="1", steps=(EchoS
 ECHO_TWO_GUIDE = Guide(
     key="exec-echo-two", title="Echo twice", version="1", steps=(EchoStep(), EchoLaterStep())
 )
+# The benchmark's multi-phase step, likewise not the deployment's last.
+PHASED_TWO_GUIDE = Guide(
+    key="exec-test-two", title="Phases, then echo", version="1", steps=(ExecStep(), EchoLaterStep())
+)
 GUIDES[GUIDE.key] = GUIDE
+GUIDES[PHASED_TWO_GUIDE.key] = PHASED_TWO_GUIDE
 GUIDES[ECHO_GUIDE.key] = ECHO_GUIDE
 GUIDES[ECHO_TWO_GUIDE.key] = ECHO_TWO_GUIDE
