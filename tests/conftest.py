@@ -13,6 +13,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+# Screenshots and other files worth a look after a run (gitignored). .ci/run gives each of its two
+# suites, which run at the same time, a folder of its own.
+ARTIFACTS = Path(os.environ.get("AMSW_TEST_ARTIFACTS") or ROOT / "tests" / "artifacts")
 os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
 
 from app import create_app  # noqa: E402

@@ -11,9 +11,8 @@ from app.auth.cli import create_user
 from app.deployments.service import create_deployment
 from app.extensions import db
 from app.models import User
+from tests.conftest import ARTIFACTS
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENS = ARTIFACTS / "screens"
 USERNAME = "operator1"
 PASSWORD = "correct horse battery staple"

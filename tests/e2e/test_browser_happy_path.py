@@ -1,22 +1,21 @@
 """The whole happy path on two lab nodes in Chromium: sign in, create the deployment, fill every
 step's inputs, run each step with the lab's WinRM credentials, watch the live status reach done,
 go on. The manual install pauses with its checklist; the operator's work is simulated in the lab and
-the pause is answered with Retry in the page. One screenshot per screen in tests/artifacts/e2e/.
+the pause is answered with Retry in the page. One screenshot per screen in tests/artifacts/e2e/ (AMSW_TEST_ARTIFACTS).
 
 Needs Chromium at /usr/bin/chromium and Playwright: missing either fails the test.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import ARTIFACTS
 from tests.execution.harness import LAB_PASSWORD, LAB_USER, USER_PASSWORD, LiveServer, make_user
 from tests.lab_world import inputs_for, install_by_hand, start_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "tests" / "artifacts" / "e2e"
+SHOTS = ARTIFACTS / "e2e"
 NAME = "Contoso <b>AMS</b> & \"lab\" 'one'"  # shown literally, never as markup
 NODES = ["AMS1", "AMS2"]
 
