@@ -10,7 +10,7 @@ from app.api.core import api_user, body_doc, bp, errors_doc, needs, read_json, u
 from app.api.deployments import DEPLOYMENT_ID, load_deployment
 from app.api.formjson import flatten_errors, schema_for, validate_with_form
 from app.api.schemas import DecisionIn, DecisionOut, PlanOut, RunIn, RunOut, StatusOut, StepOut
-from app.execution import service, vault
+from app.execution import service
 from app.guides import GUIDES
 from app.models import Deployment
 from app.runbook.views import runbook_response
@@ -133,13 +133,16 @@ def decide(deployment_id: int, step_key: str):
     if answer["decision"] in {"skip", "exclude", "abort"} and not answer["reason"].strip():
         unprocessable({"reason": ["Give a reason: it is recorded with the deployment."]})
     user = api_user()
-    if "username" in answer:
-        vault.store_credentials(
-            deployment.id, answer["username"], answer["password"], owner_id=user.id, commit=False
-        )
+    credentials = (answer["username"], answer["password"]) if "username" in answer else None
     try:
         started = service.resolve_pause(
-            deployment.id, step.key, answer["decision"], answer["reason"], answer["nodes"], user.id
+            deployment.id,
+            step.key,
+            answer["decision"],
+            answer["reason"],
+            answer["nodes"],
+            user.id,
+            credentials=credentials,
         )
     except service.StepBlocked as error:
         abort(409, message=str(error))

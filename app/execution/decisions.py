@@ -83,8 +83,13 @@ def resolve_pause(
     nodes: list[str] | None,
     actor_id: int | None,
     enqueue: Enqueue | None = None,
+    *,
+    credentials: tuple[str, str] | None = None,
 ) -> StepRun | None:
-    """Apply the operator's decision on a paused step: retry, retry_failed, skip, abort or exclude."""
+    """Apply the operator's decision on a paused step: retry, retry_failed, skip, abort or exclude.
+
+    credentials: (user name, password) for the run a retry starts, kept only if it starts (stored
+    under the deployment's lock, like start_step_run's)."""
     reason = (reason or "").strip()
     if decision not in DECISIONS:
         raise StepBlocked(f"Unknown decision {decision!r}.")
@@ -104,7 +109,9 @@ def resolve_pause(
         options["nodes"] = _retry_failed_nodes(deployment, step_key, last)
     if decision == "exclude":
         _exclude(deployment, step_key, nodes or [], reason, actor_id)
-    return start_step_run(deployment_id, step_key, actor_id, enqueue, options)
+    return start_step_run(
+        deployment_id, step_key, actor_id, enqueue, options, credentials=credentials
+    )
 
 
 def _retry_failed_nodes(deployment: Deployment, step_key: str, last: StepRun | None) -> list[str]:

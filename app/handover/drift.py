@@ -107,8 +107,15 @@ def steps_to_verify(deployment: Deployment) -> list[str]:
     ]
 
 
-def start(deployment_id: int, actor_id: int | None, enqueue=None) -> str | None:
-    """Queue the verification of every finished step; returns the batch id (None if nothing)."""
+def start(
+    deployment_id: int,
+    actor_id: int | None,
+    enqueue=None,
+    credentials: tuple[str, str] | None = None,
+) -> str | None:
+    """Queue the verification of every finished step; returns the batch id (None if nothing).
+
+    credentials: the (user name, password) the checks run with, kept with the first check's run."""
     from app.execution import service
 
     deployment = db.session.get(Deployment, deployment_id)
@@ -120,7 +127,9 @@ def start(deployment_id: int, actor_id: int | None, enqueue=None) -> str | None:
         deployment_id, "verification.started", {"batch": batch, "steps": queue}, actor_id=actor_id
     )
     options = {"mode": MODE, "batch": batch, "queue": queue[1:], "status_before": deployment.status}
-    service.start_step_run(deployment_id, queue[0], actor_id, enqueue, options)
+    service.start_step_run(
+        deployment_id, queue[0], actor_id, enqueue, options, credentials=credentials
+    )
     return batch
 
 

@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from app.auth.decorators import may_drive, requires
 from app.events.publish import publish
-from app.execution import service, vault
+from app.execution import service
 from app.extensions import db
 from app.handover import drift, lease
 from app.handover.forms import NoteForm, TakeOverForm
@@ -66,10 +66,7 @@ def resume(deployment_id: int):
         if not form.validate():
             flash("Enter your own WinRM user name and password to verify and continue.", "error")
         else:
-            vault.store_credentials(
-                deployment.id, form.username.data, form.password.data, owner_id=current_user.id
-            )
-            return _start_checks(deployment)
+            return _start_checks(deployment, (form.username.data, form.password.data))
     batch = drift.latest_batch(deployment.id)
     runs = drift.batch_runs(deployment.id, batch) if batch else []
     return render_template(
@@ -83,9 +80,9 @@ def resume(deployment_id: int):
     )
 
 
-def _start_checks(deployment: Deployment):
+def _start_checks(deployment: Deployment, credentials: tuple[str, str]):
     try:
-        batch = drift.start(deployment.id, current_user.id)
+        batch = drift.start(deployment.id, current_user.id, credentials=credentials)
     except service.StepBlocked as error:
         flash(str(error), "error")
         return redirect(url_for("handover.resume", deployment_id=deployment.id))

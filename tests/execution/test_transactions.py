@@ -384,3 +384,36 @@ def test_the_deployment_lock_reads_step_records_afresh(exec_ctx, lab):
     assert locked is before  # the same object, refreshed
     assert locked.step("exec_echo").status == "skipped"
     db.session.rollback()
+
+
+def test_a_decision_keeps_credentials_only_for_the_run_it_starts(exec_ctx, lab):
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    with db.engine.begin() as conn:  # the step paused, waiting for a decision
+        conn.execute(
+            update(DeploymentStep)
+            .where(DeploymentStep.deployment_id == deployment_id)
+            .values(status="needs_attention")
+        )
+    vault.wipe(deployment_id)
+    queue = Recorded()
+
+    with pytest.raises(service.StepBlocked, match="choose Retry"):  # Echo retries every node
+        service.resolve_pause(
+            deployment_id, "exec_echo", "retry_failed", "", None, None, queue,
+            credentials=(LAB_USER, "refused-password"),
+        )  # fmt: skip
+    assert vault.secret_names(deployment_id) == frozenset()
+
+    with Statements() as sql:
+        run = service.resolve_pause(
+            deployment_id, "exec_echo", "retry", "", None, None, queue,
+            credentials=(LAB_USER, LAB_PASSWORD),
+        )  # fmt: skip
+    writes = [s for s in sql.seen if s.startswith(("UPDATE", "INSERT", "DELETE"))]
+    deployment_lock = next(i for i, s in enumerate(writes) if " deployments" in s)
+    vault_write = next(i for i, s in enumerate(writes) if " credentials" in s)
+    assert (
+        deployment_lock < vault_write
+    )  # the lock order of a finishing worker (it wipes the vault)
+    assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
+    assert run.options["decision"] == "retry" and queue.actions
