@@ -1,7 +1,7 @@
 """/admin/users: list accounts, create local ones, change roles, disable and reset passwords."""
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 
 from app.admin import service
 from app.admin.forms import ConfirmForm, CreateUserForm, PasswordForm, RoleForm
@@ -98,7 +98,9 @@ def reset_password(user_id: int):
     if service.source(user) == "directory":
         return _back(f"{user.username} signs in through the directory; reset it there.", "error")
     if form.validate_on_submit():
-        service.reset_password(user, form.password.data)
+        service.reset_password(user, form.password.data)  # ends the account's sessions...
+        if user.id == current_user.id:
+            login_user(user)  # ...but this one, the admin's own
         return _back(f"Password of {user.username} reset. Tell them through a safe channel.")
     if form.is_submitted():
         flash("The password was not changed; correct the fields marked below.", "error")

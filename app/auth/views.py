@@ -1,5 +1,6 @@
 """Login and logout; every other page requires a session."""
 
+import hmac
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -24,13 +25,17 @@ login_manager.login_message_category = "info"
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Flask-Login hook; a disabled account's session stops working on its next request.
+def load_user(token: str) -> User | None:
+    """Flask-Login hook: the session's `<id>:<mark>` (User.get_id). A disabled account, or a session
+    from before the account's password changed, stops working on its next request.
 
     Flask-Login checks `is_active` only in login_user(), so the loader refuses inactive users here.
     """
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_active else None
+    user_id, _, mark = token.partition(":")
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if user is None or not user.is_active:
+        return None
+    return user if hmac.compare_digest(mark, user.session_mark()) else None
 
 
 @bp.before_app_request

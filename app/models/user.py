@@ -1,9 +1,12 @@
 """Accounts and roles."""
 
+import hashlib
+import hmac
 from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,6 +34,16 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:
         return self.active
+
+    def get_id(self) -> str:
+        """What a signed-in session holds (Flask-Login): the id and `session_mark`, so that a new
+        password, set by the user or reset by an admin, ends the account's other sessions."""
+        return f"{self.id}:{self.session_mark()}"
+
+    def session_mark(self) -> str:
+        """A keyed fingerprint of the password hash (it reveals nothing of it); changes with it."""
+        key = str(current_app.config["SECRET_KEY"]).encode()
+        return hmac.new(key, self.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
     def set_password(self, password: str) -> None:
         """Hash with Argon2id."""

@@ -166,6 +166,29 @@ def test_reset_password_of_a_local_user(admin_client, app):
     assert [(r.target, r.details) for r in reset] == [("bob", {})]
 
 
+def test_a_password_reset_ends_the_users_sessions(admin_client, app):
+    bob_client = signed_in(app, "bob", "operator")  # bob signed in before the reset
+    assert bob_client.get("/").status_code == 200
+    bob_id = _user(app, "bob").id
+    _post(admin_client, f"/admin/users/{bob_id}/password", {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})  # fmt: skip
+
+    page = bob_client.get("/")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    assert admin_client.get("/").status_code == 200  # another account's session goes on
+    assert login(bob_client, "bob", NEW_PASSWORD).status_code == 302
+    assert bob_client.get("/").status_code == 200
+
+
+def test_an_admin_resetting_their_own_password_stays_signed_in(admin_client, app):
+    other = app.test_client()
+    login(other, "admin")  # the same admin in a second browser
+    admin_id = _user(app, "admin").id
+    _post(admin_client, f"/admin/users/{admin_id}/password", {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})  # fmt: skip
+
+    assert admin_client.get("/").status_code == 200
+    assert other.get("/").status_code == 302  # the other session ended
+
+
 def test_short_reset_password_is_refused_and_the_old_one_still_works(admin_client, app):
     bob_id = user(app, "bob", "operator")
     response = _post(

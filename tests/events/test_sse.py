@@ -95,7 +95,7 @@ def test_events_json_paginates_by_seq(exec_ctx, lab):
     with client.session_transaction() as sess:
         from app.models import User
 
-        sess["_user_id"] = str(db.session.query(User).filter_by(username="viewer").one().id)
+        sess["_user_id"] = db.session.query(User).filter_by(username="viewer").one().get_id()
         sess["_fresh"] = True
     page = client.get(f"/deployments/{deployment_id}/events.json?after=0&limit=10").get_json()
     assert [e["seq"] for e in page["events"]] == list(range(1, 11)) and page["more"]
