@@ -28,6 +28,7 @@ from app.remote.sessions import SessionCache
 log = logging.getLogger(__name__)
 
 SESSIONS = SessionCache(idle_seconds=60.0)  # open pools of this worker process, by connection
+STOPPING = threading.Event()  # set when the worker begins to shut down (celery_app.py)
 STREAM_KINDS = {
     "output": "node.output",
     "progress": "node.progress",

@@ -8,10 +8,11 @@ from celery.signals import (
     after_setup_task_logger,
     worker_process_shutdown,
     worker_shutdown,
+    worker_shutting_down,
 )
 from flask import Flask
 
-from app.execution.actions import SESSIONS, install_log_redaction
+from app.execution.actions import SESSIONS, STOPPING, install_log_redaction
 from app.execution.broker import TRANSPORT
 
 REAP_TASK = "app.execution.tasks.reap"
@@ -56,6 +57,12 @@ def _filesystem_options(app: Flask, settings: dict) -> dict:
     if os.environ.get("AMSW_BROKER_KEEP_PROCESSED") and "processed_folder" in options:
         options["store_processed"] = True  # debugging/tests: keep consumed messages for inspection
     return options
+
+
+@worker_shutting_down.connect
+def _stop_keeping(**_kwargs) -> None:
+    """A stopping worker finishes what it runs but keeps no new phase's action (KeepFirst)."""
+    STOPPING.set()
 
 
 @worker_shutdown.connect

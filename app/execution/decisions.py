@@ -88,12 +88,14 @@ def resolve_pause(
 ) -> StepRun | None:
     """Apply the operator's decision on a paused step: retry, retry_failed, skip, abort or exclude.
 
-    credentials: (user name, password) for the run a retry starts, kept only if it starts (stored
-    under the deployment's lock, like start_step_run's)."""
+    credentials: (user name, password) kept with the decision, stored under the deployment's lock
+    (a finishing worker's order: deployment, then vault); a refused decision keeps none."""
     reason = (reason or "").strip()
     if decision not in DECISIONS:
         raise StepBlocked(f"Unknown decision {decision!r}.")
     deployment = lock_deployment(deployment_id)
+    if credentials is not None:  # committed with the decision, or rolled back with a refusal
+        vault.store_credentials(deployment_id, *credentials, owner_id=actor_id, commit=False)
     record = deployment.step(step_key)
     if record is None:
         raise _blocked(f"Unknown step {step_key!r}.")
@@ -109,9 +111,7 @@ def resolve_pause(
         options["nodes"] = _retry_failed_nodes(deployment, step_key, last)
     if decision == "exclude":
         _exclude(deployment, step_key, nodes or [], reason, actor_id)
-    return start_step_run(
-        deployment_id, step_key, actor_id, enqueue, options, credentials=credentials
-    )
+    return start_step_run(deployment_id, step_key, actor_id, enqueue, options)
 
 
 def _retry_failed_nodes(deployment: Deployment, step_key: str, last: StepRun | None) -> list[str]:

@@ -20,6 +20,11 @@ class Keeper(Enqueue, Protocol):
     """A worker's Enqueue that keeps the first action of a phase it starts and runs it itself
     (app.execution.execute.KeepFirst): the action is inserted claimed, in the phase's transaction."""
 
+    @property
+    def accepting(self) -> bool:
+        """Whether it would keep an action now (not while its worker is shutting down)."""
+        ...
+
     def keep(self, action: Any, run: Any, node: Any) -> dict:
         """Note the claimed action (flushed, not committed); returns its node.started event item."""
         ...

@@ -23,6 +23,7 @@ from app.execution import vault
 from app.execution.actions import (
     REDACTOR,
     SESSIONS,
+    STOPPING,
     EventPump,
     Heartbeat,
     claim,
@@ -120,6 +121,11 @@ class KeepFirst:
         self._pending: _Kept | None = None
         self._ready: _Kept | None = None
 
+    @property
+    def accepting(self) -> bool:
+        """False once the worker is stopping: its next phases go to the queue for other workers."""
+        return not STOPPING.is_set()
+
     def advance(self, run_id: int, countdown: float = 0) -> None:
         self.inner.advance(run_id, countdown)
 
@@ -138,6 +144,10 @@ class KeepFirst:
 
     def committed(self) -> None:
         self._ready, self._pending = self._pending, None
+
+    def holds(self) -> bool:
+        """Whether a committed action waits for this worker."""
+        return self._ready is not None
 
     def take(self) -> _Kept | None:
         kept, self._ready = self._ready, None
@@ -166,7 +176,17 @@ def advance_and_run(
     """A worker's advance of a run: start its next phase (or record its outcome) and run the
     phase's first action here (KeepFirst)."""
     keeper = KeepFirst(enqueue or default_enqueue())
-    return _run_kept(keeper, sessions, advance(run_id, keeper))
+    try:
+        outcome = advance(run_id, keeper)
+    except Exception:
+        if not keeper.holds():  # nothing committed for this worker to run: the task fails as before
+            raise
+        # The phase committed, then something after it failed (sending the other actions to the
+        # broker): run the kept action all the same; the reaper re-sends queued actions.
+        log.exception("Run %s: the phase started but its follow-up failed", run_id)
+        db.session.rollback()
+        outcome = "phase-started"
+    return _run_kept(keeper, sessions, outcome)
 
 
 def _run_kept(keeper: KeepFirst, sessions: SessionCache, outcome: str) -> str:

@@ -189,7 +189,7 @@ def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: En
     if not _claim_phase(run, phase):
         return "lost-race"  # nothing written here; the caller's transaction ends as it would
     actions = [_new_action(run, nodes[a.node], phase, a) for a in phase.actions]
-    keeper = enqueue if isinstance(enqueue, Keeper) else None
+    keeper = enqueue if isinstance(enqueue, Keeper) and enqueue.accepting else None
     if keeper is not None:  # a worker: the first action is inserted claimed, for itself
         claim_new(actions[0])
     db.session.add_all(actions)

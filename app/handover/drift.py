@@ -115,9 +115,14 @@ def start(
 ) -> str | None:
     """Queue the verification of every finished step; returns the batch id (None if nothing).
 
-    credentials: the (user name, password) the checks run with, kept with the first check's run."""
-    from app.execution import service
+    credentials: the (user name, password) the checks and the steps after them run with; stored
+    first, under the deployment's lock (a finishing worker's order: deployment, then vault)."""
+    from app.execution import service, vault
+    from app.execution.state import lock_deployment
 
+    if credentials is not None:
+        lock_deployment(deployment_id)
+        vault.store_credentials(deployment_id, *credentials, owner_id=actor_id)  # commits
     deployment = db.session.get(Deployment, deployment_id)
     queue = steps_to_verify(deployment)
     if not queue:
@@ -127,9 +132,7 @@ def start(
         deployment_id, "verification.started", {"batch": batch, "steps": queue}, actor_id=actor_id
     )
     options = {"mode": MODE, "batch": batch, "queue": queue[1:], "status_before": deployment.status}
-    service.start_step_run(
-        deployment_id, queue[0], actor_id, enqueue, options, credentials=credentials
-    )
+    service.start_step_run(deployment_id, queue[0], actor_id, enqueue, options)
     return batch
 
 

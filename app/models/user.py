@@ -42,7 +42,8 @@ class User(UserMixin, db.Model):
 
     def session_mark(self) -> str:
         """A keyed fingerprint of the password hash (it reveals nothing of it); changes with it."""
-        key = str(current_app.config["SECRET_KEY"]).encode()
+        secret = str(current_app.config["SECRET_KEY"]).encode()
+        key = hmac.new(secret, b"amsw session mark", hashlib.sha256).digest()  # this use's own key
         return hmac.new(key, self.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
     def set_password(self, password: str) -> None:

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
+from app.execution import actions as actions_module
 from app.execution import phases, service, vault
 from app.execution.state import lock_deployment
 from app.extensions import db
-from app.handover import lease
+from app.handover import drift, lease
 from app.models import Deployment, DeploymentLease, DeploymentStep, NodeAction, StepRun, utcnow
 from app.wizard.engine import Phase
 from tests.execution.harness import (
@@ -417,3 +418,53 @@ def test_a_decision_keeps_credentials_only_for_the_run_it_starts(exec_ctx, lab):
     )  # the lock order of a finishing worker (it wipes the vault)
     assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
     assert run.options["decision"] == "retry" and queue.actions
+
+
+class BrokerDown(Recorded):
+    """An Enqueue whose broker fails on every action sent."""
+
+    def action(self, action_id: int, countdown: float = 0) -> None:
+        raise ConnectionError("simulated: the broker is down")
+
+
+def test_a_kept_action_still_runs_when_sending_the_others_fails(exec_ctx, lab, monkeypatch):
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1", "node2"])
+    queue = BrokerDown()
+    monkeypatch.setattr(phases, "_start_phase", _fails)  # the request's start falls back
+    run_id = service.start_step_run(deployment_id, "exec_echo", None, queue).id
+    monkeypatch.undo()
+
+    assert service.advance_and_run(queue.advances.pop(), queue) == "pending"
+
+    actions = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id))
+    # node1's ran; node2's stays queued for the reaper to send again
+    assert [(a.node_name, a.status) for a in actions] == [
+        ("node1", "succeeded"),
+        ("node2", "queued"),
+    ]
+
+
+def test_a_stopping_worker_keeps_no_action(exec_ctx, lab, monkeypatch):
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    queue = Recorded()
+    monkeypatch.setattr(phases, "_start_phase", _fails)
+    run_id = service.start_step_run(deployment_id, "exec_echo", None, queue).id
+    monkeypatch.undo()
+    monkeypatch.setattr(actions_module.STOPPING, "is_set", lambda: True)  # warm shutdown began
+
+    assert service.advance_and_run(queue.advances.pop(), queue) == "phase-started"
+
+    action = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id)).one()
+    assert queue.actions == [action.id] and _status(NodeAction, action.id) == "queued"
+
+
+def test_resume_keeps_the_credentials_even_with_nothing_to_verify(exec_ctx, lab):
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    vault.wipe(deployment_id)  # a take-over wiped the previous driver's credentials
+
+    with Statements() as sql:
+        assert drift.start(deployment_id, None, Recorded(), (LAB_USER, LAB_PASSWORD)) is None
+
+    writes = [s for s in sql.seen if s.startswith(("UPDATE", "INSERT"))]
+    assert " deployments" in writes[0] and " credentials" in writes[1]  # lock, then vault
+    assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
