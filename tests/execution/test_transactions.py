@@ -197,7 +197,8 @@ def test_an_advance_task_runs_the_first_action_of_the_phase_it_starts(exec_ctx, 
     # detect, apply, verify: one task runs the three phases, each one's action kept in turn
     assert service.advance_and_run(queue.advances.pop(), queue) == "done"
     assert not queue.actions and not queue.advances
-    actions = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id))
+    query = select(NodeAction).where(NodeAction.step_run_id == run_id).order_by(NodeAction.id)
+    actions = db.session.scalars(query)
     assert [(a.phase, a.status, a.try_count) for a in actions] == [
         ("detect", "succeeded", 1),
         ("apply", "succeeded", 1),
@@ -436,7 +437,9 @@ def test_a_kept_action_still_runs_when_sending_the_others_fails(exec_ctx, lab, m
 
     assert service.advance_and_run(queue.advances.pop(), queue) == "pending"
 
-    actions = db.session.scalars(select(NodeAction).where(NodeAction.step_run_id == run_id))
+    actions = db.session.scalars(
+        select(NodeAction).where(NodeAction.step_run_id == run_id).order_by(NodeAction.id)
+    )
     # node1's ran; node2's stays queued for the reaper to send again
     assert [(a.node_name, a.status) for a in actions] == [
         ("node1", "succeeded"),
