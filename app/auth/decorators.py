@@ -37,8 +37,7 @@ def _check(permission: str, deployment_id: int | None):
         return None
     if request.method in SAFE_METHODS:
         deployment = db.get_or_404(Deployment, deployment_id)
-    else:  # the lease check that follows finds the lease row in the session: one query, not two
-        # g only keeps the lease row alive in the session, where the lease check finds it.
+    else:  # one query for both; g keeps the lease row alive in the session for the lease check
         deployment, g.amsw_lease_row = _with_lease(deployment_id)
     # Held in g: the view's own get() then finds it in the session (whose identity map is weak).
     g.amsw_deployment = deployment

@@ -51,19 +51,12 @@ def claim(action_id: int, *, commit: bool = True) -> bool:
     """queued -> running for this caller only; a redelivered task finds nothing to claim.
 
     With commit=False the caller commits (with its node.started event) and holds the row until then."""
-    now = utcnow()
     # A Core UPDATE (no ORM bookkeeping); the caller loads the row afresh.
     table = NodeAction.__table__
     claimed = db.session.execute(
         update(table)
         .where(table.c.id == action_id, table.c.status == "queued")
-        .values(
-            status="running",
-            started_at=now,
-            heartbeat_at=now,
-            worker=worker_name(),
-            try_count=table.c.try_count + 1,
-        )
+        .values(**_claimed(), try_count=table.c.try_count + 1)
     ).rowcount
     if commit:
         db.session.commit()
@@ -73,11 +66,15 @@ def claim(action_id: int, *, commit: bool = True) -> bool:
 def claim_new(action: NodeAction) -> None:
     """Create `action` already claimed by this worker (see KeepFirst in execute.py): it is inserted
     as running, in the transaction that starts its phase, so it has no queued state to claim."""
-    now = utcnow()
-    action.status = "running"
-    action.started_at = action.heartbeat_at = now
-    action.worker = worker_name()
+    for key, value in _claimed().items():
+        setattr(action, key, value)
     action.try_count = 1
+
+
+def _claimed() -> dict:
+    """The columns of an action this worker claims now (with its try count, set by the caller)."""
+    now = utcnow()
+    return {"status": "running", "started_at": now, "heartbeat_at": now, "worker": worker_name()}
 
 
 def connection_for(node: Node, username: str, password: str | None, timeout: float) -> Connection:

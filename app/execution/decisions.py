@@ -93,9 +93,8 @@ def resolve_pause(
     reason = (reason or "").strip()
     if decision not in DECISIONS:
         raise StepBlocked(f"Unknown decision {decision!r}.")
-    deployment = lock_deployment(deployment_id)
-    if credentials is not None:  # committed with the decision, or rolled back with a refusal
-        vault.store_credentials(deployment_id, *credentials, owner_id=actor_id, commit=False)
+    # The credentials commit with the decision, or are rolled back with a refusal.
+    deployment = lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
     record = deployment.step(step_key)
     if record is None:
         raise _blocked(f"Unknown step {step_key!r}.")

@@ -123,9 +123,7 @@ def _start(
 ) -> StepRun:
     """Lock the deployment, check, create the run; then start its first phase here (advance_here)
     or commit the run alone and queue its first advance."""
-    deployment = lock_deployment(deployment_id)  # first: a finishing worker also locks it first
-    if credentials is not None:  # ...and only then the vault row (its wipe, when it completes)
-        vault.store_credentials(deployment_id, *credentials, owner_id=actor_id, commit=False)
+    deployment = lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
     step, attempt = _step_or_blocked(deployment, step_key)
     run = _create_run(deployment, step, attempt, actor_id, options or {})
     run_id = run.id

@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.execution import vault
 from app.extensions import db
 from app.models import Deployment, NodeAction, StepRun, utcnow
 
@@ -19,10 +20,19 @@ class StepBlocked(Exception):
     """The request cannot be honoured now; the message tells the operator why."""
 
 
-def lock_deployment(deployment_id: int) -> Deployment:
+def lock_deployment(
+    deployment_id: int,
+    *,
+    credentials: tuple[str, str] | None = None,
+    owner_id: int | None = None,
+) -> Deployment:
     """Take the deployment's row lock (write lock on SQLite) so start/decide requests serialise,
     then read the deployment and its step records afresh: checks made under the lock must not use
-    what the request read before it (two tabs submitting at once)."""
+    what the request read before it (two tabs submitting at once).
+
+    credentials: (user name, password) to keep in the vault, written after the lock, in the
+    caller's transaction: a finishing worker locks the deployment, then wipes the vault, and the
+    same order on both sides cannot deadlock."""
     table = Deployment.__table__
     db.session.execute(
         update(table).where(table.c.id == deployment_id).values(last_activity_at=utcnow())
@@ -39,6 +49,8 @@ def lock_deployment(deployment_id: int) -> Deployment:
     )
     if deployment is None:
         raise StepBlocked("No such deployment.")
+    if credentials is not None:
+        vault.store_credentials(deployment_id, *credentials, owner_id=owner_id, commit=False)
     return deployment
 
 

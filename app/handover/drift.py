@@ -117,12 +117,12 @@ def start(
 
     credentials: the (user name, password) the checks and the steps after them run with; stored
     first, under the deployment's lock (a finishing worker's order: deployment, then vault)."""
-    from app.execution import service, vault
+    from app.execution import service
     from app.execution.state import lock_deployment
 
     if credentials is not None:
-        lock_deployment(deployment_id)
-        vault.store_credentials(deployment_id, *credentials, owner_id=actor_id)  # commits
+        lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
+        db.session.commit()
     deployment = db.session.get(Deployment, deployment_id)
     queue = steps_to_verify(deployment)
     if not queue:
