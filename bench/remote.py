@@ -58,6 +58,24 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_ms(pids) -> float:
+    """User + system CPU time of these processes so far, in ms."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total * 1000 / tick
+
+
+def pids_named(name: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -286,9 +304,18 @@ def main() -> None:
 
         # Side by side: raw and product runs alternate, so both meet the same machine load.
         raw, product, raw_1s, product_1s = [], [], [], []
+        groups = {
+            "web": [web.worker_pid()],
+            "worker": [worker.proc.pid],
+            "postgres": pids_named("postgres"),
+            "redis": pids_named("redis-server"),
+            "bench+lab": [os.getpid()],
+        }
+        before = {name: cpu_ms(pids) for name, pids in groups.items()}
         for _ in range(ROUNDS):
             raw.append(raw_run("exec_echo", {"Text": "hi"}))
             product.append(product_run(http, web.url, one, "exec_echo"))
+        cpu = {name: (cpu_ms(pids) - before[name]) / ROUNDS for name, pids in groups.items()}
         for _ in range(ROUNDS_1S):
             raw_1s.append(raw_run("exec_wait", {"Seconds": 1}))
             product_1s.append(product_run(http, web.url, slow1, "exec_echo"))
@@ -318,6 +345,10 @@ def main() -> None:
         print(
             f"raw pypsrp reused pool: p50 {figures['raw_p50_ms']:.1f} ms; product p50 "
             f"{figures['product_p50_ms']:.1f} ms p90 {figures['product_p90_ms']:.1f} ms"
+        )
+        print(
+            "CPU per round (one raw and one product run, both including the lab's share): "
+            + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cpu.items())
         )
         print(f"two-phase step (detect, verify; 1 node): p50 {figures['two_phase_p50_ms']:.1f} ms")
         print(

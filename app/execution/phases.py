@@ -142,14 +142,14 @@ def advance(
 
 
 def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] | None:
-    """The run and its deployment, with what build_view reads: the deployment's step records
-    (joined: a handful of rows) and its vault row."""
+    """The run and its deployment, with what build_view reads: the deployment's step records and
+    nodes (joined: a few dozen rows at most) and its vault row."""
     query = (
         select(StepRun, Deployment, Credential)
         .join(Deployment, Deployment.id == StepRun.deployment_id)
         .outerjoin(Credential, Credential.deployment_id == StepRun.deployment_id)
         .where(StepRun.id == run_id)
-        .options(joinedload(Deployment.steps))
+        .options(joinedload(Deployment.steps), joinedload(Deployment.nodes))
     )
     if lock:
         query = query.with_for_update(of=StepRun).execution_options(populate_existing=True)

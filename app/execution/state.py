@@ -27,8 +27,8 @@ def lock_deployment(
     owner_id: int | None = None,
 ) -> Deployment:
     """Take the deployment's row lock (write lock on SQLite) so start/decide requests serialise,
-    then read the deployment and its step records afresh: checks made under the lock must not use
-    what the request read before it (two tabs submitting at once).
+    then read the deployment, its step records and its nodes afresh (one query): checks made under
+    the lock must not use what the request read before it (two tabs submitting at once).
 
     credentials: (user name, password) to keep in the vault, written after the lock, in the
     caller's transaction: a finishing worker locks the deployment, then wipes the vault, and the
@@ -41,7 +41,7 @@ def lock_deployment(
         db.session.execute(
             select(Deployment)
             .where(Deployment.id == deployment_id)
-            .options(joinedload(Deployment.steps))
+            .options(joinedload(Deployment.steps), joinedload(Deployment.nodes))
             .execution_options(populate_existing=True)
         )
         .unique()

@@ -300,6 +300,17 @@ def kerberos_ccache(conn: Connection) -> Iterator[None]:
 # --------------------------------------------------------------------------- sessions
 
 
+def _settle_environment(pool: RunspacePool) -> None:
+    """Stop requests re-reading the proxy environment on every WinRM message of an open pool.
+
+    pypsrp resolved the node's proxy (or none: `Connection.no_proxy`) and CA settings from the
+    environment when it built the HTTP session, for this one endpoint; with trust_env on, requests
+    would scan os.environ again for each message (a measurable share of a short action's CPU)."""
+    session = getattr(getattr(pool.connection, "transport", None), "session", None)
+    if session is not None:
+        session.trust_env = False
+
+
 class NodeSession:
     """One RunspacePool on one node, opened on first use and reused for that node's actions."""
 
@@ -326,6 +337,7 @@ class NodeSession:
                 pool.open()
         except Exception as exc:  # noqa: BLE001 - classified for the operator
             raise errors.classify(exc, host=self.conn.host) from None
+        _settle_environment(pool)
         self._pool = pool
         return pool
 

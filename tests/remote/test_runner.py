@@ -116,6 +116,24 @@ def test_session_reuses_one_pool(lab):
         session.close()
 
 
+def test_an_open_pool_does_not_read_the_proxy_environment_per_message(lab, monkeypatch):
+    """The proxy was settled when the pool opened; later messages must not scan os.environ."""
+    import requests.utils
+
+    session = NodeSession(conn(lab, "ntlm"))
+    try:
+        session.run("exec_echo", {"Text": "first"})
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the proxy environment was read again")
+
+        monkeypatch.setattr(requests.utils, "get_environ_proxies", refuse)
+        monkeypatch.setattr(requests.utils, "should_bypass_proxies", refuse)
+        assert session.run("exec_echo", {"Text": "again"}).data == {"text": "again"}
+    finally:
+        session.close()
+
+
 def test_unknown_or_path_like_names_are_refused():
     for name in ("nope", "../app/scripts/connection_probe", "connection_probe.ps1", ""):
         with pytest.raises(scripts.UnknownScript):
