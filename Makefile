@@ -36,6 +36,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/lab.py
 	$(BIN)/python bench/remote.py
+	@if [ -n "$$REDIS_URL" ]; then $(BIN)/python bench/floor.py; else echo "bench/floor.py needs REDIS_URL; not run"; fi
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
