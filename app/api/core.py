@@ -20,7 +20,7 @@ from app.api.errors import ErrorSchema, json_error
 from app.auth.decorators import may_drive
 from app.extensions import db
 from app.handover import lease
-from app.models import Deployment, User
+from app.models import ApiToken, Deployment, User
 
 bp = Blueprint(
     "api",
@@ -57,6 +57,11 @@ def audit(response):
 def api_user() -> User:
     """The user the current token acts for."""
     return g.api_user
+
+
+def api_token() -> ApiToken:
+    """The token the current request authenticated with."""
+    return g.api_token
 
 
 def needs(permission: str):

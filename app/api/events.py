@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Response, current_app, request, stream_with_context
 from marshmallow import RAISE
 
-from app.api.core import bp, errors_doc, needs
+from app.api.core import api_token, bp, errors_doc, needs
 from app.api.deployments import DEPLOYMENT_ID, load_deployment
 from app.api.schemas import MAX_INT, EventArgs, EventPage, StreamArgs
 from app.events.hub import get_hub, query_events
 from app.events.views import _generate
 from app.extensions import db
+from app.models import ApiToken
 
 SSE_DOC = {
     "200": {
@@ -49,9 +50,28 @@ def stream(args, deployment_id: int):
     keepalive = float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15))
     hub = get_hub()
     hub.ensure_started(current_app._get_current_object())
-    body = stream_with_context(_generate(hub, deployment_id, after, keepalive))
+    allowed = token_still_allowed(api_token().id)
+    body = stream_with_context(_generate(hub, deployment_id, after, keepalive, allowed))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return Response(body, mimetype="text/event-stream", headers=headers)
+
+
+def token_still_allowed(token_id: int):
+    """For an API stream: its token is not revoked and its user is still enabled and may view."""
+
+    def check() -> bool:
+        try:
+            token = db.session.get(ApiToken, token_id, populate_existing=True)
+            return (
+                token is not None
+                and token.active
+                and token.user.is_active
+                and token.user.can("view")
+            )
+        finally:
+            db.session.close()
+
+    return check
 
 
 def _last_event_id(default: int) -> int:

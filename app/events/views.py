@@ -4,13 +4,17 @@
 the `Last-Event-ID` header or `?after=`. Live updates come from a per-process hub (hub.py): with Redis one
 listener thread per process is subscribed before any replay starts, so a notify that races with the replay
 only causes one extra query (no loss, no duplicates: every send is "seq > last sent" from the database);
-without Redis the hub polls the database (every SSE_POLL_SECONDS, 0.025 s). A comment line keeps idle connections open.
+without Redis the hub polls the database (every SSE_POLL_SECONDS, 0.025 s). A comment line keeps idle connections open;
+before each one the stream checks that its viewer may still watch (account enabled, same password, role), and
+ends if not: a disabled account or a reset password stops an open stream within one keep-alive period.
 `GET /deployments/<id>/events.json?after=N&limit=M` is the same log, paginated, for first render/fallback.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
+from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 from flask_login import current_user
@@ -18,7 +22,7 @@ from flask_login import current_user
 from app.auth.decorators import requires
 from app.events.hub import get_hub, query_events
 from app.extensions import db
-from app.models import Deployment
+from app.models import Deployment, User
 
 bp = Blueprint("events", __name__, url_prefix="/deployments/<int:deployment_id>")
 
@@ -61,12 +65,32 @@ def stream(deployment_id: int):
     keepalive = float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15))
     hub = get_hub()
     hub.ensure_started(current_app._get_current_object())
-    body = stream_with_context(_generate(hub, deployment_id, after, keepalive))
+    allowed = session_still_allowed(current_user.id, current_user.session_mark())
+    body = stream_with_context(_generate(hub, deployment_id, after, keepalive, allowed))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
     return Response(body, mimetype="text/event-stream", headers=headers)
 
 
-def _generate(hub, deployment_id: int, last: int, keepalive: float):
+def session_still_allowed(user_id: int, mark: str) -> Callable[[], bool]:
+    """For a browser's stream: the account is still enabled, may view, and kept its password."""
+
+    def check() -> bool:
+        try:
+            user = db.session.get(User, user_id, populate_existing=True)
+            return (
+                user is not None
+                and user.is_active
+                and user.can("view")
+                and hmac.compare_digest(user.session_mark(), mark)
+            )
+        finally:
+            db.session.close()
+
+    return check
+
+
+def _generate(hub, deployment_id: int, last: int, keepalive: float, allowed: Callable[[], bool]):
+    """The stream's body; `allowed` is asked before each keep-alive and ends the stream when False."""
     yield "retry: 2000\n\n"
     with hub.watching(deployment_id) as watch:
         idle_since = time.monotonic()
@@ -81,5 +105,7 @@ def _generate(hub, deployment_id: int, last: int, keepalive: float):
             remaining = keepalive - (time.monotonic() - idle_since)
             woke = remaining > 0 and watch.wait(version, remaining)
             if not woke and time.monotonic() - idle_since >= keepalive:
+                if not allowed():
+                    return
                 yield ": keep-alive\n\n"
                 idle_since = time.monotonic()

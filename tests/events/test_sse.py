@@ -2,12 +2,13 @@
 
 import threading
 
+import pytest
 import requests
 from sqlalchemy import select
 
 from app.events.publish import publish, publish_many
 from app.extensions import db
-from app.models import Event
+from app.models import Event, User
 from tests.execution.harness import (
     LiveServer,
     make_user,
@@ -117,4 +118,74 @@ def test_stream_requires_sign_in(exec_ctx, lab):
         )
         assert response.status_code in (302, 401)
     finally:
+        server.stop()
+
+
+def _lines_until_closed(stream, limit: float) -> list[str]:
+    """The lines a stream (an iter_lines iterator) sends until the server ends it; fails after
+    `limit` seconds."""
+    ended = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+        ended.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert ended.wait(limit), f"the stream was still open after {limit} s: {lines}"
+    return lines
+
+
+def _wait_for_keepalive(stream) -> None:
+    for line in stream:
+        if line.startswith(": keep-alive"):
+            return
+    raise AssertionError("the stream ended before its first keep-alive")
+
+
+@pytest.mark.parametrize("change", ["disable", "reset_password"])
+def test_an_open_stream_ends_when_its_viewer_may_no_longer_watch(exec_ctx, lab, change):
+    deployment_id = seed_deployment(lab)
+    server = _server(exec_ctx)
+    exec_ctx.config["SSE_KEEPALIVE_SECONDS"] = 0.3
+    try:
+        http = signed_in_session(server.url)
+        url = f"{server.url}/deployments/{deployment_id}/events"
+        with http.get(url, stream=True, timeout=10) as response:
+            stream = response.iter_lines(decode_unicode=True)
+            _wait_for_keepalive(stream)  # a viewer in good standing keeps the stream
+            user = db.session.scalar(select(User).where(User.username == "viewer"))
+            if change == "disable":
+                user.active = False
+            else:
+                user.set_password("a-new-password-for-the-test")
+            db.session.commit()
+            assert not any(_lines_until_closed(stream, limit=5))  # nothing more, then the end
+    finally:
+        exec_ctx.config["SSE_KEEPALIVE_SECONDS"] = 15
+        server.stop()
+
+
+def test_an_open_api_stream_ends_when_its_token_is_revoked(exec_ctx, lab):
+    from app.api.tokens import create_token, revoke_token
+
+    deployment_id = seed_deployment(lab)
+    make_user()
+    user = db.session.scalar(select(User).where(User.username == "viewer"))
+    token, secret = create_token(user, "stream test")
+    server = LiveServer(exec_ctx)
+    exec_ctx.config["SSE_KEEPALIVE_SECONDS"] = 0.3
+    try:
+        url = f"{server.url}/api/v1/deployments/{deployment_id}/events/stream"
+        headers = {"Authorization": f"Bearer {secret}"}
+        with requests.get(url, headers=headers, stream=True, timeout=10) as response:
+            assert response.status_code == 200
+            stream = response.iter_lines(decode_unicode=True)
+            _wait_for_keepalive(stream)
+            revoke_token(user, token.id)
+            db.session.commit()
+            assert not any(_lines_until_closed(stream, limit=5))  # nothing more, then the end
+    finally:
+        exec_ctx.config["SSE_KEEPALIVE_SECONDS"] = 15
         server.stop()
