@@ -26,8 +26,11 @@ def test_upgrade_on_empty_sqlite(tmp_path):
     app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         upgrade(directory=str(MIGRATIONS))
-    tables = set(inspect(create_engine(url)).get_table_names())
-    assert set(db.metadata.tables) <= tables
+    inspector = inspect(create_engine(url))
+    assert set(db.metadata.tables) <= set(inspector.get_table_names())
+    for name, table in db.metadata.tables.items():  # every column the models name, too
+        built = {column["name"] for column in inspector.get_columns(name)}
+        assert {column.name for column in table.columns} <= built, name
 
 
 def test_session_database_is_at_head(app):

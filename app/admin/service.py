@@ -125,6 +125,7 @@ def set_active(user: User, active: bool, actor: User) -> bool:
         return False
     if not active:
         _keep_an_admin(user, actor, "disable")
+        user.session_epoch = (user.session_epoch or 0) + 1  # enabling again revives no session
     user.active = active
     db.session.commit()
     record("user.enabled" if active else "user.disabled", user.username, {"role": user.role})

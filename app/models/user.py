@@ -28,6 +28,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="operator")
     active: Mapped[bool] = mapped_column(default=True)
+    # Bumped when the account is disabled: its sessions stay ended after it is enabled again.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -37,14 +39,19 @@ class User(UserMixin, db.Model):
 
     def get_id(self) -> str:
         """What a signed-in session holds (Flask-Login): the id and `session_mark`, so that a new
-        password, set by the user or reset by an admin, ends the account's other sessions."""
+        password (set by the user or reset by an admin) or disabling the account ends the
+        account's sessions."""
         return f"{self.id}:{self.session_mark()}"
 
     def session_mark(self) -> str:
-        """A keyed fingerprint of the password hash (it reveals nothing of it); changes with it."""
+        """A keyed fingerprint of the password hash and the session epoch (it reveals nothing of
+        either); it changes with them. Epoch 0 keeps the mark sessions had before epochs existed."""
         secret = str(current_app.config["SECRET_KEY"]).encode()
         key = hmac.new(secret, b"amsw session mark", hashlib.sha256).digest()  # this use's own key
-        return hmac.new(key, self.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+        material = self.password_hash
+        if self.session_epoch:
+            material = f"{material}:{self.session_epoch}"
+        return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()[:32]
 
     def set_password(self, password: str) -> None:
         """Hash with Argon2id."""

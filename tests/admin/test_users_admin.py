@@ -1,5 +1,7 @@
 """Issue 6: admins manage accounts on /admin/users; every change is audited without passwords."""
 
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -177,6 +179,31 @@ def test_a_password_reset_ends_the_users_sessions(admin_client, app):
     assert admin_client.get("/").status_code == 200  # another account's session goes on
     assert login(bob_client, "bob", NEW_PASSWORD).status_code == 302
     assert bob_client.get("/").status_code == 200
+
+
+def test_disabling_ends_the_users_sessions_for_good(admin_client, app):
+    bob_client = signed_in(app, "bob", "operator")  # bob signed in before he was disabled
+    assert bob_client.get("/").status_code == 200
+    bob_id = _user(app, "bob").id
+    _post(admin_client, f"/admin/users/{bob_id}/disable")
+    _post(admin_client, f"/admin/users/{bob_id}/enable")
+
+    page = bob_client.get("/")  # enabled again, but the old session stays ended
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    assert login(bob_client, "bob").status_code == 302
+    assert bob_client.get("/").status_code == 200
+
+
+def test_sessions_from_before_session_epochs_still_work(app):
+    """An account never disabled keeps the mark sessions had before epochs existed: upgrading
+    signs nobody out. A disabled one gets another."""
+    row = User(username="carol", password_hash="$argon2id$stand-in", session_epoch=0)
+    key = hmac.new(str(app.config["SECRET_KEY"]).encode(), b"amsw session mark", hashlib.sha256)
+    before = hmac.new(key.digest(), row.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+    with app.app_context():
+        assert row.session_mark() == before
+        row.session_epoch = 1
+        assert row.session_mark() != before
 
 
 def test_an_admin_resetting_their_own_password_stays_signed_in(admin_client, app):
