@@ -91,7 +91,7 @@ def flagged_by_drift(deployment: Deployment) -> set[str]:
         .where(StepRun.deployment_id == deployment.id, StepRun.step_key.in_(waiting))
         .order_by(StepRun.id)
     )
-    latest = dict(rows.tuples().all())
+    latest = dict(rows.all())
     return {key for key, options in latest.items() if (options or {}).get("mode") == MODE}
 
 
