@@ -33,6 +33,7 @@
   var DEPLOYMENT = root.getAttribute("data-deployment") || "";
   var STREAM_URL = root.getAttribute("data-events-url");
   var HISTORY_URL = root.getAttribute("data-events-json");
+  var LOGIN_URL = root.getAttribute("data-login-url");
   var PAGE = 1000;
   var TERMINAL = { "step.finished": 1, "step.paused": 1, "step.cancelled": 1 };
   var ACTIVE_RUN = { queued: 1, running: 1 };
@@ -559,12 +560,44 @@
   }
 
   /* ------------------------------------------------------------------ history + stream */
+  function isLoginPage(url) {
+    if (!LOGIN_URL || !url) return false;
+    return new URL(url, location.href).pathname === new URL(LOGIN_URL, location.href).pathname;
+  }
+
   function getJSON(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
+        if (r.redirected && isLoginPage(r.url)) {
+          var out = new Error("signed out");
+          out.signedOut = true; // the session ended: disabled account, new password, sign-out
+          throw out;
+        }
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       });
+  }
+
+  // The session ended while the page was open: say so once and stop reconnecting.
+  function showSignedOut() {
+    if (source) source.close();
+    clearTimeout(retryTimer);
+    setConn("offline", "signed out");
+    if ($("[data-signed-out]")) return;
+    var p = document.createElement("p");
+    p.className = "notice";
+    p.setAttribute("data-signed-out", "");
+    p.setAttribute("role", "alert");
+    p.appendChild(document.createTextNode(
+      "Your session has ended (you signed out elsewhere, or an administrator disabled the account " +
+      "or reset its password), so this page no longer receives live updates. "));
+    var a = document.createElement("a");
+    a.href = LOGIN_URL;
+    a.textContent = "Sign in again";
+    p.appendChild(a);
+    var head = $(".step-head"); // at the top, where the reader's eye starts
+    if (head) head.parentNode.insertBefore(p, head.nextSibling);
+    else root.insertBefore(p, root.firstChild);
   }
 
   function withAfter(url, after, extra) {
@@ -626,7 +659,10 @@
       setConn(navigator.onLine === false || failures > 3 ? "offline" : "reconnecting",
         (navigator.onLine === false ? "offline" : "disconnected") + ", retrying in " + Math.round(wait / 1000) + " s");
       retryTimer = setTimeout(function () {
-        loadHistory(lastSeq).catch(function () {}).then(connect);
+        loadHistory(lastSeq).then(connect, function (err) {
+          if (err && err.signedOut) showSignedOut();
+          else connect();
+        });
       }, wait);
     };
   }

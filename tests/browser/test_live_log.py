@@ -335,3 +335,31 @@ def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, dep
     assert page.locator('[data-step-state="prerequisites"]').text_content() == "needs attention"
     assert page.locator("h1 [data-title-state]").text_content() == "needs attention"
     assert page.locator(".elapsed").text_content().startswith("took")
+
+
+def test_a_disabled_account_sees_that_its_session_ended(app, signed_in, deployment_id, shot):
+    """The stream ends at its next keep-alive; the page says why and stops reconnecting."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import User
+    from tests.browser.conftest import USERNAME
+
+    page = signed_in
+    app.config["SSE_KEEPALIVE_SECONDS"] = 0.5
+    try:
+        _open_step(page, deployment_id)
+        with app.app_context():
+            db.session.scalar(select(User).where(User.username == USERNAME)).active = False
+            db.session.commit()
+        notice = page.locator("[data-signed-out]")
+        notice.wait_for(timeout=15_000)
+        assert "session has ended" in notice.inner_text()
+        assert page.locator("[data-conn]").inner_text() == "signed out"
+        assert "/login" in notice.get_by_role("link", name="Sign in again").get_attribute("href")
+        shot(page, "step-signed-out", full_page=False)
+    finally:
+        app.config["SSE_KEEPALIVE_SECONDS"] = 15
+        with app.app_context():
+            db.session.scalar(select(User).where(User.username == USERNAME)).active = True
+            db.session.commit()
