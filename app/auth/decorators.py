@@ -5,11 +5,11 @@ route-table test reads. `drive` on a view with a `deployment_id` also needs the 
 user's own (or `drive_any`) and, for state-changing requests, the deployment's lease (app.handover).
 """
 
-from functools import wraps
+from functools import cache, wraps
 
 from flask import abort, g, request
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.extensions import db, login_manager
 from app.handover.lease import refuse_unless_driver
@@ -48,13 +48,19 @@ def _check(permission: str, deployment_id: int | None):
     return refuse_unless_driver(deployment, current_user)
 
 
-def _with_lease(deployment_id: int) -> tuple[Deployment, DeploymentLease | None]:
-    """The deployment (404 if none) and its lease row, if it has one, in one query."""
-    row = db.session.execute(
+@cache
+def _lease_query():
+    """Built once: every page of a deployment runs it."""
+    return (
         select(Deployment, DeploymentLease)
         .outerjoin(DeploymentLease, DeploymentLease.deployment_id == Deployment.id)
-        .where(Deployment.id == deployment_id)
-    ).first()
+        .where(Deployment.id == bindparam("deployment_id"))
+    )
+
+
+def _with_lease(deployment_id: int) -> tuple[Deployment, DeploymentLease | None]:
+    """The deployment (404 if none) and its lease row, if it has one, in one query."""
+    row = db.session.execute(_lease_query(), {"deployment_id": deployment_id}).first()
     if row is None:
         abort(404)
     return row[0], row[1]

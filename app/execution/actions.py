@@ -8,6 +8,7 @@ costs a few commits per second rather than one per line, while a quiet one is pu
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -17,7 +18,7 @@ import time
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from app.events.publish import publish_many
 from app.extensions import db
@@ -47,17 +48,29 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:255]
 
 
+@functools.cache
+def _claim_statement():
+    """queued -> running, built once; the columns of _claimed() are bound per call."""
+    table = NodeAction.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("action_id"), table.c.status == "queued")
+        .values(
+            {**{name: bindparam(name) for name in _CLAIMED}, "try_count": table.c.try_count + 1}
+        )
+    )
+
+
+_CLAIMED = ("status", "started_at", "heartbeat_at", "worker")
+
+
 def claim(action_id: int, *, commit: bool = True) -> bool:
     """queued -> running for this caller only; a redelivered task finds nothing to claim.
 
     With commit=False the caller commits (with its node.started event) and holds the row until then."""
     # A Core UPDATE (no ORM bookkeeping); the caller loads the row afresh.
-    table = NodeAction.__table__
-    claimed = db.session.execute(
-        update(table)
-        .where(table.c.id == action_id, table.c.status == "queued")
-        .values(**_claimed(), try_count=table.c.try_count + 1)
-    ).rowcount
+    claimed = db.session.execute(_claim_statement(), {"action_id": action_id, **_claimed()})
+    claimed = claimed.rowcount
     if commit:
         db.session.commit()
     return claimed == 1

@@ -8,6 +8,7 @@ when it runs the script, masking them in everything the script sends back.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 
 from app.events.publish import held_events, publish_many
 from app.execution import vault
@@ -224,15 +225,19 @@ def _load_claimed(
 ) -> tuple[NodeAction, StepRun, Node | None, Credential | None]:
     """The claimed action, its run, its node (None if deleted) and the deployment's vault row
     (None if nothing is held) in one query."""
-    query = (
+    return tuple(db.session.execute(_claimed_query(), {"action_id": action_id}).one())
+
+
+@functools.cache
+def _claimed_query() -> Select:
+    return (
         select(NodeAction, StepRun, Node, Credential)
         .join(StepRun, StepRun.id == NodeAction.step_run_id)
         .outerjoin(Node, Node.id == NodeAction.node_id)
         .outerjoin(Credential, Credential.deployment_id == StepRun.deployment_id)
-        .where(NodeAction.id == action_id)
+        .where(NodeAction.id == bindparam("action_id"))
         .execution_options(populate_existing=True)
     )
-    return tuple(db.session.execute(query).one())
 
 
 def _as_remote_error(exc: Exception) -> errors.RemoteError:

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app.events.publish import held_events, publish, publish_many
@@ -41,16 +42,19 @@ def _result(action: NodeAction) -> ActionResult:
     )
 
 
+@functools.cache
+def _actions_query() -> Select:
+    return (
+        select(NodeAction)
+        .where(NodeAction.step_run_id == bindparam("run_id"))
+        .order_by(NodeAction.id)
+        .execution_options(populate_existing=True)  # statuses as the database has them now
+    )
+
+
 def run_actions(run_id: int) -> list[NodeAction]:
     """Every action of one attempt, oldest first."""
-    return list(
-        db.session.scalars(
-            select(NodeAction)
-            .where(NodeAction.step_run_id == run_id)
-            .order_by(NodeAction.id)
-            .execution_options(populate_existing=True)  # statuses as the database has them now
-        )
-    )
+    return list(db.session.scalars(_actions_query(), {"run_id": run_id}))
 
 
 def _results(rows: list[NodeAction]) -> dict[str, dict[str, ActionResult]]:
@@ -141,19 +145,25 @@ def advance(
     return finish(run, deployment, too_many)
 
 
-def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] | None:
-    """The run and its deployment, with what build_view reads: the deployment's step records and
-    nodes (joined: a few dozen rows at most) and its vault row."""
+@functools.cache
+def _run_query(lock: bool) -> Select:
+    """Built once per process (hot path: every action's end); `run_id` is bound per call."""
     query = (
         select(StepRun, Deployment, Credential)
         .join(Deployment, Deployment.id == StepRun.deployment_id)
         .outerjoin(Credential, Credential.deployment_id == StepRun.deployment_id)
-        .where(StepRun.id == run_id)
+        .where(StepRun.id == bindparam("run_id"))
         .options(joinedload(Deployment.steps), joinedload(Deployment.nodes))
     )
     if lock:
         query = query.with_for_update(of=StepRun).execution_options(populate_existing=True)
-    row = db.session.execute(query).unique().first()
+    return query
+
+
+def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] | None:
+    """The run and its deployment, with what build_view reads: the deployment's step records and
+    nodes (joined: a few dozen rows at most) and its vault row."""
+    row = db.session.execute(_run_query(lock), {"run_id": run_id}).unique().first()
     if row is None:
         return None
     vault.prime(row[1].id, row[2])
@@ -264,12 +274,10 @@ def lock_run(run_id: int) -> tuple[StepRun, Deployment] | None:
     return _load_run(run_id, lock=True)
 
 
-def close_phase(run_id: int, phase: str) -> tuple[str, dict | None, list[NodeAction] | None]:
-    """Elect this caller to close `phase` if none of its actions is pending (caller holds lock_run).
-
-    Returns ("closed", the phase.finished event item, also naming its deployment_id, the run's
-    actions for advance) for the one elected caller, else ("pending", None, None): an action of the
-    phase is still queued or running, or another caller closed it. Nothing is committed here."""
+@functools.cache
+def _close_statement():
+    """close_phase's compare-and-set, built once (every action's end runs it)."""
+    run_id, phase = bindparam("run_id"), bindparam("the_phase")
     pending = (
         select(NodeAction.id)
         .where(
@@ -280,7 +288,7 @@ def close_phase(run_id: int, phase: str) -> tuple[str, dict | None, list[NodeAct
         .exists()
     )
     table = StepRun.__table__  # Core UPDATE; the caller's lock_run read the row
-    elected = db.session.execute(
+    return (
         update(table)
         .where(
             table.c.id == run_id,
@@ -291,7 +299,16 @@ def close_phase(run_id: int, phase: str) -> tuple[str, dict | None, list[NodeAct
         )
         .values(advanced_phase=phase)
         .returning(table.c.deployment_id, table.c.step_key)
-    ).first()
+    )
+
+
+def close_phase(run_id: int, phase: str) -> tuple[str, dict | None, list[NodeAction] | None]:
+    """Elect this caller to close `phase` if none of its actions is pending (caller holds lock_run).
+
+    Returns ("closed", the phase.finished event item, also naming its deployment_id, the run's
+    actions for advance) for the one elected caller, else ("pending", None, None): an action of the
+    phase is still queued or running, or another caller closed it. Nothing is committed here."""
+    elected = db.session.execute(_close_statement(), {"run_id": run_id, "the_phase": phase}).first()
     if elected is None:
         return "pending", None, None
     actions = run_actions(run_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from app.events.publish import held_events, publish_many
 from app.execution import vault
@@ -41,11 +42,19 @@ def _check_can_start(deployment: Deployment, step: Step) -> int:
 
 def _runs_now(deployment_id: int, step_key: str) -> tuple[str | None, int | None]:
     """(step key of the deployment's active run or None, the step's latest attempt) in one query."""
-    of_deployment = StepRun.deployment_id == deployment_id
-    active = select(StepRun.step_key).where(of_deployment, StepRun.status.in_(ACTIVE_RUN)).limit(1)
-    last = select(func.max(StepRun.attempt)).where(of_deployment, StepRun.step_key == step_key)
-    row = db.session.execute(select(active.scalar_subquery(), last.scalar_subquery())).one()
+    params = {"deployment_id": deployment_id, "the_step_key": step_key}
+    row = db.session.execute(_runs_now_query(), params).one()
     return row[0], row[1]
+
+
+@functools.cache
+def _runs_now_query():
+    of_deployment = StepRun.deployment_id == bindparam("deployment_id")
+    active = select(StepRun.step_key).where(of_deployment, StepRun.status.in_(ACTIVE_RUN)).limit(1)
+    last = select(func.max(StepRun.attempt)).where(
+        of_deployment, StepRun.step_key == bindparam("the_step_key")
+    )
+    return select(active.scalar_subquery(), last.scalar_subquery())
 
 
 def _create_run(

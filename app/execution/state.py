@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -20,6 +21,24 @@ class StepBlocked(Exception):
     """The request cannot be honoured now; the message tells the operator why."""
 
 
+@functools.cache
+def _lock_statements() -> tuple[Any, Any]:
+    """lock_deployment's UPDATE and fresh read, built once (every run start and decision)."""
+    table = Deployment.__table__
+    lock = (
+        update(table)
+        .where(table.c.id == bindparam("deployment_id"))
+        .values(last_activity_at=bindparam("last_activity_at"))
+    )
+    read = (
+        select(Deployment)
+        .where(Deployment.id == bindparam("deployment_id"))
+        .options(joinedload(Deployment.steps), joinedload(Deployment.nodes))
+        .execution_options(populate_existing=True)
+    )
+    return lock, read
+
+
 def lock_deployment(
     deployment_id: int,
     *,
@@ -33,19 +52,10 @@ def lock_deployment(
     credentials: (user name, password) to keep in the vault, written after the lock, in the
     caller's transaction: a finishing worker locks the deployment, then wipes the vault, and the
     same order on both sides cannot deadlock."""
-    table = Deployment.__table__
-    db.session.execute(
-        update(table).where(table.c.id == deployment_id).values(last_activity_at=utcnow())
-    )
+    lock, read = _lock_statements()
+    db.session.execute(lock, {"deployment_id": deployment_id, "last_activity_at": utcnow()})
     deployment = (
-        db.session.execute(
-            select(Deployment)
-            .where(Deployment.id == deployment_id)
-            .options(joinedload(Deployment.steps), joinedload(Deployment.nodes))
-            .execution_options(populate_existing=True)
-        )
-        .unique()
-        .scalar_one_or_none()
+        db.session.execute(read, {"deployment_id": deployment_id}).unique().scalar_one_or_none()
     )
     if deployment is None:
         raise StepBlocked("No such deployment.")
