@@ -67,7 +67,10 @@ def test_ten_thousand_events_render_once_and_stay_scrollable(app, signed_in, dep
     page.wait_for_function(f"window.amswLive.lines() >= {expected}")
     state = _log_state(page)
     print(f"10,001 events rendered {elapsed_ms:.0f} ms after navigation start")
-    assert elapsed_ms < 3000
+    # A hang guard, not a benchmark: alone it takes about 1.5 s here; with CI's two suites
+    # sharing two CPUs it took 4 s once. Rendering stays cheap because the log is virtualised
+    # (asserted below), whatever the machine's speed.
+    assert elapsed_ms < 8000
     assert state["lines"] == expected and state["seen"] == expected
     assert state["lastSeq"] == expected
     # Virtualised: a few dozen DOM rows, all distinct, the newest at the bottom (following).
