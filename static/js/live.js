@@ -502,6 +502,7 @@
   }
 
   var pendingReload = false;
+  var RELOAD_DELAYS = [300, 1000, 3000]; // ms before the 1st, 2nd and 3rd reload for one event
   function maybeReload(ev) {
     if (!TERMINAL[ev.kind] || ev.step !== STEP) return;
     $all(".elapsed[data-started]").forEach(function (el) {
@@ -510,17 +511,21 @@
       }
     });
     if (pendingReload || !pageIsStale(ev)) return;
+    // Never loop: at most three reloads per event, further apart each time. A reloaded page that
+    // still shows the attempt running (seen once in CI, cause unknown) gets another chance.
     var key = "amsw-reloaded:" + DEPLOYMENT + ":" + STEP + ":" + ev.seq;
+    var tries = 0;
     try {
-      if (sessionStorage.getItem(key)) return; // never loop: at most one reload per event
-      sessionStorage.setItem(key, "1");
+      tries = parseInt(sessionStorage.getItem(key) || "0", 10) || 0;
+      if (tries >= RELOAD_DELAYS.length) return;
+      sessionStorage.setItem(key, String(tries + 1));
     } catch (e) { /* storage disabled: the staleness check above still stops a loop */ }
     if (formsDirty) {
       showReloadNotice();
       return;
     }
     pendingReload = true;
-    setTimeout(function () { window.location.reload(); }, 300);
+    setTimeout(function () { window.location.reload(); }, RELOAD_DELAYS[tries]);
   }
 
   function showReloadNotice() {

@@ -1,6 +1,7 @@
 """The live log: 10,000 replayed events render fast and once each, new events stream in live,
 nothing is lost or doubled across a dropped connection, and a finished step reloads once."""
 
+import itertools
 import time
 
 import pytest
@@ -366,3 +367,36 @@ def test_a_disabled_account_sees_that_its_session_ended(app, signed_in, deployme
         with app.app_context():
             db.session.scalar(select(User).where(User.username == USERNAME)).active = True
             db.session.commit()
+
+
+def test_a_reload_that_still_shows_the_attempt_running_is_retried_then_given_up(
+    app, signed_in, deployment_id
+):
+    """step.finished for the attempt on screen, but the page (re)renders it running: the page
+    reloads again, further apart, three times at most, then stays put (no loop)."""
+    from app.extensions import db
+    from app.models import StepRun, utcnow
+
+    page = signed_in
+    with app.app_context():
+        run = StepRun(
+            deployment_id=deployment_id,
+            step_key=STEP,
+            attempt=1,
+            status="running",  # never ended: every render shows it running
+            started_at=utcnow(),
+        )
+        db.session.add(run)
+        db.session.commit()
+        run_id = run.id
+    _open_step(page, deployment_id)
+    loads: list[float] = []
+    page.on("load", lambda: loads.append(time.monotonic()))
+    with app.app_context():
+        publish(
+            deployment_id, "step.finished", {"status": "done"}, step_key=STEP, step_run_id=run_id
+        )
+    page.wait_for_timeout(8000)  # 0.3 + 1 + 3 s of delays, page loads, then quiet
+    assert len(loads) == 3, loads
+    gaps = [later - earlier for earlier, later in itertools.pairwise(loads)]
+    assert gaps[1] > gaps[0]  # backing off
