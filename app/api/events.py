@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Response, current_app, request, stream_with_context
 from marshmallow import RAISE
 
@@ -50,28 +52,16 @@ def stream(args, deployment_id: int):
     keepalive = float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15))
     hub = get_hub()
     hub.ensure_started(current_app._get_current_object())
-    allowed = token_still_allowed(api_token().id)
+    allowed = functools.partial(_token_valid, api_token().id)
     body = stream_with_context(_generate(hub, deployment_id, after, keepalive, allowed))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return Response(body, mimetype="text/event-stream", headers=headers)
 
 
-def token_still_allowed(token_id: int):
+def _token_valid(token_id: int) -> bool:
     """For an API stream: its token is not revoked and its user is still enabled and may view."""
-
-    def check() -> bool:
-        try:
-            token = db.session.get(ApiToken, token_id, populate_existing=True)
-            return (
-                token is not None
-                and token.active
-                and token.user.is_active
-                and token.user.can("view")
-            )
-        finally:
-            db.session.close()
-
-    return check
+    token = db.session.get(ApiToken, token_id)
+    return token is not None and token.active and token.user.is_active and token.user.can("view")
 
 
 def _last_event_id(default: int) -> int:

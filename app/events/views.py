@@ -12,7 +12,7 @@ ends if not: a disabled account or a reset password stops an open stream within 
 
 from __future__ import annotations
 
-import hmac
+import functools
 import time
 from collections.abc import Callable
 
@@ -20,9 +20,10 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, str
 from flask_login import current_user
 
 from app.auth.decorators import requires
+from app.auth.views import load_user
 from app.events.hub import get_hub, query_events
 from app.extensions import db
-from app.models import Deployment, User
+from app.models import Deployment
 
 bp = Blueprint("events", __name__, url_prefix="/deployments/<int:deployment_id>")
 
@@ -65,32 +66,22 @@ def stream(deployment_id: int):
     keepalive = float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15))
     hub = get_hub()
     hub.ensure_started(current_app._get_current_object())
-    allowed = session_still_allowed(current_user.id, current_user.session_mark())
+    allowed = functools.partial(_session_valid, current_user.get_id())
     body = stream_with_context(_generate(hub, deployment_id, after, keepalive, allowed))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
     return Response(body, mimetype="text/event-stream", headers=headers)
 
 
-def session_still_allowed(user_id: int, mark: str) -> Callable[[], bool]:
-    """For a browser's stream: the account is still enabled, may view, and kept its password."""
-
-    def check() -> bool:
-        try:
-            user = db.session.get(User, user_id, populate_existing=True)
-            return (
-                user is not None
-                and user.is_active
-                and user.can("view")
-                and hmac.compare_digest(user.session_mark(), mark)
-            )
-        finally:
-            db.session.close()
-
-    return check
+def _session_valid(session_id: str) -> bool:
+    """For a browser's stream: the session (User.get_id) would still sign its user in, and the
+    user may still view."""
+    user = load_user(session_id)
+    return user is not None and user.can("view")
 
 
 def _generate(hub, deployment_id: int, last: int, keepalive: float, allowed: Callable[[], bool]):
-    """The stream's body; `allowed` is asked before each keep-alive and ends the stream when False."""
+    """The stream's body; `allowed` (which may read the database: it reads afresh, the session is
+    closed after it) is asked before each keep-alive and ends the stream when False."""
     yield "retry: 2000\n\n"
     with hub.watching(deployment_id) as watch:
         idle_since = time.monotonic()
@@ -105,7 +96,10 @@ def _generate(hub, deployment_id: int, last: int, keepalive: float, allowed: Cal
             remaining = keepalive - (time.monotonic() - idle_since)
             woke = remaining > 0 and watch.wait(version, remaining)
             if not woke and time.monotonic() - idle_since >= keepalive:
-                if not allowed():
-                    return
+                try:
+                    if not allowed():
+                        return
+                finally:
+                    db.session.close()
                 yield ": keep-alive\n\n"
                 idle_since = time.monotonic()
