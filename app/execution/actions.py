@@ -50,18 +50,13 @@ def worker_name() -> str:
 
 @functools.cache
 def _claim_statement():
-    """queued -> running, built once; the columns of _claimed() are bound per call."""
+    """queued -> running, built once; the SET columns of _claimed() come with each call's values."""
     table = NodeAction.__table__
     return (
         update(table)
         .where(table.c.id == bindparam("action_id"), table.c.status == "queued")
-        .values(
-            {**{name: bindparam(name) for name in _CLAIMED}, "try_count": table.c.try_count + 1}
-        )
+        .values(try_count=table.c.try_count + 1)
     )
-
-
-_CLAIMED = ("status", "started_at", "heartbeat_at", "worker")
 
 
 def claim(action_id: int, *, commit: bool = True) -> bool:
@@ -69,11 +64,10 @@ def claim(action_id: int, *, commit: bool = True) -> bool:
 
     With commit=False the caller commits (with its node.started event) and holds the row until then."""
     # A Core UPDATE (no ORM bookkeeping); the caller loads the row afresh.
-    claimed = db.session.execute(_claim_statement(), {"action_id": action_id, **_claimed()})
-    claimed = claimed.rowcount
+    result = db.session.execute(_claim_statement(), {"action_id": action_id, **_claimed()})
     if commit:
         db.session.commit()
-    return claimed == 1
+    return result.rowcount == 1
 
 
 def claim_new(action: NodeAction) -> None:
