@@ -21,7 +21,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.remote import WORK, Stream, free_port, pct  # noqa: E402
+from bench.remote import WORK, RawPool, Stream, free_port, pct  # noqa: E402
 from tests.execution import harness, labkit  # noqa: E402
 from tests.execution.harness import LAB_PASSWORD, LAB_USER  # noqa: E402
 
@@ -29,11 +29,6 @@ ROUNDS = 60
 
 
 def main() -> None:
-    from pypsrp.powershell import PowerShell, RunspacePool
-    from pypsrp.wsman import WSMan
-
-    from bench.floor_app import SCRIPT
-
     lab = labkit.start_lab(WORK, ["node1"], LAB_USER, LAB_PASSWORD, labkit.Observed())
     port = free_port()
     env = {
@@ -82,30 +77,13 @@ def main() -> None:
                 sse.close()
             raise RuntimeError("stream ended")
 
-        wsman = WSMan(
-            "127.0.0.1",
-            port=lab.ports["node1"],
-            ssl=False,
-            auth="ntlm",
-            username=LAB_USER,
-            password=LAB_PASSWORD,
-        )
-        pool = RunspacePool(wsman)
-        pool.open()
-
-        def raw_run() -> float:
-            started = time.perf_counter()
-            ps = PowerShell(pool)
-            ps.add_script(SCRIPT).add_parameters({"Text": "hi"})
-            ps.invoke()
-            return (time.perf_counter() - started) * 1000
-
-        floor_run(), raw_run()  # warm-up: imports, the worker's first pool
+        raw_pool = RawPool(lab.ports["node1"])
+        floor_run(), raw_pool.run("exec_echo", {"Text": "hi"})  # warm-up: imports, first pools
         raw, floor = [], []
         for _ in range(ROUNDS):
-            raw.append(raw_run())
+            raw.append(raw_pool.run("exec_echo", {"Text": "hi"}))
             floor.append(floor_run())
-        pool.close()
+        raw_pool.close()
     finally:
         harness.stop_group(web, timeout=5)
         harness.stop_group(worker, timeout=5)

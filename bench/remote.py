@@ -33,7 +33,10 @@ os.environ["AMSW_EXTRA_SCRIPT_DIRS"] = str(ROOT / "tests" / "execution" / "scrip
 os.environ["AMSW_CELERY_QUEUE"] = f"amsw-bench-{os.getpid()}"
 
 import requests  # noqa: E402
+from pypsrp.powershell import PowerShell, RunspacePool  # noqa: E402
+from pypsrp.wsman import WSMan  # noqa: E402
 
+from app.remote import scripts  # noqa: E402
 from tests.conftest import postgres_database  # noqa: E402
 from tests.execution import harness, labkit  # noqa: E402
 from tests.execution.harness import LAB_PASSWORD, LAB_USER  # noqa: E402
@@ -131,6 +134,34 @@ class Web:
     def stop(self) -> None:
         """Stop the arbiter and its worker (open SSE streams would keep an orphaned worker busy)."""
         harness.stop_group(self.proc, timeout=5)
+
+
+class RawPool:
+    """Raw pypsrp on one reused pool of a lab node: a vetted script's text, parameters, invoke()."""
+
+    def __init__(self, port: int) -> None:
+        wsman = WSMan(
+            "127.0.0.1",
+            port=port,
+            ssl=False,
+            auth="ntlm",
+            username=LAB_USER,
+            password=LAB_PASSWORD,
+        )
+        self.pool = RunspacePool(wsman)
+        self.pool.open()
+
+    def run(self, script: str, params: dict) -> float:
+        """One invocation; returns ms."""
+        started = time.perf_counter()
+        ps = PowerShell(self.pool)
+        ps.add_script(scripts.load(script)).add_parameters(params)
+        ps.invoke()
+        assert not ps.had_errors, ps.streams.error
+        return (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 class SSEClients:
@@ -252,12 +283,8 @@ def product_run(http: requests.Session, url: str, deployment_id: int, step_key: 
 
 
 def main() -> None:
-    from pypsrp.powershell import PowerShell, RunspacePool
-    from pypsrp.wsman import WSMan
-
     from app.execution.actions import SESSIONS
     from app.extensions import db
-    from app.remote import scripts
 
     db_gen = _database()
     db_url = next(db_gen)
@@ -281,26 +308,8 @@ def main() -> None:
     web = Web(db_url)
     figures: dict[str, float] = {}
     try:
-        # raw pypsrp on a reused pool: the vetted script's text, parameters, invoke()
-        wsman = WSMan(
-            "127.0.0.1",
-            port=lab.ports["node1"],
-            ssl=False,
-            auth="ntlm",
-            username=LAB_USER,
-            password=LAB_PASSWORD,
-        )
-        pool = RunspacePool(wsman)
-        pool.open()
-
-        def raw_run(script: str, params: dict) -> float:
-            started = time.perf_counter()
-            ps = PowerShell(pool)
-            ps.add_script(scripts.load(script)).add_parameters(params)
-            ps.invoke()
-            assert not ps.had_errors, ps.streams.error
-            return (time.perf_counter() - started) * 1000
-
+        raw_pool = RawPool(lab.ports["node1"])
+        raw_run = raw_pool.run
         http = login(web.url)
         product_run(http, web.url, one, "exec_echo")  # warm-up (imports, first pool)
         raw_run("exec_echo", {"Text": "hi"})
@@ -322,7 +331,7 @@ def main() -> None:
         for _ in range(ROUNDS_1S):
             raw_1s.append(raw_run("exec_wait", {"Seconds": 1}))
             product_1s.append(product_run(http, web.url, slow1, "exec_echo"))
-        pool.close()
+        raw_pool.close()
         fan_8 = [product_run(http, web.url, slow8, "exec_echo") for _ in range(ROUNDS_1S)]
 
         # A step of several phases, as real steps are: exec_step detects, then (once applied)

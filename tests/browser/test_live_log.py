@@ -41,6 +41,28 @@ def _open_step(page, deployment_id: int) -> float:
     return page.evaluate("performance.now()")
 
 
+def _running_attempt(app, deployment_id: int, nodes: tuple[str, ...] = ()) -> tuple[int, list]:
+    """Attempt 1 of STEP, running, with a queued detect action per node; (run id, action ids)."""
+    from app.extensions import db
+    from app.models import NodeAction, StepRun, utcnow
+
+    with app.app_context():
+        run = StepRun(
+            deployment_id=deployment_id,
+            step_key=STEP,
+            attempt=1,
+            status="running",
+            started_at=utcnow(),
+        )
+        run.actions = [
+            NodeAction(node_name=node, phase="detect", script="probe", status="queued")
+            for node in nodes
+        ]
+        db.session.add(run)
+        db.session.commit()
+        return run.id, [a.id for a in run.actions]
+
+
 def _log_state(page) -> dict:
     return page.evaluate(
         """() => {
@@ -239,24 +261,10 @@ def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, dep
     """A run rendered as running: rows follow node events, then step.finished + step.paused (as the
     execution service publishes them) reload the page once, and the outcome and decision appear."""
     from app.extensions import db
-    from app.models import Deployment, NodeAction, StepRun, utcnow
+    from app.models import Deployment, StepRun, utcnow
 
     page = signed_in
-    with app.app_context():
-        run = StepRun(
-            deployment_id=deployment_id,
-            step_key=STEP,
-            attempt=1,
-            status="running",
-            started_at=utcnow(),
-        )
-        run.actions = [
-            NodeAction(node_name=f"AMS-NODE{i}", phase="detect", script="probe", status="queued")
-            for i in (1, 2)
-        ]
-        db.session.add(run)
-        db.session.commit()
-        run_id, action_ids = run.id, [a.id for a in run.actions]
+    run_id, action_ids = _running_attempt(app, deployment_id, nodes=("AMS-NODE1", "AMS-NODE2"))
     _open_step(page, deployment_id)
     expect_text = page.locator(".elapsed")
     page.wait_for_function("document.querySelector('.elapsed').textContent.startsWith('elapsed')")
@@ -374,21 +382,8 @@ def test_a_reload_that_still_shows_the_attempt_running_is_retried_then_given_up(
 ):
     """step.finished for the attempt on screen, but the page (re)renders it running: the page
     reloads again, further apart, three times at most, then stays put (no loop)."""
-    from app.extensions import db
-    from app.models import StepRun, utcnow
-
     page = signed_in
-    with app.app_context():
-        run = StepRun(
-            deployment_id=deployment_id,
-            step_key=STEP,
-            attempt=1,
-            status="running",  # never ended: every render shows it running
-            started_at=utcnow(),
-        )
-        db.session.add(run)
-        db.session.commit()
-        run_id = run.id
+    run_id, _ = _running_attempt(app, deployment_id)  # never ended: every render shows it running
     _open_step(page, deployment_id)
     loads: list[float] = []
     page.on("load", lambda: loads.append(time.monotonic()))
