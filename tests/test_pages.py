@@ -198,6 +198,40 @@ def test_demo_lab_prefills_nodes_and_step_values_but_no_secret(admin_client, app
         assert deployment.step("base_cluster").inputs["cluster_name"] == "AMSCLU"
 
 
+@pytest.fixture
+def lab_running(app):
+    """A demo lab's state under the instance folder (as `make run` leaves it), removed after."""
+    path = app.config["INSTANCE_DIR"] / "lab" / "state.json"
+    LabStore(path).replace(scenarios.default_state(["AMS1", "AMS2"]))
+    yield
+    path.unlink()
+
+
+def test_install_step_tells_how_to_play_the_operator_against_the_demo_lab(
+    admin_client, app, lab_running
+):
+    lab_nodes = {"nodes-1-host": "127.0.0.1"}  # both nodes on loopback at the lab's ports
+    assert create(admin_client, **lab_nodes).status_code == 302
+    base = f"/deployments/{deployment_id(app)}/steps"
+    page = admin_client.get(f"{base}/install_ams").get_data(as_text=True)
+    assert "flask lab install-ams" in page and "flask lab configure-ams" in page
+    assert "flask lab install-ams" not in admin_client.get(f"{base}/quorum").get_data(as_text=True)
+
+    app.config["LAB_ENABLED"] = False  # production: no lab hint, whatever the nodes
+    try:
+        page = admin_client.get(f"{base}/install_ams").get_data(as_text=True)
+    finally:
+        app.config["LAB_ENABLED"] = True
+    assert "flask lab install-ams" not in page
+
+
+def test_real_nodes_never_get_the_demo_lab_hint(admin_client, app, lab_running):
+    assert create(admin_client, **{"nodes-1-host": "ams2.corp.example.test"}).status_code == 302
+    page = admin_client.get(f"/deployments/{deployment_id(app)}/steps/install_ams")
+    assert page.status_code == 200
+    assert "flask lab" not in page.get_data(as_text=True)
+
+
 def test_credssp_needs_the_first_node_to_use_credssp(admin_client, app):
     create(admin_client)
     url = f"/deployments/{deployment_id(app)}/steps/base_cluster"

@@ -5,6 +5,10 @@ from pathlib import Path
 from app.lab.store import LabStore
 from app.wizard.engine import Guide
 
+# Steps where the guide has the operator work by hand on the nodes, and the template (under
+# templates/lab/hints/) that says how to play that part against the demo lab.
+OPERATOR_HINTS = {"install_ams": "lab/hints/install_ams.html"}
+
 
 def lab_state(instance_dir: Path) -> dict | None:
     """The demo lab's state, if a lab has been started under this instance folder."""
@@ -38,3 +42,15 @@ def step_inputs(state: dict, guide: Guide) -> dict[str, dict]:
         fields = set(step.form_class.__dict__) - set(step.secret_fields)
         inputs[step.key] = {k: v for k, v in suggested.items() if k in fields}
     return inputs
+
+
+def operator_hint(instance_dir: Path, base_port: int, nodes: list, step_key: str) -> str | None:
+    """The hint template for `step_key` when the deployment's nodes are the running demo lab's
+    (every node on loopback at a lab port); None otherwise, so real deployments never see it."""
+    hint = OPERATOR_HINTS.get(step_key)
+    state = lab_state(instance_dir) if hint else None
+    if state is None or not nodes:
+        return None
+    ports = range(base_port, base_port + len(state["nodes"]))
+    on_lab = all(node.host == "127.0.0.1" and node.port in ports for node in nodes)
+    return hint if on_lab else None

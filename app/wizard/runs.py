@@ -1,9 +1,11 @@
 """Read-side helpers that gather what a step page shows."""
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.execution import vault
 from app.extensions import db
+from app.lab import demo
 from app.models import Deployment, StepRun
 from app.wizard.context import run_view, step_statuses
 from app.wizard.engine import Guide, Step, blocking_step
@@ -65,8 +67,19 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
         "run": runs[0] if runs else None,
         "blocker": blocking_step(guide, step.key, statuses),
         "stored_secrets": secrets,
+        "lab_hint": _lab_hint(deployment, step.key),
         "plan": step.preview(run_view(deployment, step.key, secrets)) if step.runnable else [],
         "run_form": RunForm(),
         "decision_form": DecisionForm(),
         "simple_form": SimpleForm(),
     }
+
+
+def _lab_hint(deployment: Deployment, step_key: str) -> str | None:
+    """How to play the operator's manual part of this step against the demo lab, if it runs here."""
+    config = current_app.config
+    if not config.get("LAB_ENABLED"):
+        return None
+    return demo.operator_hint(
+        config["INSTANCE_DIR"], config["LAB_BASE_PORT"], deployment.nodes, step_key
+    )

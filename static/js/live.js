@@ -64,6 +64,14 @@
     return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s);
   }
 
+  // A finished attempt's length: seconds (tenths under 10 s) below a minute, so a quick check
+  // does not read "took 0:00"; m:ss or h:mm:ss above.
+  function tookText(ms) {
+    if (ms < 10000) return (Math.max(0, ms) / 1000).toFixed(1) + " s";
+    if (ms < 60000) return Math.floor(ms / 1000) + " s";
+    return duration(ms);
+  }
+
   function badge(status) {
     var span = document.createElement("span");
     span.className = "badge badge-" + safeClass(status);
@@ -485,7 +493,7 @@
       var start = parseTime(el.getAttribute("data-started"));
       if (isNaN(start)) return;
       var end = parseTime(el.getAttribute("data-finished"));
-      var text = (isNaN(end) ? "elapsed " : "took ") + duration((isNaN(end) ? now : end) - start);
+      var text = isNaN(end) ? "elapsed " + duration(now - start) : "took " + tookText(end - start);
       if (el.textContent !== text) el.textContent = text;
     });
   }

@@ -2,6 +2,7 @@
 basics of accessibility hold on every screen, and every screen is photographed for review."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -184,7 +185,7 @@ def _seed_failed_run(app, deployment_id: int) -> None:
             step_key="prerequisites",
             attempt=1,
             status="failed",
-            started_at=now,
+            started_at=now - timedelta(seconds=2.4),
             finished_at=now,
             outcome={
                 "summary": "2 checks failed on AMS-NODE2; fix them and run the checks again.",
@@ -249,6 +250,7 @@ def test_run_outcome_decision_narrow_and_print_screens(app, signed_in, deploymen
     page.goto(f"/deployments/{deployment_id}/steps/prerequisites")
     expect(page.locator(".badge-fail")).to_have_count(1)
     expect(page.locator("fieldset legend", has_text="This step needs a decision")).to_be_visible()
+    expect(page.locator(".elapsed").first).to_have_text("took 2.4 s")  # not "0:02"
     assert page.evaluate(UNLABELLED) == []
     shot(page, "step-1-outcome-needs-attention")
 
