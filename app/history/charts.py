@@ -54,7 +54,7 @@ def median_step_seconds(limit: int = 20000) -> list[Bar]:
     for step in get_guide(DEFAULT_GUIDE).steps:
         if step.key in durations:
             median = statistics.median(durations[step.key])
-            bars.append(Bar(step.title, median, _duration(median)))
+            bars.append(Bar(step.title, median, duration_text(median)))
     return bars
 
 
@@ -73,7 +73,11 @@ def failure_causes(top: int = 8) -> list[Bar]:
     return [Bar(category.replace("_", " "), n, str(n)) for category, n in rows]
 
 
-def _duration(value: float) -> str:
+def duration_text(value: float) -> str:
+    """Seconds as a bar's text: tenths under 10 s (a quick check is not "0 s"), then whole
+    seconds, then minutes and seconds."""
+    if value < 10:
+        return f"{value:.1f} s"
     minutes, secs = divmod(int(value), 60)
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from app.events.publish import publish
 from app.execution import vault
 from app.extensions import db
+from app.history.charts import duration_text
 from app.models import Deployment, NodeAction, StepRun, utcnow
 from tests.conftest import csrf_token
 from tests.handover.helpers import deployment, signed_in, user
@@ -195,3 +196,12 @@ def test_dashboard_draws_svg_charts(app):
     assert page.count("<svg") == 3
     assert "Base cluster" in page and "timeout" in page
     assert "<script" not in page.split("<main", 1)[1].split("</main>", 1)[0]
+
+
+def test_step_durations_read_as_people_say_them():
+    assert [duration_text(s) for s in (0.43, 9.96, 42.7, 125)] == [
+        "0.4 s",
+        "10.0 s",
+        "42 s",
+        "2 min 5 s",
+    ]
