@@ -61,7 +61,8 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'amsw.sqlite3'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Pooled connections idle this long are pinged before use (app/pool.py); 0 pings every time.
+    DB_PING_IDLE_SECONDS = float(os.environ.get("DB_PING_IDLE_SECONDS", "10"))
     REDIS_URL = os.environ.get("REDIS_URL") or None
     CELERY = _celery_settings(REDIS_URL, INSTANCE_DIR)
     # Fernet key for WinRM credentials held while work is pending (base64, 32 bytes).

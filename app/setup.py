@@ -20,6 +20,7 @@ from app.extensions import csrf, db, login_manager, migrate
 from app.handover.views import bp as handover_bp
 from app.history.views import bp as history_bp
 from app.lab.cli import lab_cli
+from app.pool import install_idle_ping
 from app.wizard.views import bp as wizard_bp
 
 
@@ -35,8 +36,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions from app.extensions."""
     db.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        install_idle_ping(db.engine, app.config["DB_PING_IDLE_SECONDS"])
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
