@@ -61,6 +61,8 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'amsw.sqlite3'}"
     )
+    # gc.freeze() once create_app is done (app/setup.py): no long collector pauses in web and worker.
+    GC_FREEZE_AT_START = _bool("GC_FREEZE_AT_START", True)
     # Pooled connections idle this long are pinged before use (app/pool.py); 0 pings every time.
     DB_PING_IDLE_SECONDS = float(os.environ.get("DB_PING_IDLE_SECONDS", "10"))
     REDIS_URL = os.environ.get("REDIS_URL") or None

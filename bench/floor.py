@@ -21,6 +21,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.setup import freeze_startup_objects  # noqa: E402
 from bench.remote import WORK, RawPool, Stream, free_port, pct  # noqa: E402
 from tests.execution import harness, labkit  # noqa: E402
 from tests.execution.harness import LAB_PASSWORD, LAB_USER  # noqa: E402
@@ -79,6 +80,7 @@ def main() -> None:
 
         raw_pool = RawPool(lab.ports["node1"])
         floor_run(), raw_pool.run("exec_echo", {"Text": "hi"})  # warm-up: imports, first pools
+        freeze_startup_objects()  # as bench/remote.py, the web and the worker do
         raw, floor = [], []
         for _ in range(ROUNDS):
             raw.append(raw_pool.run("exec_echo", {"Text": "hi"}))

@@ -2,6 +2,7 @@
 -> Redis pub/sub -> an SSE response. No database, no sign-in, no CSRF, no event log: what any product
 built on this stack pays per remote action before doing any work of its own."""
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -71,3 +72,7 @@ def stream():
             pubsub.close()
 
     return Response(stream_with_context(events()), mimetype="text/event-stream")
+
+
+gc.collect()
+gc.freeze()  # what the product's create_app does at start (app/setup.py)
