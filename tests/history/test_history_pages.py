@@ -118,6 +118,7 @@ def test_history_list_filters_and_paginates(app):
     reviewer = signed_in(app, "rita", "reviewer")
     first = reviewer.get("/history").get_data(as_text=True)
     assert "Page 1 of 2" in first
+    assert "<th>Started (UTC)</th>" in first  # times are UTC, as on the deployments list
     cases = {
         "/history?q=amsclu": True,
         "/history?q=payroll": True,
