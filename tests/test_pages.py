@@ -170,9 +170,16 @@ def test_logout_needs_post_with_csrf(admin_client):
     assert admin_client.get("/").status_code == 302
 
 
-def test_demo_lab_prefills_nodes_and_step_values_but_no_secret(admin_client, app):
-    store = LabStore(app.config["INSTANCE_DIR"] / "lab" / "state.json")
-    store.replace(scenarios.default_state(["AMS1", "AMS2"]))
+@pytest.fixture
+def lab_running(app):
+    """A demo lab's state under the instance folder (as `make run` leaves it), removed after."""
+    path = app.config["INSTANCE_DIR"] / "lab" / "state.json"
+    LabStore(path).replace(scenarios.default_state(["AMS1", "AMS2"]))
+    yield
+    path.unlink()
+
+
+def test_demo_lab_prefills_nodes_and_step_values_but_no_secret(admin_client, app, lab_running):
     page = admin_client.get("/deployments/new?from_lab=1").get_data(as_text=True)
     assert 'value="AMS1"' in page and 'value="corp.example.test"' in page
     data = {
@@ -196,15 +203,6 @@ def test_demo_lab_prefills_nodes_and_step_values_but_no_secret(admin_client, app
         assert prereq["gmsa"] == "CORP\\svc-ams$"
         assert "license_key" not in prereq
         assert deployment.step("base_cluster").inputs["cluster_name"] == "AMSCLU"
-
-
-@pytest.fixture
-def lab_running(app):
-    """A demo lab's state under the instance folder (as `make run` leaves it), removed after."""
-    path = app.config["INSTANCE_DIR"] / "lab" / "state.json"
-    LabStore(path).replace(scenarios.default_state(["AMS1", "AMS2"]))
-    yield
-    path.unlink()
 
 
 def test_install_step_tells_how_to_play_the_operator_against_the_demo_lab(

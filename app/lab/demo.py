@@ -45,12 +45,12 @@ def step_inputs(state: dict, guide: Guide) -> dict[str, dict]:
 
 
 def operator_hint(instance_dir: Path, base_port: int, nodes: list, step_key: str) -> str | None:
-    """The hint template for `step_key` when the deployment's nodes are the running demo lab's
-    (every node on loopback at a lab port); None otherwise, so real deployments never see it."""
+    """The hint template for `step_key` when every node of the deployment is one of the running
+    demo lab's (the addresses `deployment_values` fills in); None otherwise, so real deployments
+    never see it."""
     hint = OPERATOR_HINTS.get(step_key)
     state = lab_state(instance_dir) if hint else None
     if state is None or not nodes:
         return None
-    ports = range(base_port, base_port + len(state["nodes"]))
-    on_lab = all(node.host == "127.0.0.1" and node.port in ports for node in nodes)
-    return hint if on_lab else None
+    lab = {(n["host"], n["port"]) for n in deployment_values(state, base_port)["nodes"]}
+    return hint if all((node.host, node.port) in lab for node in nodes) else None
