@@ -127,9 +127,13 @@ def add_events(deployment_id: int, items: list[dict[str, Any]]) -> tuple[list[di
 
 
 @contextmanager
-def held_events(deployment_id: int, items: list[dict[str, Any]]) -> Iterator[None]:
+def held_events(
+    deployment_id: int, items: list[dict[str, Any] | Callable[[], dict[str, Any]]]
+) -> Iterator[None]:
     """Hold `items` for the next publish in this session: they go out ahead of its own items, in the
     same transaction. If nothing inside publishes, they are published (committed) on leaving.
+    An item may be a function returning the item, called when the events are written: a run this
+    transaction creates has its id only once it is inserted.
 
     Lets a worker end an action and advance its run in one transaction: node.finished, phase.finished
     and whatever the step does next reach the log together, in that order. On an exception the held
@@ -156,6 +160,7 @@ def publish_many(
     """
     held = db.session.info.get(OUTBOX, {}).pop(deployment_id, None)
     items = [*held, *items] if held else items
+    items = [item() if callable(item) else item for item in items]
     if not items:
         if then is not None:
             then()

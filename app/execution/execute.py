@@ -215,9 +215,9 @@ def _execute_queued(action_id: int, enqueue: Enqueue, sessions: SessionCache) ->
     except (errors.RemoteError, vault.VaultEmpty) as exc:
         db.session.commit()  # the claim: take the run's lock next without holding the action's
         return _record_failure(job, _as_remote_error(exc), 0.0, enqueue)
-    publish_many(job.deployment_id, [job.event("node.started", job.started)])  # commits the claim
+    db.session.commit()  # the claim, alone: node.started is written once the script is under way
     db.session.close()  # no transaction stays open while the script runs
-    return _run(job, conn, secure, masks, enqueue, sessions)
+    return _run(job, conn, secure, masks, enqueue, sessions, StartNotice(job))
 
 
 def _load_claimed(
@@ -277,18 +277,52 @@ def _prepare(
     return conn, secure, masks
 
 
-def _run(job: Job, conn, secure, masks, enqueue: Enqueue, sessions: SessionCache) -> str:
-    """Run the script on a pooled session, then record success or failure."""
+class StartNotice:
+    """Publishes a claimed action's node.started once, as early as is useful.
+
+    On a pool that is already open, starting the pipeline is one request, so the event is written
+    once the node has accepted the script, while the node runs it (NodeSession.run's on_started).
+    A pool still to open may take a while (authentication) or fail, so the event goes out first
+    and the page shows the node at work meanwhile. Anything the action records (upload progress,
+    stream records) and its end come after it."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.sent = False
+
+    def __call__(self) -> None:
+        if not self.sent:
+            self.sent = True
+            publish_many(self.job.deployment_id, [self.job.event("node.started", self.job.started)])
+            db.session.close()
+
+
+def _run(
+    job: Job,
+    conn,
+    secure,
+    masks,
+    enqueue: Enqueue,
+    sessions: SessionCache,
+    notice: StartNotice | None = None,
+) -> str:
+    """Run the script on a pooled session, then record success or failure.
+
+    notice: the action's node.started, still to publish (None: it was committed with the claim)."""
     app = current_app._get_current_object()
     session = sessions.checkout(conn, owner=job.deployment_id)
+    if notice is not None and (job.upload or not session.is_open):
+        notice()
     started = time.monotonic()
     REDACTOR.hold(masks)
     try:
-        result, failure = _run_with_watchers(app, job, session, secure, masks)
+        result, failure = _run_with_watchers(app, job, session, secure, masks, notice)
     finally:
         REDACTOR.release(masks)
         sessions.checkin(session)
     duration = time.monotonic() - started
+    if notice is not None:
+        notice()  # the pipeline never started: its start still comes before its end in the log
     if failure is not None:
         failure.message = redact(failure.message, masks)
         return _record_failure(job, failure, duration, enqueue)
@@ -296,7 +330,12 @@ def _run(job: Job, conn, secure, masks, enqueue: Enqueue, sessions: SessionCache
 
 
 def _run_with_watchers(
-    app: Flask, job: Job, session: NodeSession, secure: dict, masks: list[str]
+    app: Flask,
+    job: Job,
+    session: NodeSession,
+    secure: dict,
+    masks: list[str],
+    notice: StartNotice | None,
 ) -> tuple[RunResult | None, errors.RemoteError | None]:
     """Run the script with the heartbeat/cancel watcher and the event pump around it."""
     interval = app.config.get("HEARTBEAT_SECONDS", 5)
@@ -309,7 +348,7 @@ def _run_with_watchers(
                 _upload(app, session, job.upload, pump.put)
             params = dict(job.parameters)
             result = session.run(
-                job.script, params, pump.put, job.timeout, beat.cancel_event, secure
+                job.script, params, pump.put, job.timeout, beat.cancel_event, secure, notice
             )
             return result, None
         except errors.RemoteError as err:

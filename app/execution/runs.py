@@ -76,8 +76,7 @@ def _create_run(
     record.updated_by_id = actor_id
     deployment.status = "in_progress"
     deployment.current_step = step.key
-    db.session.flush()
-    return run
+    return run  # inserted once its first phase or its outcome is known (update_active_run)
 
 
 def _step_or_blocked(deployment: Deployment, step_key: str) -> tuple[Step, int]:
@@ -135,21 +134,24 @@ def _start(
     deployment = lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
     step, attempt = _step_or_blocked(deployment, step_key)
     run = _create_run(deployment, step, attempt, actor_id, options or {})
-    run_id = run.id
     payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}
     if run.options.get("nodes"):
         payload["nodes"] = run.options["nodes"]
-    started = {
-        "kind": "step.started",
-        "payload": payload,
-        "step_key": step.key,
-        "step_run_id": run_id,
-        "actor_id": actor_id,
-    }
+
+    def started() -> dict:  # the run's id exists once it is inserted, before the events are
+        return {
+            "kind": "step.started",
+            "payload": payload,
+            "step_key": step.key,
+            "step_run_id": run.id,
+            "actor_id": actor_id,
+        }
+
     if not advance_here:
-        publish_many(deployment_id, [started])
-        enqueue.advance(run_id)
+        db.session.flush()
+        publish_many(deployment_id, [started()])
+        enqueue.advance(run.id)
         return run
     with held_events(deployment_id, [started]):  # committed with the first phase
-        advance(run_id, enqueue, idle=True, loaded=(run, deployment))  # no actions yet
+        advance(run.id, enqueue, idle=True, loaded=(run, deployment))  # no actions yet
     return run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, inspect, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -22,8 +22,9 @@ class StepBlocked(Exception):
 
 
 @functools.cache
-def _lock_statements() -> tuple[Any, Any]:
-    """lock_deployment's UPDATE and fresh read, built once (every run start and decision)."""
+def _lock_statements() -> tuple[Any, Any, Any]:
+    """lock_deployment's statements, built once (every run start and decision): the UPDATE that
+    takes SQLite's write lock, the fresh read, and the read that locks the row (PostgreSQL)."""
     table = Deployment.__table__
     lock = (
         update(table)
@@ -36,7 +37,7 @@ def _lock_statements() -> tuple[Any, Any]:
         .options(joinedload(Deployment.steps), joinedload(Deployment.nodes))
         .execution_options(populate_existing=True)
     )
-    return lock, read
+    return lock, read, read.with_for_update(of=Deployment)
 
 
 def lock_deployment(
@@ -52,8 +53,11 @@ def lock_deployment(
     credentials: (user name, password) to keep in the vault, written after the lock, in the
     caller's transaction: a finishing worker locks the deployment, then wipes the vault, and the
     same order on both sides cannot deadlock."""
-    lock, read = _lock_statements()
-    db.session.execute(lock, {"deployment_id": deployment_id, "last_activity_at": utcnow()})
+    lock, read, read_locking = _lock_statements()
+    if db.session.get_bind().dialect.name == "postgresql":  # the read takes the row lock itself
+        read = read_locking
+    else:  # SQLite: a write takes the database write lock
+        db.session.execute(lock, {"deployment_id": deployment_id, "last_activity_at": utcnow()})
     deployment = (
         db.session.execute(read, {"deployment_id": deployment_id}).unique().scalar_one_or_none()
     )
@@ -70,13 +74,21 @@ def update_active_run(
     """Compare-and-set UPDATE of `run` while it is still active (and `conditions` hold); False if not.
 
     A Core statement: it locks the row without the ORM's bookkeeping, and `run` takes the values
-    written without a reload. start: also mark it running, keeping its started_at or setting it now."""
+    written without a reload. start: also mark it running, keeping its started_at or setting it now.
+
+    A run this transaction created and has not written yet (start_step_run) is nobody else's: it
+    takes the values and is inserted with them, which saves the UPDATE."""
     table = StepRun.__table__
     sent, written = dict(values), dict(values)
     if start:
         now = utcnow()
         sent.update(status="running", started_at=func.coalesce(table.c.started_at, now))
         written.update(status="running", started_at=run.started_at or now)
+    if inspect(run).pending:
+        for key, value in written.items():
+            setattr(run, key, value)
+        db.session.flush()  # its id, for the rows that name it
+        return True
     updated = db.session.execute(
         update(table)
         .where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN), *conditions)

@@ -357,11 +357,14 @@ class NodeSession:
         timeout: float | None = None,
         cancel_event: threading.Event | None = None,
         secure_params: dict[str, str] | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> RunResult:
         """Run a vetted script in this session's pool (one pipeline at a time).
 
         `secure_params` are sent as PSRP SecureStrings (encrypted with the pool's session key), so the
-        script must declare them `[SecureString]`."""
+        script must declare them `[SecureString]`. `on_started` is called once the node has accepted
+        the pipeline and before the first poll, so a caller can record the start while the node
+        works; if it raises, the pipeline is stopped."""
         vetted_text = scripts.load(script_name)
         with self._lock:
             self.last_used = time.monotonic()
@@ -374,6 +377,7 @@ class NodeSession:
                     on_record,
                     timeout,
                     cancel_event,
+                    on_started,
                 )
             except RemoteError as err:
                 if err.category not in (errors.SCRIPT_ERROR, errors.ACCESS_DENIED):
@@ -387,11 +391,17 @@ class NodeSession:
                 self.last_used = time.monotonic()
 
     def _invoke(
-        self, name, vetted_text, params, secure, on_record, timeout, cancel_event
+        self, name, vetted_text, params, secure, on_record, timeout, cancel_event, on_started
     ) -> RunResult:
         started = time.monotonic()
         deadline = started + timeout if timeout else None
         ps = self._begin(vetted_text, params, secure)
+        if on_started is not None:
+            try:
+                on_started()
+            except BaseException:
+                self._stop(ps)
+                raise
         cursor = _StreamCursor()
         result = RunResult(script=name)
         while ps.state == PSInvocationState.RUNNING:

@@ -10,11 +10,14 @@ import pytest
 from sqlalchemy import event, select, update
 
 from app.execution import actions as actions_module
-from app.execution import phases, service, vault
+from app.execution import execute, phases, service, vault
 from app.execution.state import lock_deployment
 from app.extensions import db
 from app.handover import drift, lease
 from app.models import Deployment, DeploymentLease, DeploymentStep, NodeAction, StepRun, utcnow
+from app.remote import errors
+from app.remote.runner import NodeSession
+from app.remote.sessions import SessionCache
 from app.wizard.engine import Phase
 from tests.execution.harness import (
     LAB_PASSWORD,
@@ -44,6 +47,7 @@ class Statements:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.full: list[str] = []
 
     def __enter__(self):
         event.listen(db.engine, "before_cursor_execute", self._record)
@@ -54,6 +58,15 @@ class Statements:
 
     def _record(self, _conn, _cursor, statement, *_args) -> None:
         self.seen.append(" ".join(statement.split()[:4]))
+        self.full.append(" ".join(statement.split()))
+
+    def locks(self, table: str) -> list[int]:
+        """Indexes of the statements that lock `table`'s rows: writes, and reads FOR UPDATE."""
+        return [
+            i
+            for i, s in enumerate(self.full)
+            if s.startswith(f"UPDATE {table} ") or s.endswith(f"FOR UPDATE OF {table}")
+        ]
 
     def touching(self, table: str) -> list[str]:
         return [s for s in self.seen if f" {table}" in s]
@@ -411,11 +424,13 @@ def test_a_decision_keeps_credentials_only_for_the_run_it_starts(exec_ctx, lab):
             deployment_id, "exec_echo", "retry", "", None, None, queue,
             credentials=(LAB_USER, LAB_PASSWORD),
         )  # fmt: skip
-    writes = [s for s in sql.seen if s.startswith(("UPDATE", "INSERT", "DELETE"))]
-    deployment_lock = next(i for i, s in enumerate(writes) if " deployments" in s)
-    vault_write = next(i for i, s in enumerate(writes) if " credentials" in s)
+    vault_write = next(
+        i
+        for i, s in enumerate(sql.seen)
+        if s.startswith(("UPDATE", "INSERT")) and " credentials" in s
+    )
     assert (
-        deployment_lock < vault_write
+        sql.locks("deployments")[0] < vault_write
     )  # the lock order of a finishing worker (it wipes the vault)
     assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
     assert run.options["decision"] == "retry" and queue.actions
@@ -468,6 +483,111 @@ def test_resume_keeps_the_credentials_even_with_nothing_to_verify(exec_ctx, lab)
     with Statements() as sql:
         assert drift.start(deployment_id, None, Recorded(), (LAB_USER, LAB_PASSWORD)) is None
 
-    writes = [s for s in sql.seen if s.startswith(("UPDATE", "INSERT"))]
-    assert " deployments" in writes[0] and " credentials" in writes[1]  # lock, then vault
+    vault_write = next(
+        i
+        for i, s in enumerate(sql.seen)
+        if s.startswith(("UPDATE", "INSERT")) and " credentials" in s
+    )
+    assert sql.locks("deployments")[0] < vault_write  # lock, then vault
     assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
+
+
+def test_a_new_run_is_inserted_with_its_first_phase(exec_ctx, lab):
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    with Statements() as sql:
+        run = service.start_step_run(deployment_id, "exec_echo", None, Recorded())
+
+    run_writes = [s for s in sql.touching("step_runs") if s.startswith(("INSERT", "UPDATE"))]
+    assert run_writes == ["INSERT INTO step_runs (deployment_id,"]  # no UPDATE for the phase
+    db.session.expire_all()
+    stored = db.session.get(StepRun, run.id)
+    assert (stored.status, stored.phase, stored.started_at is not None) == ("running", "echo", True)
+    started = events_of(deployment_id, "step.started")[0]
+    assert started.step_run_id == run.id  # named once the run had its id
+
+
+def test_a_new_run_that_finishes_at_once_is_inserted_finished(exec_ctx, lab):
+    # Every node excluded from the run's view: the step has nothing to do and decides at once.
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    options = {"nodes": ["no-such-node"]}
+    run = service.start_step_run(deployment_id, "exec_echo", None, Recorded(), options)
+
+    db.session.expire_all()
+    stored = db.session.get(StepRun, run.id)
+    assert stored.status in ("succeeded", "failed") and stored.finished_at is not None
+    kinds = [e.kind for e in events_of(deployment_id)]
+    assert kinds[0] == "step.started" and "step.finished" in kinds
+    assert events_of(deployment_id, "step.started")[0].step_run_id == run.id
+
+
+def test_the_deployment_lock_is_one_statement_on_postgresql(exec_ctx, lab):
+    deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
+    with Statements() as sql:
+        lock_deployment(deployment_id)
+    db.session.rollback()
+
+    if db.engine.dialect.name == "postgresql":  # the fresh read takes the row lock
+        assert len(sql.full) == 1 and sql.full[0].endswith("FOR UPDATE OF deployments")
+    else:  # SQLite has no row locks: a write takes the database's write lock, then the read
+        assert [s.split()[0] for s in sql.full] == ["UPDATE", "SELECT"]
+        assert sql.locks("deployments") == [0]
+
+
+class StartOrder:
+    """Records, in order, when a pipeline starts on a node and when a node.started is written."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.seen: list[str] = []
+        begin, publish = NodeSession._begin, execute.publish_many
+
+        def recording_begin(session, *args):
+            self.seen.append("begin")
+            return begin(session, *args)
+
+        def recording_publish(deployment_id, items, **kwargs):
+            self.seen += [i["kind"] for i in items if i["kind"] == "node.started"]
+            return publish(deployment_id, items, **kwargs)
+
+        monkeypatch.setattr(NodeSession, "_begin", recording_begin)
+        monkeypatch.setattr(execute, "publish_many", recording_publish)
+
+
+def test_node_started_is_written_while_an_open_pool_runs_the_script(exec_ctx, lab, monkeypatch):
+    deployment_id = seed_deployment(lab, "exec-echo-two", nodes=["node1"])
+    sessions, queue, order = SessionCache(), Recorded(), StartOrder(monkeypatch)
+    try:
+        service.start_step_run(deployment_id, "exec_echo", None, queue)
+        assert execute.execute_action(queue.actions.pop(), queue, sessions) == "done"
+        assert order.seen == ["node.started", "begin"]  # a pool to open: the page shows it first
+
+        order.seen.clear()
+        service.start_step_run(deployment_id, "exec_echo_later", None, queue)
+        assert execute.execute_action(queue.actions.pop(), queue, sessions) == "done"
+        assert order.seen == ["begin", "node.started"]  # the node works while it is written
+    finally:
+        sessions.close_all()
+
+    kinds = [e.kind for e in events_of(deployment_id) if e.kind.startswith("node.")]
+    assert kinds == ["node.started", "node.finished"] * 2
+
+
+def test_a_pipeline_that_never_started_still_has_its_start_before_its_end(
+    exec_ctx, lab, monkeypatch
+):
+    deployment_id = seed_deployment(lab, "exec-echo-two", nodes=["node1"])
+    sessions, queue = SessionCache(), Recorded()
+    try:
+        service.start_step_run(deployment_id, "exec_echo", None, queue)
+        assert execute.execute_action(queue.actions.pop(), queue, sessions) == "done"
+
+        def refused(*_args):
+            raise errors.make(errors.SCRIPT_ERROR, "The node refused the pipeline.")
+
+        monkeypatch.setattr(NodeSession, "_begin", refused)  # the pool is open: no early notice
+        service.start_step_run(deployment_id, "exec_echo_later", None, queue)
+        assert execute.execute_action(queue.actions.pop(), queue, sessions) == "needs_attention"
+    finally:
+        sessions.close_all()
+
+    nodes = [(e.kind, e.payload.get("status")) for e in events_of(deployment_id) if e.node_name]
+    assert nodes[-2:] == [("node.started", None), ("node.finished", "failed")]
