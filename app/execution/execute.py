@@ -8,10 +8,13 @@ when it runs the script, masking them in everything the script sends back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,9 +218,10 @@ def _execute_queued(action_id: int, enqueue: Enqueue, sessions: SessionCache) ->
     except (errors.RemoteError, vault.VaultEmpty) as exc:
         db.session.commit()  # the claim: take the run's lock next without holding the action's
         return _record_failure(job, _as_remote_error(exc), 0.0, enqueue)
-    db.session.commit()  # the claim, alone: node.started is written once the script is under way
+    db.session.commit()  # the claim, alone: node.started is written while the pipeline starts
     db.session.close()  # no transaction stays open while the script runs
-    return _run(job, conn, secure, masks, enqueue, sessions, StartNotice(job))
+    notice = StartNotice(current_app._get_current_object(), job)
+    return _run(job, conn, secure, masks, enqueue, sessions, notice)
 
 
 def _load_claimed(
@@ -278,23 +282,36 @@ def _prepare(
 
 
 class StartNotice:
-    """Publishes a claimed action's node.started once, as early as is useful.
+    """Writes a claimed action's node.started on a helper thread while this one starts the pipeline.
 
-    On a pool that is already open, starting the pipeline is one request, so the event is written
-    once the node has accepted the script, while the node runs it (NodeSession.run's on_started).
-    A pool still to open may take a while (authentication) or fail, so the event goes out first
-    and the page shows the node at work meanwhile. Anything the action records (upload progress,
-    stream records) and its end come after it."""
+    Starting a pipeline is a request the node takes a few milliseconds to answer (longer when a pool
+    must be opened first); the event's transaction overlaps it instead of preceding it. `wait` is
+    called before anything else of the action reaches the log (upload progress, stream records,
+    its end), so node.started still comes first. Should the write fail, `wait` raises and the
+    action ends as failed (the runner stops the pipeline)."""
 
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.sent = False
+    def __init__(self, app: Flask, job: Job) -> None:
+        self.future = _start_writer().submit(self._publish, app, job)
 
-    def __call__(self) -> None:
-        if not self.sent:
-            self.sent = True
-            publish_many(self.job.deployment_id, [self.job.event("node.started", self.job.started)])
-            db.session.close()
+    @staticmethod
+    def _publish(app: Flask, job: Job) -> None:
+        with app.app_context():  # its own database session
+            publish_many(job.deployment_id, [job.event("node.started", job.started)])
+
+    def wait(self) -> None:
+        self.future.result()
+
+
+_WRITER: list[ThreadPoolExecutor] = []
+_WRITER_LOCK = threading.Lock()
+
+
+def _start_writer() -> ThreadPoolExecutor:
+    """This process's node.started writers, started on first use (after any fork)."""
+    with _WRITER_LOCK:
+        if not _WRITER:
+            _WRITER.append(ThreadPoolExecutor(max_workers=4, thread_name_prefix="node-started"))
+        return _WRITER[0]
 
 
 def _run(
@@ -308,11 +325,9 @@ def _run(
 ) -> str:
     """Run the script on a pooled session, then record success or failure.
 
-    notice: the action's node.started, still to publish (None: it was committed with the claim)."""
+    notice: the action's node.started, being written (None: it was committed with the claim)."""
     app = current_app._get_current_object()
     session = sessions.checkout(conn, owner=job.deployment_id)
-    if notice is not None and (job.upload or not session.is_open):
-        notice()
     started = time.monotonic()
     REDACTOR.hold(masks)
     try:
@@ -321,8 +336,9 @@ def _run(
         REDACTOR.release(masks)
         sessions.checkin(session)
     duration = time.monotonic() - started
-    if notice is not None:
-        notice()  # the pipeline never started: its start still comes before its end in the log
+    if notice is not None and failure is not None:
+        with contextlib.suppress(Exception):  # a failed write is the failure itself
+            notice.wait()  # the pipeline may never have started: its start comes before its end
     if failure is not None:
         failure.message = redact(failure.message, masks)
         return _record_failure(job, failure, duration, enqueue)
@@ -345,10 +361,13 @@ def _run_with_watchers(
     ):
         try:
             if job.upload:
+                if notice is not None:
+                    notice.wait()  # before the copy's progress
                 _upload(app, session, job.upload, pump.put)
             params = dict(job.parameters)
+            on_started = notice.wait if notice is not None else None
             result = session.run(
-                job.script, params, pump.put, job.timeout, beat.cancel_event, secure, notice
+                job.script, params, pump.put, job.timeout, beat.cancel_event, secure, on_started
             )
             return result, None
         except errors.RemoteError as err:

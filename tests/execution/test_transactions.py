@@ -4,6 +4,7 @@ These run the service in this process (no worker): the recording enqueue stands 
 and the database are real.
 """
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -533,40 +534,39 @@ def test_the_deployment_lock_is_one_statement_on_postgresql(exec_ctx, lab):
         assert sql.locks("deployments") == [0]
 
 
-class StartOrder:
-    """Records, in order, when a pipeline starts on a node and when a node.started is written."""
-
-    def __init__(self, monkeypatch) -> None:
-        self.seen: list[str] = []
-        begin, publish = NodeSession._begin, execute.publish_many
-
-        def recording_begin(session, *args):
-            self.seen.append("begin")
-            return begin(session, *args)
-
-        def recording_publish(deployment_id, items, **kwargs):
-            self.seen += [i["kind"] for i in items if i["kind"] == "node.started"]
-            return publish(deployment_id, items, **kwargs)
-
-        monkeypatch.setattr(NodeSession, "_begin", recording_begin)
-        monkeypatch.setattr(execute, "publish_many", recording_publish)
-
-
-def test_node_started_is_written_while_an_open_pool_runs_the_script(exec_ctx, lab, monkeypatch):
+def test_node_started_is_written_while_the_pipeline_starts(exec_ctx, lab, monkeypatch):
     deployment_id = seed_deployment(lab, "exec-echo-two", nodes=["node1"])
-    sessions, queue, order = SessionCache(), Recorded(), StartOrder(monkeypatch)
-    try:
-        service.start_step_run(deployment_id, "exec_echo", None, queue)
-        assert execute.execute_action(queue.actions.pop(), queue, sessions) == "done"
-        assert order.seen == ["node.started", "begin"]  # a pool to open: the page shows it first
+    sessions, queue = SessionCache(), Recorded()
+    begun, written = threading.Event(), threading.Event()
+    seen_by_begin, seen_by_write = [], []
+    begin, publish = NodeSession._begin, execute.publish_many
 
-        order.seen.clear()
-        service.start_step_run(deployment_id, "exec_echo_later", None, queue)
-        assert execute.execute_action(queue.actions.pop(), queue, sessions) == "done"
-        assert order.seen == ["begin", "node.started"]  # the node works while it is written
+    def slow_begin(session, *args):  # the node answers only once the event is written
+        begun.set()
+        seen_by_begin.append(written.wait(5))
+        return begin(session, *args)
+
+    def recording_publish(deployment_id, items, **kwargs):
+        starting = any(i["kind"] == "node.started" for i in items)
+        if starting:  # written while the pipeline starts, not before it
+            seen_by_write.append(begun.wait(5))
+        events = publish(deployment_id, items, **kwargs)
+        if starting:
+            written.set()
+        return events
+
+    monkeypatch.setattr(NodeSession, "_begin", slow_begin)
+    monkeypatch.setattr(execute, "publish_many", recording_publish)
+    try:
+        for step_key in ("exec_echo", "exec_echo_later"):  # a pool to open, then an open one
+            begun.clear()
+            written.clear()
+            service.start_step_run(deployment_id, step_key, None, queue)
+            assert execute.execute_action(queue.actions.pop(), queue, sessions) == "done"
     finally:
         sessions.close_all()
 
+    assert seen_by_write == [True, True] and seen_by_begin == [True, True]
     kinds = [e.kind for e in events_of(deployment_id) if e.kind.startswith("node.")]
     assert kinds == ["node.started", "node.finished"] * 2
 
