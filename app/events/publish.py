@@ -145,7 +145,12 @@ def held_events(
     finally:
         left = outbox.pop(deployment_id, None)
     if left:
-        publish_many(deployment_id, left)
+        publish_many(deployment_id, _resolved(left))
+
+
+def _resolved(held: list) -> list[dict[str, Any]]:
+    """Held items with those given as functions called (see held_events)."""
+    return [item() if callable(item) else item for item in held]
 
 
 def publish_many(
@@ -159,8 +164,7 @@ def publish_many(
     in their Event.as_dict() shape.
     """
     held = db.session.info.get(OUTBOX, {}).pop(deployment_id, None)
-    items = [*held, *items] if held else items
-    items = [item() if callable(item) else item for item in items]
+    items = [*_resolved(held), *items] if held else items
     if not items:
         if then is not None:
             then()

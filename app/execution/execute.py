@@ -12,7 +12,6 @@ import contextlib
 import functools
 import json
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -291,7 +290,7 @@ class StartNotice:
     action ends as failed (the runner stops the pipeline)."""
 
     def __init__(self, app: Flask, job: Job) -> None:
-        self.future = _start_writer().submit(self._publish, app, job)
+        self.future = _START_WRITERS.submit(self._publish, app, job)
 
     @staticmethod
     def _publish(app: Flask, job: Job) -> None:
@@ -302,16 +301,8 @@ class StartNotice:
         self.future.result()
 
 
-_WRITER: list[ThreadPoolExecutor] = []
-_WRITER_LOCK = threading.Lock()
-
-
-def _start_writer() -> ThreadPoolExecutor:
-    """This process's node.started writers, started on first use (after any fork)."""
-    with _WRITER_LOCK:
-        if not _WRITER:
-            _WRITER.append(ThreadPoolExecutor(max_workers=4, thread_name_prefix="node-started"))
-        return _WRITER[0]
+# This process's node.started writers; the executor starts its threads on first use (after any fork).
+_START_WRITERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="node-started")
 
 
 def _run(

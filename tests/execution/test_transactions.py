@@ -47,7 +47,6 @@ class Statements:
     """Counts the SQL statements sent while active, by their first words."""
 
     def __init__(self) -> None:
-        self.seen: list[str] = []
         self.full: list[str] = []
 
     def __enter__(self):
@@ -58,15 +57,20 @@ class Statements:
         event.remove(db.engine, "before_cursor_execute", self._record)
 
     def _record(self, _conn, _cursor, statement, *_args) -> None:
-        self.seen.append(" ".join(statement.split()[:4]))
         self.full.append(" ".join(statement.split()))
+
+    @property
+    def seen(self) -> list[str]:
+        """Each statement's first four words."""
+        return [" ".join(s.split()[:4]) for s in self.full]
 
     def locks(self, table: str) -> list[int]:
         """Indexes of the statements that lock `table`'s rows: writes, and reads FOR UPDATE."""
+        writes = (f"UPDATE {table} ", f"INSERT INTO {table} ")
         return [
             i
             for i, s in enumerate(self.full)
-            if s.startswith(f"UPDATE {table} ") or s.endswith(f"FOR UPDATE OF {table}")
+            if s.startswith(writes) or s.endswith(f"FOR UPDATE OF {table}")
         ]
 
     def touching(self, table: str) -> list[str]:
@@ -425,11 +429,7 @@ def test_a_decision_keeps_credentials_only_for_the_run_it_starts(exec_ctx, lab):
             deployment_id, "exec_echo", "retry", "", None, None, queue,
             credentials=(LAB_USER, LAB_PASSWORD),
         )  # fmt: skip
-    vault_write = next(
-        i
-        for i, s in enumerate(sql.seen)
-        if s.startswith(("UPDATE", "INSERT")) and " credentials" in s
-    )
+    vault_write = sql.locks("credentials")[0]
     assert (
         sql.locks("deployments")[0] < vault_write
     )  # the lock order of a finishing worker (it wipes the vault)
@@ -484,11 +484,7 @@ def test_resume_keeps_the_credentials_even_with_nothing_to_verify(exec_ctx, lab)
     with Statements() as sql:
         assert drift.start(deployment_id, None, Recorded(), (LAB_USER, LAB_PASSWORD)) is None
 
-    vault_write = next(
-        i
-        for i, s in enumerate(sql.seen)
-        if s.startswith(("UPDATE", "INSERT")) and " credentials" in s
-    )
+    vault_write = sql.locks("credentials")[0]
     assert sql.locks("deployments")[0] < vault_write  # lock, then vault
     assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
 
