@@ -280,3 +280,15 @@ def test_running_a_step_before_earlier_ones_is_refused_and_keeps_no_credentials(
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(StepRun)) == 0
         assert db.session.scalar(db.select(db.func.count()).select_from(Credential)) == 0
+
+
+def test_favicon_ico_leads_anyone_to_the_icon(client):
+    """Browsers ask for /favicon.ico where a page names no icon (a raw JSON view, say)."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response.headers["Location"].endswith("/static/img/favicon.svg")
+    icon = client.get(response.headers["Location"])
+    assert icon.status_code == 200
+    assert icon.mimetype == "image/svg+xml"
+    assert icon.data.lstrip().startswith(b"<svg")
+    icon.close()

@@ -15,7 +15,7 @@ from app.extensions import db, login_manager
 from app.models import User, utcnow
 
 bp = Blueprint("auth", __name__)
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.favicon", "static"})
 # Authenticate every request themselves with API tokens; the session cookie is never used there.
 TOKEN_BLUEPRINTS = frozenset({"api", "api-docs"})
 
@@ -63,6 +63,13 @@ def _authenticate(username: str, password: str) -> User | None:
     if user and user.active and user.check_password(password):
         return user
     return ldap.directory_login(username, password) if ldap.enabled() else None
+
+
+@bp.route("/favicon.ico")
+@public
+def favicon():
+    """Browsers ask for /favicon.ico on pages without a <link rel="icon"> (raw JSON, downloads)."""
+    return redirect(url_for("static", filename="img/favicon.svg"), 301)
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -13,6 +13,7 @@ from tests.handover.helpers import deployment, signed_in, user
 EXPECTED = {
     "static": (None, None),
     "auth.login": (None, None),
+    "auth.favicon": (None, None),
     "api-docs.openapi_json": (None, None),
     "auth.logout": ("view", "view"),
     "deployments.index": ("view", "view"),
