@@ -80,6 +80,23 @@ def pids_named(name: str) -> list[int]:
     return [int(pid) for pid in out.split()]
 
 
+def machine_speed() -> dict[str, float]:
+    """How fast this machine is right now, to read the other figures against: a pure-Python loop
+    (3 million additions) and a loopback round trip (send and receive one byte on a socket pair).
+    Shared machines drift: raw pypsrp has varied from 8 to 30 ms between runs here."""
+    started, total = time.perf_counter(), 0
+    for i in range(3_000_000):
+        total += i
+    loop_ms = (time.perf_counter() - started) * 1000
+    left, right = socket.socketpair()
+    with left, right:
+        started = time.perf_counter()
+        for _ in range(20_000):
+            left.send(b"x")
+            right.recv(1)
+    return {"machine_loop_ms": loop_ms, "machine_socket_us": (time.perf_counter() - started) * 50}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -287,6 +304,7 @@ def main() -> None:
     from app.execution.actions import SESSIONS
     from app.extensions import db
 
+    speed_before = machine_speed()
     db_gen = _database()
     db_url = next(db_gen)
     app = harness.create_app(
@@ -402,6 +420,13 @@ def main() -> None:
         figures["sse_delivered"] = len(got)
         figures["web_rss_mb"] = rss_mb(web.worker_pid())
         figures["worker_rss_mb"] = rss_mb(worker.proc.pid)
+        speed_after = machine_speed()
+        print(
+            "machine speed, before and after (3 M Python additions; a loopback socket round trip): "
+            f"{speed_before['machine_loop_ms']:.0f} / {speed_after['machine_loop_ms']:.0f} ms, "
+            f"{speed_before['machine_socket_us']:.1f} / {speed_after['machine_socket_us']:.1f} us"
+        )
+        figures.update(speed_after)
     finally:
         SESSIONS.close_all()
         web.stop()
