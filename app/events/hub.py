@@ -2,7 +2,8 @@
 
 Every SSE connection waits on the hub instead of holding its own Redis subscription or polling the database
 itself. The hub bumps a per-deployment version when Redis says a deployment has new events (or, without
-Redis, when the poller sees `deployments.event_seq` move). A client captures the version, queries, and
+Redis, when the poller sees `deployments.event_seq` move; writers wake the poller through app.wake, so it
+reads at once rather than on its next tick). A client captures the version, queries, and
 waits for the version to change, so a notify that arrives during the query is never missed. Queries for
 new events go through a per-deployment tail cache refreshed by one thread at a time, so 200 clients of
 one deployment cost one query per notify, not 200, and none when the notify carried the events (`feed`).
@@ -23,12 +24,16 @@ import redis
 from flask import Flask, current_app
 from sqlalchemy import select
 
+from app import wake
+from app.events.publish import wake_folder
 from app.extensions import db
 from app.models import Deployment, Event
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.025  # without Redis: how often the poller reads deployments.event_seq
+POLL_SECONDS = (
+    0.1  # without Redis: the poller reads deployments.event_seq when woken, or this often
+)
 TAIL_SIZE = 2000
 REFRESH_SECONDS = 5.0
 PATTERN = "amsw:deployment:*"
@@ -80,6 +85,7 @@ class Hub:
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: wake.Listener | None = None  # the DB poller's, without Redis
         self.app: Flask | None = None
 
     # ------------------------------------------------------------------ versions
@@ -122,6 +128,8 @@ class Hub:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._listener is not None:
+            self._listener.interrupt()
 
     def _listen_redis(self) -> None:
         while not self._stop.is_set():
@@ -152,10 +160,19 @@ class Hub:
                     self.bump(deployment_id)
 
     def _poll_db(self) -> None:
+        self._listener = listener = wake.Listener(wake_folder(self.app))
+        try:
+            self._poll_db_until_stopped(listener)
+        finally:
+            self._listener = None
+            listener.close()
+
+    def _poll_db_until_stopped(self, listener: wake.Listener) -> None:
         seen: dict[int, int] = {}
         self._ready.set()
         interval = float(self.app.config.get("SSE_POLL_SECONDS", POLL_SECONDS))
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            listener.wait(interval)
             with self.cond:
                 ids = list(self._watched)
             if not ids:

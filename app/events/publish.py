@@ -5,7 +5,9 @@ which takes the Deployment row lock (PostgreSQL) or the database write lock (SQL
 concurrent writers get consecutive, unique numbers and a reader never sees seq N+1 committed before N.
 Only after the commit is the Redis channel `amsw:deployment:<id>` notified: the message is the last seq,
 with the committed events themselves when the batch is small. Listeners append carried events that follow
-what they hold and otherwise query the database, which is the source of truth. Payloads must never contain secrets.
+what they hold and otherwise query the database, which is the source of truth. Without Redis, the local
+web processes' hubs are woken through app.wake instead (they then read the database). Payloads must never
+contain secrets.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import redis
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import ClauseElement, insert, inspect, update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app import wake
 from app.extensions import db
 from app.models import Deployment, Event, utcnow
 from app.models.event import event_dict
@@ -33,6 +37,11 @@ NOTIFY_BYTES_MAX = 32_768  # ...and this size; larger batches are read from the 
 OUTBOX = "amsw_held_events"  # db.session.info key: {deployment_id: [items]}
 _redis_lock = threading.Lock()
 _redis_clients: dict[str, Any] = {}
+
+
+def wake_folder(app: Flask) -> Path:
+    """Without Redis: where the web processes' hubs announce their wake-up sockets."""
+    return Path(app.config["INSTANCE_DIR"]) / "wake" / "events"
 
 
 def channel(deployment_id: int) -> str:
@@ -215,11 +224,14 @@ def notify_message(seq: int, events: list[dict] | None = None) -> str:
 def notify(deployment_id: int, seq: int, events: list[dict] | None = None) -> None:
     """Wake SSE listeners; best effort (they also poll), never fails the caller.
 
-    The message is the last seq, or {"last", "events"} carrying the committed events themselves
-    (what the database now holds) when they are few, so listeners need not query for them."""
+    With Redis the message is the last seq, or {"last", "events"} carrying the committed events
+    themselves (what the database now holds) when they are few, so listeners need not query for them.
+    Without Redis, local hubs get a wake-up naming the deployment and read the database."""
     try:
         client = redis_client()
         if client is not None:
             client.publish(channel(deployment_id), notify_message(seq, events))
+        else:
+            wake.wake(wake_folder(current_app), str(deployment_id).encode())
     except Exception:
         log.warning("Redis notify failed for deployment %s", deployment_id, exc_info=True)

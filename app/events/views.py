@@ -4,7 +4,8 @@
 the `Last-Event-ID` header or `?after=`. Live updates come from a per-process hub (hub.py): with Redis one
 listener thread per process is subscribed before any replay starts, so a notify that races with the replay
 only causes one extra query (no loss, no duplicates: every send is "seq > last sent" from the database);
-without Redis the hub polls the database (every SSE_POLL_SECONDS, 0.025 s). A comment line keeps idle connections open;
+without Redis the hub reads the database when a writer wakes it (app.wake) and every SSE_POLL_SECONDS
+(0.1 s) in any case. A comment line keeps idle connections open;
 before each one the stream checks that its viewer may still watch (account enabled, same password, role), and
 ends if not: a disabled account or a reset password stops an open stream within one keep-alive period.
 `GET /deployments/<id>/events.json?after=N&limit=M` is the same log, paginated, for first render/fallback.

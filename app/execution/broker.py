@@ -1,9 +1,13 @@
-"""kombu's filesystem transport with atomic message files (the embedded broker of `make run`).
+"""kombu's filesystem transport made safe and prompt (the embedded broker of `make run`).
 
-kombu creates a message file and then writes into it, so a worker polling at that moment can take the
-file while it is still empty and die on a JSONDecodeError ("Unrecoverable error"). Here the message is
-written under a name that no consumer matches and then renamed into place, which is atomic on one
-filesystem, so a consumer sees either no file or the whole message.
+Atomic: kombu creates a message file and then writes into it, so a worker polling at that moment can
+take the file while it is still empty and die on a JSONDecodeError ("Unrecoverable error"). Here the
+message is written under a name that no consumer matches and then renamed into place, which is atomic
+on one filesystem, so a consumer sees either no file or the whole message.
+
+Prompt: kombu's consumer sleeps `polling_interval` between looks at the folder, so every hop waited
+half of it on average, and a short interval kept an idle worker busy. Here a consumer waits on a wake-up
+socket (app.wake) that every put signals, and polls only as a fallback.
 """
 
 from __future__ import annotations
@@ -11,17 +15,30 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from queue import Empty
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
+from app import wake
+
 TRANSPORT = "app.execution.broker:Transport"
 
 
+def wake_folder(transport_options: dict) -> str | None:
+    """Where the consumers' wake-up markers live: `wake_folder`, else beside the queue folder."""
+    if folder := transport_options.get("wake_folder"):
+        return folder
+    if queue := transport_options.get("data_folder_in"):
+        return os.path.join(os.path.dirname(os.path.normpath(queue)), "wake")
+    return None
+
+
 class Channel(filesystem.Channel):
-    """Writes `<name>.<queue>.msg` via a temporary `<name>.tmp` file in the same folder."""
+    """Writes `<name>.<queue>.msg` via a temporary `<name>.tmp` file in the same folder, then wakes
+    the consumers."""
 
     def _put(self, queue, payload, **kwargs):
         name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}"
@@ -33,9 +50,36 @@ class Channel(filesystem.Channel):
             os.replace(temp, final)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+        if folder := wake_folder(self.transport_options):
+            wake.wake(folder)
 
 
 class Transport(filesystem.Transport):
-    """The filesystem transport using the atomic Channel."""
+    """The filesystem transport using the atomic Channel; consumers wait on a wake-up socket."""
 
     Channel = Channel
+    _listener: wake.Listener | None = None
+
+    def drain_events(self, connection, timeout=None):
+        """Deliver one message; between empty looks, wait for a wake-up or the polling interval."""
+        started = time.monotonic()
+        while True:
+            try:
+                return self.cycle.get(self._deliver, timeout=timeout)
+            except Empty:
+                left = None if timeout is None else timeout - (time.monotonic() - started)
+                if left is not None and left <= 0:
+                    raise TimeoutError() from None
+                pause = self.polling_interval or 0.05
+                self._wake_listener().wait(pause if left is None else min(pause, left))
+
+    def _wake_listener(self) -> wake.Listener:
+        if self._listener is None:
+            self._listener = wake.Listener(wake_folder(self.client.transport_options))
+        return self._listener
+
+    def close_connection(self, connection):
+        super().close_connection(connection)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None

@@ -48,9 +48,9 @@ def _settings(app: Flask) -> dict:
 
 
 def _filesystem_options(app: Flask, settings: dict) -> dict:
-    """Folders created, a short polling interval (the latency of every hop), optional keeping."""
+    """Folders created, the fallback polling interval (puts wake consumers at once), optional keeping."""
     options = dict(settings.get("broker_transport_options") or {})
-    options.setdefault("polling_interval", app.config.get("BROKER_POLL_SECONDS", 0.01))
+    options.setdefault("polling_interval", app.config.get("BROKER_POLL_SECONDS", 0.05))
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             os.makedirs(options[key], exist_ok=True)

@@ -1,11 +1,18 @@
-"""The embedded broker never shows a consumer a half-written message (a worker died on one)."""
+"""The embedded broker never shows a consumer a half-written message (a worker died on one), and a
+consumer waiting for work is woken by the put rather than its next poll."""
 
 import json
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
+from kombu import Connection
+
 from app import create_app
+from app.execution import broker as broker_module
+from app.execution.broker import TRANSPORT
 from config import TestConfig, _celery_settings
 
 
@@ -29,3 +36,49 @@ def test_messages_are_written_whole_then_renamed_into_place(tmp_path, monkeypatc
         monkeypatch.setattr(os, "replace", real_replace)
         assert seen and seen[0]["body"] == "x" * 100_000
         assert channel._get(queue)["body"] == "x" * 100_000
+
+
+def _connection(tmp_path, polling_interval: float):
+    options = _celery_settings(None, tmp_path)["broker_transport_options"]
+    for folder in ("data_folder_in", "processed_folder", "control_folder"):
+        os.makedirs(options[folder], exist_ok=True)
+    return Connection(
+        transport=TRANSPORT, transport_options={**options, "polling_interval": polling_interval}
+    )
+
+
+def _take_one(tmp_path, polling_interval: float, body: str) -> tuple[str, float]:
+    """Start a consumer, put a message from another connection, time how long it took to arrive."""
+    queue = f"wake-{uuid.uuid4().hex[:6]}"
+    with _connection(tmp_path, polling_interval) as consumer_conn:
+        consumer = consumer_conn.SimpleQueue(queue)
+        taken: dict = {}
+
+        def consume():
+            message = consumer.get(block=True, timeout=10)
+            taken["at"] = time.monotonic()
+            taken["body"] = message.payload
+            message.ack()
+
+        thread = threading.Thread(target=consume)
+        thread.start()
+        time.sleep(0.3)  # the consumer has looked, found nothing, and is waiting
+        with _connection(tmp_path, polling_interval) as producer_conn:
+            put_at = time.monotonic()
+            producer_conn.SimpleQueue(queue).put(body)
+        thread.join(15)
+        consumer.close()
+    return taken["body"], taken["at"] - put_at
+
+
+def test_a_waiting_consumer_is_woken_by_the_put_not_by_its_polling(tmp_path):
+    body, waited = _take_one(tmp_path, polling_interval=30.0, body="now")
+    assert body == "now"
+    assert waited < 2.0  # with only polling it would have waited up to 30 s
+
+
+def test_without_a_wake_up_the_consumer_still_polls(tmp_path, monkeypatch):
+    monkeypatch.setattr(broker_module.wake, "wake", lambda *_args, **_kwargs: 0)
+    body, waited = _take_one(tmp_path, polling_interval=0.2, body="later")
+    assert body == "later"
+    assert waited < 5.0
