@@ -13,6 +13,8 @@ def test_a_publish_wakes_the_polling_hub_at_once(exec_app, exec_ctx, lab, monkey
     deployment_id = seed_deployment(lab)
     hub = Hub()
     hub.ensure_started(exec_app)
+    marker = wake_folder(exec_app) / hub._listener.name
+    assert marker.exists()
     try:
         with hub.watching(deployment_id) as watch:
             before = watch.version()
@@ -25,4 +27,4 @@ def test_a_publish_wakes_the_polling_hub_at_once(exec_app, exec_ctx, lab, monkey
         hub.stop()
         hub._thread.join(5)
     assert not hub._thread.is_alive()  # stop() interrupts the 30 s wait
-    assert not [p for p in wake_folder(exec_app).iterdir() if p.name.startswith("amsw-wake-")]
+    assert not marker.exists()  # the stopped hub withdrew its wake-up socket
