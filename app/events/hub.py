@@ -31,9 +31,8 @@ from app.models import Deployment, Event
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = (
-    0.1  # without Redis: the poller reads deployments.event_seq when woken, or this often
-)
+# Without Redis: the poller reads deployments.event_seq when a writer wakes it, or this often.
+POLL_SECONDS = 0.1
 TAIL_SIZE = 2000
 REFRESH_SECONDS = 5.0
 PATTERN = "amsw:deployment:*"

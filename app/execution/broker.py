@@ -28,9 +28,7 @@ TRANSPORT = "app.execution.broker:Transport"
 
 
 def wake_folder(transport_options: dict) -> str | None:
-    """Where the consumers' wake-up markers live: `wake_folder`, else beside the queue folder."""
-    if folder := transport_options.get("wake_folder"):
-        return folder
+    """Where the consumers' wake-up markers live: beside the queue folder (None without one)."""
     if queue := transport_options.get("data_folder_in"):
         return os.path.join(os.path.dirname(os.path.normpath(queue)), "wake")
     return None
@@ -70,7 +68,7 @@ class Transport(filesystem.Transport):
                 left = None if timeout is None else timeout - (time.monotonic() - started)
                 if left is not None and left <= 0:
                     raise TimeoutError() from None
-                pause = self.polling_interval or 0.05
+                pause = self.polling_interval  # the fallback, should a wake-up be lost
                 self._wake_listener().wait(pause if left is None else min(pause, left))
 
     def _wake_listener(self) -> wake.Listener:

@@ -8,11 +8,8 @@ import time
 import uuid
 from pathlib import Path
 
-from kombu import Connection
-
 from app import create_app
 from app.execution import broker as broker_module
-from app.execution.broker import TRANSPORT
 from config import TestConfig, _celery_settings
 
 
@@ -39,12 +36,9 @@ def test_messages_are_written_whole_then_renamed_into_place(tmp_path, monkeypatc
 
 
 def _connection(tmp_path, polling_interval: float):
-    options = _celery_settings(None, tmp_path)["broker_transport_options"]
-    for folder in ("data_folder_in", "processed_folder", "control_folder"):
-        os.makedirs(options[folder], exist_ok=True)
-    return Connection(
-        transport=TRANSPORT, transport_options={**options, "polling_interval": polling_interval}
-    )
+    """A broker connection configured as the app configures its own (folders, polling interval)."""
+    settings = {"CELERY": _celery_settings(None, tmp_path), "BROKER_POLL_SECONDS": polling_interval}
+    return create_app(TestConfig, settings).extensions["celery"].connection_for_write()
 
 
 def _take_one(tmp_path, polling_interval: float, body: str) -> tuple[str, float]:
