@@ -87,6 +87,15 @@ def configure_by_hand(store: LabStore) -> None:
         operator.configure_by_hand(state)
 
 
+def confirm_license(
+    deployment_id: int, store: LabStore, install_mode: str = "manual", installer: str = ""
+) -> None:
+    """The operator ticks "the license is entered" on the install step: from 2.1 the license lives
+    in the database, which no node can read, so the check asks instead of failing."""
+    body = dict(inputs_for(store, install_mode, installer)["install_ams"], license_confirmed=True)
+    save_inputs(deployment_id, "install_ams", body)
+
+
 def reset_world(store: LabStore, state: dict, faults: tuple[str, ...] = ()) -> None:
     """Put a saved lab state back (running servers see it at once), then inject faults."""
     fresh = copy.deepcopy(state)
@@ -266,6 +275,21 @@ def start(deployment_id: int, step_key: str, options: dict | None = None, timeou
 
     run = service.start_step_run(deployment_id, step_key, operator_id(), options=options)
     return wait_run(run.id, timeout)
+
+
+def run_prerequisites(deployment_id: int, timeout: float = 90):
+    """The Prerequisites step on Windows as shipped: the first attempt finds no ActiveDirectory
+    module on any node and offers to install it; the operator accepts, and the step passes.
+    Returns (first attempt, final attempt)."""
+    first = start(deployment_id, "prerequisites", timeout=timeout)
+    module = [c for c in failing_checks(first) if c["key"] == "ad_module"]
+    assert first.status == "failed" and module and module[0]["fix"], outcome_text(first)
+    assert [c["key"] for c in failing_checks(first)] == ["ad_module"], outcome_text(first)
+    final = start(
+        deployment_id, "prerequisites", options={"fix": module[0]["fix"]}, timeout=timeout
+    )
+    assert final.status == "succeeded", outcome_text(final)
+    return first, final
 
 
 def decide(

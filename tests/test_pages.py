@@ -111,7 +111,6 @@ def test_step_inputs_are_restored_after_leaving(admin_client, app):
     data = {
         "cluster_name": "amsclu",
         "cluster_address": "10.20.0.50",
-        "double_hop": "scheduled_task",
         "run_validation": "y",
         "csrf_token": csrf_token(admin_client, url),
     }
@@ -129,7 +128,6 @@ def test_step_address_must_differ_from_node_hosts(admin_client, app):
     data = {
         "cluster_name": "amsclu",
         "cluster_address": "10.20.0.11",
-        "double_hop": "scheduled_task",
         "csrf_token": csrf_token(admin_client, url),
     }
     response = admin_client.post(url, data=data)
@@ -228,20 +226,6 @@ def test_real_nodes_never_get_the_demo_lab_hint(admin_client, app, lab_running):
     page = admin_client.get(f"/deployments/{deployment_id(app)}/steps/install_ams")
     assert page.status_code == 200
     assert "flask lab" not in page.get_data(as_text=True)
-
-
-def test_credssp_needs_the_first_node_to_use_credssp(admin_client, app):
-    create(admin_client)
-    url = f"/deployments/{deployment_id(app)}/steps/base_cluster"
-    data = {
-        "cluster_name": "amsclu",
-        "cluster_address": "10.20.0.50",
-        "double_hop": "credssp",
-        "csrf_token": csrf_token(admin_client, url),
-    }
-    response = admin_client.post(url, data=data)
-    assert response.status_code == 400
-    assert "set to CredSSP" in response.get_data(as_text=True)
 
 
 def test_base_cluster_page_links_the_kept_test_cluster_report(admin_client, app):

@@ -128,6 +128,13 @@ class RunIn(Strict):
         load_only=True,
         metadata={"description": "Stored encrypted while work is pending; never echoed"},
     )
+    fix = f.String(
+        validate=v.Length(min=1, max=64),
+        metadata={
+            "description": "Optional: the id of a fix a failed check offered (its fix.id, e.g. "
+            "install_ad_module), applied with consent before the checks run again"
+        },
+    )
 
 
 class DecisionIn(Strict):

@@ -98,7 +98,11 @@ def run(deployment_id: int, step_key: str):
     user = api_user()
     try:
         started = service.start_step_run(
-            deployment.id, step.key, user.id, credentials=(creds["username"], creds["password"])
+            deployment.id,
+            step.key,
+            user.id,
+            options={"fix": creds["fix"]} if creds.get("fix") else None,
+            credentials=(creds["username"], creds["password"]),
         )
     except service.StepBlocked as error:
         abort(409, message=str(error))

@@ -57,6 +57,15 @@ def same_user(a: str, b: str) -> bool:
     return domains_ok and user_a.lower() == user_b.lower()
 
 
+def known_password(username: str, password: str) -> bool:
+    """Whether an account registered with register_ntlm_user has this password (what a node's
+    logon, e.g. a scheduled task's, would accept)."""
+    with _ntlm_lock:
+        return any(
+            same_user(username, user) and secret == password for user, secret in _ntlm_users.items()
+        )
+
+
 def register_ntlm_user(folder: Path, username: str, password: str) -> None:
     """Add a credential to the private NTLM_USER_FILE (process-wide) read by pyspnego's acceptor."""
     with _ntlm_lock:

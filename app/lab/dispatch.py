@@ -12,7 +12,7 @@ from psrpcore.types import PSSecureString
 
 from app.lab import files
 from app.lab.context import ScriptContext, ScriptFailure
-from app.lab.handlers import HANDLERS, load_handlers
+from app.lab.handlers import HANDLERS, REACHES, load_handlers
 from app.lab.psrp import PipelineIO, Session
 from app.lab.store import LabStore
 
@@ -37,6 +37,7 @@ class VettedScript:
     name: str
     source: str
     params: tuple[str, ...]
+    types: dict[str, str] = dataclasses.field(default_factory=dict)  # lower name -> lower type
 
 
 def normalise(text: str) -> str:
@@ -68,6 +69,23 @@ def param_names(text: str) -> tuple[str, ...]:
         return ()
     block = _balanced(head, match.end() - 1)
     return tuple(n for n in (_param_name(seg) for seg in _split_top(block)) if n)
+
+
+def param_types(text: str) -> dict[str, str]:
+    """Each declared parameter's type constraint (lower case; "" when untyped), by lower name."""
+    head = re.sub(r"(?s)<#.*?#>", "", text)
+    head = re.sub(r"(?m)^\s*#.*$", "", head).lstrip()
+    while head.startswith("["):
+        head = head[len(_balanced(head, 0)) + 2 :].lstrip()
+    match = re.match(r"(?i)param\s*\(", head)
+    if not match:
+        return {}
+    types = {}
+    for segment in _split_top(_balanced(head, match.end() - 1)):
+        declared = re.search(r"\[(\w[\w.]*)\]\s*\$(\w+)", re.sub(r"(?m)#.*$", "", segment))
+        if declared:
+            types[declared.group(2).lower()] = declared.group(1).lower()
+    return types
 
 
 def _balanced(text: str, start: int) -> str:
@@ -127,7 +145,9 @@ class ScriptCatalog:
 
     def add(self, name: str, text: str, source: str = "") -> None:
         """Register one script text under a name."""
-        self._by_text[normalise(text)] = VettedScript(name, source, param_names(text))
+        self._by_text[normalise(text)] = VettedScript(
+            name, source, param_names(text), param_types(text)
+        )
 
     def match(self, text: str) -> VettedScript | None:
         """The vetted script whose text this is, if any."""
@@ -183,14 +203,28 @@ def plain(value):
     return str(value)
 
 
-def bind(declared: tuple[str, ...], parameters: list) -> tuple[dict, list]:
+# What PowerShell makes of a SecureString bound to a [string] parameter: SecureString does not
+# override Object.ToString, so the value becomes the type's name (rule secure_string_as_text).
+SECURE_STRING_TEXT = "System.Security.SecureString"
+
+
+def _bound(value, declared_type: str):
+    if isinstance(value, PSSecureString) and declared_type in ("string", "system.string"):
+        return SECURE_STRING_TEXT
+    return plain(value)
+
+
+def bind(
+    declared: tuple[str, ...], parameters: list, types: dict[str, str] | None = None
+) -> tuple[dict, list]:
     """Named parameters by their declared spelling, then positional ones in declared order."""
     lookup = {name.lower(): name for name in declared}
+    types = types or {}
     params, args = {}, []
     for name, value in parameters:
         if name:
             key = name.lstrip("-")
-            params[lookup.get(key.lower(), key)] = plain(value)
+            params[lookup.get(key.lower(), key)] = _bound(value, types.get(key.lower(), ""))
         else:
             args.append(plain(value))
     free = [name for name in declared if name not in params]
@@ -206,10 +240,14 @@ class Dispatcher:
         store: LabStore,
         catalog: ScriptCatalog,
         on_reboot: Callable[[str, float], None] = lambda node, seconds: None,
+        check_password: Callable[[str, str], bool] | None = None,
+        shell_alive: Callable[[str, str], bool] = lambda node, shell_id: True,
     ) -> None:
+        self.shell_alive = shell_alive
         self.store = store
         self.catalog = catalog
         self.on_reboot = on_reboot
+        self.check_password = check_password
         load_handlers()
 
     def __call__(self, io: PipelineIO, metadata, session: Session) -> None:
@@ -222,7 +260,7 @@ class Dispatcher:
         if func is None:
             io.fail(f"no lab model for script {script.name}", "LabNoModel")
             return
-        params, args = bind(script.params, invocation.parameters)
+        params, args = bind(script.params, invocation.parameters, script.types)
         ctx = ScriptContext(
             io,
             script=script.name,
@@ -233,11 +271,46 @@ class Dispatcher:
             auth=session.auth,
             username=session.username,
             as_text=invocation.wrapped,
+            reaches=REACHES.get(script.name, ()),
         )
+        ctx.dispatcher = self
+        ctx.text = invocation.text
+        ctx.shell_id = io.shell.shell_id
         try:
             self._run(func, ctx)
         except ScriptFailure as exc:
             io.fail(str(exc))
+
+    def run_in_task(self, ctx: ScriptContext, text: str, parameters: dict, user: str) -> "TaskIO":
+        """Run vetted `text` as a scheduled task would: its own logon as `user` (which holds
+        network credentials), no live streams (only what it writes to its result file).
+
+        Returns the task's IO: its output objects, warnings and terminating error, if any."""
+        script = self.catalog.match(text)
+        func = HANDLERS.get(script.name) if script else None
+        if func is None:
+            raise ScriptFailure(UNRECOGNISED)
+        params, args = bind(script.params, [(k, v) for k, v in (parameters or {}).items()])
+        task_io = TaskIO(ctx.io.stop_event)
+        inner = ScriptContext(
+            task_io,
+            script=script.name,
+            node=ctx.node,
+            params=params,
+            args=args,
+            store=self.store,
+            auth="task",
+            username=user,
+            reaches=REACHES.get(script.name, ()),
+        )
+        inner.dispatcher = self
+        inner.text = text
+        inner.shell_id = None  # a task's processes belong to Task Scheduler, not to a shell
+        try:
+            self._run(func, inner)
+        except ScriptFailure as exc:
+            task_io.failure = str(exc)
+        return task_io
 
     def _run(self, func: Callable, ctx: ScriptContext) -> None:
         faults = self.store.peek("faults", default={}) or {}
@@ -251,6 +324,7 @@ class Dispatcher:
             self._reboot(func, ctx, reboot)
             return
         result = func(ctx)
+        check_reaches(ctx)
         if result is not None:
             ctx.output(json.dumps(result))
 
@@ -275,6 +349,57 @@ class Dispatcher:
     def _consume(self, kind: str, node: str) -> None:
         with self.store.transaction() as state:
             (state.get("faults", {}).get(kind) or {}).pop(node, None)
+
+
+class LabModelError(RuntimeError):
+    """A handler broke the lab's own contract (a bug in the lab, never a Windows behaviour)."""
+
+
+def check_reaches(ctx: ScriptContext) -> None:
+    """Rule second_hop: a handler run without delegation must have asked about every resource its
+    script reaches, so no model can forget the second hop."""
+    if ctx.delegating:
+        return
+    skipped = [r for r in ctx.reaches if r not in ctx.consulted]
+    if skipped:
+        raise LabModelError(
+            f"lab model of {ctx.script} reached {', '.join(skipped)} without ctx.reach(): "
+            "the second hop rule would not apply"
+        )
+
+
+class TaskIO:
+    """The streams of a script run by a scheduled task: collected, never live."""
+
+    def __init__(self, stop_event) -> None:
+        self.stop_event = stop_event
+        self.outputs: list = []
+        self.warnings: list[str] = []
+        self.failure: str | None = None
+
+    def output(self, value) -> None:
+        self.outputs.append(value)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def error(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def verbose(self, message: str) -> None:
+        pass
+
+    def information(self, message: str, source: str = "") -> None:
+        pass
+
+    def progress(self, activity: str, status: str, percent: int = -1) -> None:
+        pass
+
+    def read_input(self):
+        return iter(())
+
+    def abandon(self) -> None:
+        pass
 
 
 def _targets(value, script: str) -> bool:

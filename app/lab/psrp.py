@@ -2,6 +2,7 @@
 
 import base64
 import collections
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -96,7 +97,9 @@ def _private_data() -> dict:
 class Shell:
     """A runspace pool plus its outgoing data, routed per pipeline id."""
 
-    def __init__(self, shell_id: str, session: Session, runner: Runner) -> None:
+    def __init__(
+        self, shell_id: str, session: Session, runner: Runner, idle_timeout: float = 7200.0
+    ) -> None:
         self.shell_id = shell_id
         self.session = session
         self.runner = runner
@@ -105,6 +108,36 @@ class Shell:
         self.outbox: dict = collections.defaultdict(collections.deque)
         self.runs: dict[uuid.UUID, PipelineIO] = {}
         self.dead = False
+        self.idle_timeout = idle_timeout  # seconds (WinRS IdleTimeout)
+        self.last_active = time.monotonic()
+        self._busy = 0  # requests on this shell being served right now
+
+    @contextlib.contextmanager
+    def activity(self):
+        """One client request on the shell: it is not idle while a request (a waiting Receive
+        included) is being served, and its idle clock restarts when the request ends."""
+        with self.cond:
+            self._busy += 1
+            self.last_active = time.monotonic()
+        try:
+            yield self
+        finally:
+            with self.cond:
+                self._busy -= 1
+                self.last_active = time.monotonic()
+
+    def idle_expired(self, now: float | None = None) -> bool:
+        """Idle (no request in progress) for longer than its IdleTimeout."""
+        now = time.monotonic() if now is None else now
+        with self.cond:
+            return not self._busy and now - self.last_active > self.idle_timeout
+
+    def expire(self) -> None:
+        """WinRM deleted the shell for idleness: its pipelines stop and it is gone."""
+        self.close()
+        with self.cond:
+            self.dead = True
+            self.cond.notify_all()
 
     def feed(self, data: bytes, pipeline_id: uuid.UUID | None = None) -> None:
         """Hand client PSRP fragments to psrpcore and act on the resulting events."""

@@ -13,8 +13,6 @@ State schema (version 1)::
     suggested_inputs: {...}             form values that pass every check in this world
     domain:
       fqdn, netbios, dn                 "corp.example.test", "CORP", "DC=corp,DC=example,DC=test"
-      second_hop: "allowed"|"blocked"   can a WinRM session reach AD / SQL with the operator's
-                                        credentials (CredSSP always can)
       domain_controllers: [{name, fqdn, os, version, site}]
       kds_root_keys: [{key_id, created, effective_time}]
       gmsas: {sam: {name, sam, dn, dns_host_name, enabled, account_not_delegated,
@@ -27,6 +25,7 @@ State schema (version 1)::
       new connections until then), boot_count (the server counts modelled restarts),
       os: {caption, version, build},
       features: {"Failover-Clustering": bool, "RSAT-AD-PowerShell": bool},
+      policy: {stored_passwords_allowed: bool, batch_logon: [principal]}  (rule task_logon)
       services: {name: {display_name, start_type, status, account, image_path}},
       registry: {"HKLM\\...": {value: data}}   (a key with {} exists but has no values)
       certificates: [{thumbprint, subject, dns_names, not_after, has_private_key}]  (Cert:\\LM\\My)
@@ -84,6 +83,12 @@ WU_REBOOT_KEY = (
 FEATURE = "Failover-Clustering"
 KDS_DELAY = timedelta(hours=10)
 KNOWN_VERSIONS = ("2.1.1069.0", "3.0.1638.0")
+# Holders of "Log on as a batch job" on a Windows Server member server as it ships.
+DEFAULT_BATCH_LOGON = (
+    "BUILTIN\\Administrators",
+    "BUILTIN\\Backup Operators",
+    "BUILTIN\\Performance Log Users",
+)
 
 _PROTOCOL_FAULTS = ("unreachable", "auth_failure", "slow", "reboot_mid_action", "crash_halfway")
 
@@ -181,7 +186,6 @@ def _domain(names: list[str], now: datetime) -> dict:
         "fqdn": fqdn,
         "netbios": netbios,
         "dn": dn,
-        "second_hop": "allowed",
         "domain_controllers": [
             {
                 "name": "DC1",
@@ -251,7 +255,10 @@ def _node(name: str, index: int, domain: dict, now: datetime) -> dict:
             "version": "10.0.17763",
             "build": "17763",
         },
-        "features": {FEATURE: True, "RSAT-AD-PowerShell": True},
+        # A member server as it ships: the ActiveDirectory module is a separate feature (rule
+        # ad_module); "Log on as a batch job" has Windows' default holders (rule task_logon).
+        "features": {FEATURE: True, "RSAT-AD-PowerShell": False},
+        "policy": {"stored_passwords_allowed": True, "batch_logon": list(DEFAULT_BATCH_LOGON)},
         "services": _base_services(cluster_feature=True),
         "registry": {
             "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion": {
@@ -349,24 +356,80 @@ def _installer(version: str) -> dict:
     }
 
 
-def install_ams(
-    node: dict, version: str, account: str, connection_string: str = "", now: datetime | None = None
-) -> None:
-    """What the simulated installer leaves on a node: service, registry, Uninstall entry, log."""
+# The public properties of Access Manager's installer and their defaults (lithnet/access-manager,
+# installer .aip Property table, branch role-jit; rule msi_properties). Any other property is
+# accepted by msiexec and ignored. CONFIG_PATH and LOG_PATH default below APPDIR.
+MSI_PROPERTIES = {
+    "USER_NAME": "",
+    "USER_PASSWORD": "",
+    "SQLSERVER": ".\\AMS",
+    "INSTALL_SQL_EXPRESS": "1",
+    "APPDIR": AMS_FOLDER,
+    "CONFIG_PATH": "",
+    "LOG_PATH": "",
+    "AMS_ADMINS_SID": "",
+}
+SQL_EXPRESS_SERVICE = "MSSQL$AMS"
+SQL_EXPRESS_PRODUCT = "Microsoft SQL Server 2019 Express"
+
+
+def run_installer(
+    node: dict, version: str, properties: dict, now: datetime | None = None
+) -> tuple[int, list[str]]:
+    """What Access Manager's installer does with these properties: (exit code, log lines).
+
+    Unknown properties are logged and ignored; INSTALL_SQL_EXPRESS defaults to 1 and installs a
+    local SQL Express instance `.\\AMS`; the registry gets the values Lithnet's installer writes
+    (rule ams_settings_location: no ConnectionString, which the configuration tool or
+    Set-AmsHostConfig writes)."""
     now = now or datetime.now(UTC)
+    given = {str(k).upper(): "" if v is None else str(v) for k, v in (properties or {}).items()}
+    log = [
+        f"Property(C): {k} = {'**********' if k == 'USER_PASSWORD' else v}"
+        for k, v in given.items()
+    ]
+    log += [
+        f"Property {k} is not used by this product; ignored."
+        for k in given
+        if k not in MSI_PROPERTIES
+    ]
+    effective = {**MSI_PROPERTIES, **{k: v for k, v in given.items() if k in MSI_PROPERTIES}}
+    folder = effective["APPDIR"] or AMS_FOLDER
+    folder = folder if folder.endswith("\\") else folder + "\\"
+    if not effective["USER_NAME"]:
+        log.append(
+            "CustomAction InstallService returned actual error code 1 (setup install-service: "
+            "no service account given)."
+        )
+        return 1603, log
+    if effective["INSTALL_SQL_EXPRESS"] == "1":
+        node["services"][SQL_EXPRESS_SERVICE] = _service(
+            "SQL Server (AMS)",
+            "Automatic",
+            "Running",
+            "NT Service\\MSSQL$AMS",
+            '"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.AMS\\MSSQL\\Binn\\sqlservr.exe" -sAMS',
+        )
+        node["products"] = [p for p in node["products"] if p["name"] != SQL_EXPRESS_PRODUCT]
+        node["products"].append({"name": SQL_EXPRESS_PRODUCT, "version": "15.0.2000.5"})
+        log.append("Installing prerequisite: SQL Server 2019 Express, instance AMS.")
+    account = effective["USER_NAME"]
     node["services"][AMS_SERVICE] = _service(
         AMS_DISPLAY_NAME,
         "Automatic",
         "Running",
         account,
-        f'"{AMS_FOLDER}Lithnet.AccessManager.Service.exe"',
+        f'"{folder}Lithnet.AccessManager.Service.exe"',
     )
-    node["registry"][AMS_KEY] = {"Path": AMS_FOLDER, "Version": version, "Configured": 0}
-    node["registry"][AMS_PARAMETERS_KEY] = {
-        "ConfigPath": AMS_FOLDER + "config",
-        "LogPath": AMS_FOLDER + "logs",
-        "ConnectionString": connection_string,
+    node["registry"][AMS_KEY] = {"Path": folder, "Version": version, "Configured": 0}
+    parameters = {
+        "SQLServer": effective["SQLSERVER"],
+        "ConfigPath": effective["CONFIG_PATH"] or folder + "config",
+        "LogPath": effective["LOG_PATH"] or folder + "logs",
     }
+    if effective["AMS_ADMINS_SID"]:
+        parameters["AMSAdmins"] = effective["AMS_ADMINS_SID"]
+    node["registry"][AMS_PARAMETERS_KEY] = parameters
     node["registry"][AMS_SERVICE_KEY] = {"ObjectName": account, "Start": 2}
     node["products"] = [p for p in node["products"] if p["name"] != AMS_PRODUCT]
     node["products"].append({"name": AMS_PRODUCT, "version": version})
@@ -380,6 +443,35 @@ def install_ams(
             "message": f"Service {version} started.",
         }
     )
+    return 0, log
+
+
+def install_properties(account: str, connection_string: str) -> dict:
+    """The properties a correct silent install passes (what the product's install step sends)."""
+    server = ""
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() in ("server", "data source"):
+            server = value.strip()
+    return {
+        "USER_NAME": account,
+        "USER_PASSWORD": "",
+        "SQLSERVER": server,
+        "INSTALL_SQL_EXPRESS": "0",
+        "APPDIR": AMS_FOLDER,
+        "CONFIG_PATH": AMS_FOLDER + "config",
+        "LOG_PATH": AMS_FOLDER + "logs",
+    }
+
+
+def install_ams(
+    node: dict, version: str, account: str, connection_string: str = "", now: datetime | None = None
+) -> None:
+    """An install done by hand: the installer run with the right settings, then the connection
+    string saved in the configuration tool."""
+    run_installer(node, version, install_properties(account, connection_string), now)
+    if connection_string:
+        node["registry"][AMS_PARAMETERS_KEY]["ConnectionString"] = connection_string
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,7 +630,10 @@ FAULT_HELP = {
     "sql_unreachable:NODE": "NODE cannot reach SQL Server on TCP 1433",
     "sql_no_database": "the AccessManager database does not exist",
     "sql_no_login": "the service account has no SQL login",
-    "double_hop": "the operator's credentials do not reach AD or SQL from a WinRM session",
+    "no_stored_passwords:NODE": "NODE forbids tasks that store a password (0x80070520)",
+    "no_batch_logon:NODE": "nobody, not even Administrators, may log on as a batch job on NODE",
+    "batch_logon_gmsa:NODE": "the service account may log on as a batch job on NODE",
+    "ad_module:NODE": "RSAT-AD-PowerShell is installed on NODE",
     "version_mismatch:NODE[:VERSION]": "NODE already runs another AMS version",
     "old_dc": "the only domain controller runs Windows Server 2012 (6.2)",
     "test_cluster_warn": "Test-Cluster reports warnings",
@@ -651,8 +746,26 @@ def _fault_sql_no_login(state: dict, edit: _Edit, args: list[str]) -> None:
     edit.set(["sql", "logins"], {k: v for k, v in state["sql"]["logins"].items() if k != login})
 
 
-def _fault_double_hop(state: dict, edit: _Edit, args: list[str]) -> None:
-    edit.set(["domain", "second_hop"], "blocked")
+def _fault_no_stored_passwords(state: dict, edit: _Edit, args: list[str]) -> None:
+    node = _node_arg(state, args[0])
+    edit.set(["nodes", node, "policy", "stored_passwords_allowed"], False)
+
+
+def _fault_no_batch_logon(state: dict, edit: _Edit, args: list[str]) -> None:
+    node = _node_arg(state, args[0])
+    edit.set(["nodes", node, "policy", "batch_logon"], [])
+
+
+def _fault_batch_logon_gmsa(state: dict, edit: _Edit, args: list[str]) -> None:
+    node = _node_arg(state, args[0])
+    holders = list(state["nodes"][node].get("policy", {}).get("batch_logon", DEFAULT_BATCH_LOGON))
+    edit.set(
+        ["nodes", node, "policy", "batch_logon"], [*holders, state["suggested_inputs"]["gmsa"]]
+    )
+
+
+def _fault_ad_module(state: dict, edit: _Edit, args: list[str]) -> None:
+    edit.set(["nodes", _node_arg(state, args[0]), "features", "RSAT-AD-PowerShell"], True)
 
 
 def _fault_version_mismatch(state: dict, edit: _Edit, args: list[str]) -> None:
@@ -709,7 +822,10 @@ _DOMAIN_FAULTS: dict[str, tuple[int, Callable[[dict, _Edit, list[str]], None]]] 
     "sql_unreachable": (1, _fault_sql_unreachable),
     "sql_no_database": (0, _fault_sql_no_database),
     "sql_no_login": (0, _fault_sql_no_login),
-    "double_hop": (0, _fault_double_hop),
+    "no_stored_passwords": (1, _fault_no_stored_passwords),
+    "no_batch_logon": (1, _fault_no_batch_logon),
+    "batch_logon_gmsa": (1, _fault_batch_logon_gmsa),
+    "ad_module": (1, _fault_ad_module),
     "version_mismatch": (1, _fault_version_mismatch),
     "old_dc": (0, _fault_old_dc),
     "pending_reboot": (1, _fault_pending_reboot),
@@ -786,6 +902,16 @@ def find_gmsa(state: dict, account: str) -> dict | None:
     return None
 
 
+def usable_kds_key(state: dict, now: datetime | None = None) -> bool:
+    """A KDS root key domain controllers use: effective at least 10 hours ago (rule
+    kds_effective_delay)."""
+    now = now or datetime.now(UTC)
+    return any(
+        parse_iso(key["effective_time"]) + KDS_DELAY <= now
+        for key in state["domain"].get("kds_root_keys", [])
+    )
+
+
 def expand_principals(state: dict, principals: list[str]) -> set[str]:
     """Upper-case sam names allowed, with group members expanded (one level is enough here)."""
     allowed: set[str] = set()
@@ -801,8 +927,3 @@ def expand_principals(state: dict, principals: list[str]) -> set[str]:
 def kds_usable_at(key: dict) -> datetime:
     """Domain controllers hand out gMSA passwords only 10 hours after a key's EffectiveTime."""
     return parse_iso(key["effective_time"]) + KDS_DELAY
-
-
-def second_hop_ok(state: dict, auth: str) -> bool:
-    """Whether a session's credentials reach a third server (AD, SQL) from the node."""
-    return auth == "credssp" or state["domain"].get("second_hop", "allowed") == "allowed"

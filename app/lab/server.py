@@ -23,14 +23,26 @@ log = logging.getLogger(__name__)
 POWERSHELL_URI = "http://schemas.microsoft.com/powershell/"
 SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 CONFIG_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
-MAX_ENVELOPE_KB = 500
+MAX_ENVELOPE_KB = wsman.MAX_ENVELOPE_KB
 # How soon a node's listener notices stop() (socketserver's default is 0.5 s).
 SHUTDOWN_POLL_SECONDS = 0.05
-_PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Error"}
+_PHRASES = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Request Entity Too Large",
+    500: "Error",
+}
 
 
 class LabServer:
-    """Simulated Windows nodes on loopback; node i listens on base_port + i - 1 (0: any port)."""
+    """Simulated Windows nodes on loopback; node i listens on base_port + i - 1 (0: any port).
+
+    The WinRM limits (README "WinRM protocol rules") default to Windows' own values; tests may
+    lower them: `max_shells_per_user` (MaxShellsPerUser), `idle_timeout_ms` (WinRS IdleTimeout
+    for shells whose Create asks for none), `max_timeout_ms` (MaxTimeoutms) and `max_envelope_kb`
+    (MaxEnvelopeSizekb)."""
 
     def __init__(
         self,
@@ -42,6 +54,11 @@ class LabServer:
         https: bool = False,
         extra_scripts_dirs: Iterable = (),
         host: str = "127.0.0.1",
+        *,
+        max_shells_per_user: int = wsman.MAX_SHELLS_PER_USER,
+        idle_timeout_ms: int = wsman.IDLE_TIMEOUT_MS,
+        max_timeout_ms: int = wsman.MAX_TIMEOUT_MS,
+        max_envelope_kb: int = wsman.MAX_ENVELOPE_KB,
     ) -> None:
         self.store = store
         self.node_names = list(node_names)
@@ -50,8 +67,18 @@ class LabServer:
         self.password = password
         self.https = https
         self.host = host
+        self.max_shells_per_user = max_shells_per_user
+        self.idle_timeout_ms = idle_timeout_ms
+        self.max_timeout_ms = max_timeout_ms
+        self.max_envelope_kb = max_envelope_kb
         self.catalog = ScriptCatalog(extra_scripts_dirs)
-        self.dispatcher = Dispatcher(store, self.catalog, on_reboot=self.reboot)
+        self.dispatcher = Dispatcher(
+            store,
+            self.catalog,
+            on_reboot=self.reboot,
+            check_password=self.password_ok,
+            shell_alive=self.shell_alive,
+        )
         self.ports: dict[str, int] = {}
         self.shells: dict[str, dict[str, Shell]] = {n: {} for n in self.node_names}
         self.last_auth: dict[str, str] = {}
@@ -117,6 +144,18 @@ class LabServer:
             server.drop_connections()
         threading.Timer(seconds, self._back_up, args=(node,)).start()
 
+    def shell_alive(self, node: str, shell_id: str) -> bool:
+        """Whether a shell is still open on the node (closed, expired or killed shells are gone)."""
+        self._expire_idle(node)
+        shell = self.shells.get(node, {}).get(shell_id)
+        return shell is not None and not shell.dead
+
+    def password_ok(self, user: str, password: str) -> bool:
+        """Whether a logon on a node (a scheduled task) with these credentials would succeed."""
+        if auth.same_user(user, self.username) and password == self.password:
+            return True
+        return auth.known_password(user, password)
+
     def session(self, node: str, conn: auth.ConnectionAuth) -> Session:
         """The session identity passed to handlers (CredSSP is a lab user option, see README)."""
         user = conn.client_user or self.username
@@ -128,11 +167,18 @@ class LabServer:
     def handle(self, node: str, request: wsman.Request, conn: auth.ConnectionAuth) -> bytes:
         """Serve one WSMan request; raises WSManFault or ConnectionDropped."""
         verb = request.verb
+        self._expire_idle(node)
+        if request.operation_timeout is None:
+            raise wsman.invalid_timeout_fault(request.timeout_text)
         if verb == "Create":
             return self._create(node, request, conn)
         if verb == "Get":
             return self._get(node, request)
         shell = self._shell(node, request)
+        with shell.activity():
+            return self._on_shell(node, shell, verb, request)
+
+    def _on_shell(self, node: str, shell: Shell, verb: str, request: wsman.Request) -> bytes:
         if verb == "Receive":
             return self._receive(shell, request)
         if verb == "Command":
@@ -155,31 +201,66 @@ class LabServer:
         shell_id = (request.body.attrib.get("ShellId") or str(uuid.uuid4())).upper()
         creation = wsman.body_find(request, "pwsh:creationXml")
         session = self.session(node, conn)
-        shell = Shell(shell_id, session, self.dispatcher)
-        shell.feed(base64.b64decode(creation.text or "") if creation is not None else b"")
-        self.shells[node][shell_id] = shell
+        with self._lock:
+            self._check_shell_quota(node, session.username)
+            shell = Shell(shell_id, session, self.dispatcher, self._idle_seconds(request))
+            self.shells[node][shell_id] = shell
+        try:
+            shell.feed(base64.b64decode(creation.text or "") if creation is not None else b"")
+        except BaseException:
+            self.shells[node].pop(shell_id, None)
+            raise
         owner = f"{node.upper()}\\{auth.split_user(session.username)[1]}"
-        return wsman.create_response(request, shell_id, self.url(node), owner)
+        return wsman.create_response(
+            request, shell_id, self.url(node), owner, idle_seconds=shell.idle_timeout
+        )
+
+    def _check_shell_quota(self, node: str, user: str) -> None:
+        """MaxShellsPerUser: the user's open shells on this node, counted before a Create."""
+        shells = list(self.shells[node].values())
+        mine = [s for s in shells if not s.dead and auth.same_user(s.session.username, user)]
+        if len(mine) >= self.max_shells_per_user:
+            raise wsman.shell_quota_fault(self.max_shells_per_user)
+
+    def _idle_seconds(self, request: wsman.Request) -> float:
+        """The shell's IdleTimeout: the one its Create asks for, else the lab's default."""
+        asked = wsman.body_find(request, "rsp:IdleTimeOut")
+        seconds = wsman.parse_duration(asked.text or "", None) if asked is not None else None
+        return seconds if seconds is not None else self.idle_timeout_ms / 1000
+
+    def _expire_idle(self, node: str) -> None:
+        """WinRS IdleTimeout: delete every shell of the node idle for longer than its timeout."""
+        now = time.monotonic()
+        with self._lock:
+            shells = self.shells.get(node, {})
+            for shell_id, shell in list(shells.items()):
+                if shell.idle_expired(now):
+                    log.info("lab %s: shell %s idle for too long, deleted", node, shell_id)
+                    shells.pop(shell_id, None)
+                    shell.expire()
 
     def _get(self, node: str, request: wsman.Request) -> bytes:
         if request.resource_uri.startswith(CONFIG_URI):
-            return wsman.config_response(request, MAX_ENVELOPE_KB)
-        shell = self._shell(node, request)
-        body = wsman.shell_xml(shell.shell_id, POWERSHELL_URI, shell.session.username)
+            return wsman.config_response(request, self.max_envelope_kb)
+        shell = self._shell(node, request, provider=True)
+        body = wsman.shell_xml(
+            shell.shell_id, POWERSHELL_URI, shell.session.username, idle_seconds=shell.idle_timeout
+        )
         return wsman.envelope(request, wsman.TRANSFER + "GetResponse", body)
 
     def _receive(self, shell: Shell, request: wsman.Request) -> bytes:
         stream = wsman.body_find(request, "rsp:DesiredStream")
         command_id = stream.attrib.get("CommandId") if stream is not None else None
-        pipeline_id = uuid.UUID(command_id) if command_id else None
+        try:
+            pipeline_id = uuid.UUID(command_id) if command_id else None
+        except ValueError:
+            raise wsman.command_not_found() from None
         if pipeline_id and pipeline_id not in shell.runs:
-            raise wsman.WSManFault(
-                wsman.INVALID_SELECTORS,
-                f"The command {command_id} does not exist.",
-                "w:InvalidSelectors",
-            )
+            raise wsman.command_not_found()
         budget = request.max_envelope_size - wsman.response_overhead(request, command_id)
-        chunks, done = shell.receive(pipeline_id, budget, request.operation_timeout)
+        # MS-WSMV 3.1.4.1.6: an OperationTimeout above MaxTimeoutms is served as MaxTimeoutms.
+        timeout = min(request.operation_timeout, self.max_timeout_ms / 1000)
+        chunks, done = shell.receive(pipeline_id, budget, timeout)
         return wsman.receive_response(request, chunks, command_id, done)
 
     def _command(self, shell: Shell, request: wsman.Request) -> bytes:
@@ -202,10 +283,10 @@ class LabServer:
         shell.signal(pipeline_id, code.text if code is not None else "")
         return wsman.empty_response(request, wsman.SHELL + "SignalResponse")
 
-    def _shell(self, node: str, request: wsman.Request) -> Shell:
+    def _shell(self, node: str, request: wsman.Request, provider: bool = False) -> Shell:
         shell = self.shells[node].get(request.shell_id or "")
         if shell is None:
-            raise wsman.shell_not_found(request.shell_id)
+            raise wsman.shell_not_found(request.shell_id, provider=provider)
         return shell
 
     def _kill_shells(self, node: str) -> None:
@@ -305,6 +386,11 @@ class LabRequestHandler(http.server.BaseHTTPRequestHandler):
             body = self.conn.unwrap(body)
         if not body:
             self._reply(200, b"", extra, False)
+            return
+        if len(body) > lab.max_envelope_kb * 1024:
+            # MaxEnvelopeSizekb: WinRM answers an oversized request with HTTP 413 and no SOAP body
+            # (pypsrp: WinRMTransportError code 413; Windows' client: 0x80338111).
+            self._reply(413, b"", extra, False)
             return
         self._serve(body, extra, encrypted)
 

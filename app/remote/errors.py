@@ -15,6 +15,7 @@ SCRIPT_ERROR = "script_error"
 TIMEOUT = "timeout"
 CANCELLED = "cancelled"
 INTERRUPTED = "interrupted"
+WINRM_LIMIT = "winrm_limit"
 
 REMEDIATION = {
     UNREACHABLE: (
@@ -43,14 +44,54 @@ REMEDIATION = {
         "The worker running this action stopped (crash, restart or lost connection) before it reported a "
         "result. Resume the step: it starts with detection, so completed work is not repeated."
     ),
+    WINRM_LIMIT: (
+        "The node's WinRM service refused the request because it would exceed one of its configured "
+        "limits (winrm get winrm/config shows them). Read the message above for which one, adjust the "
+        "limit on the node or reduce what is sent to it, then retry."
+    ),
 }
 
 TRANSIENT = frozenset({UNREACHABLE})
-SHELL_NOT_FOUND = 2150858843  # 0x8033805B: the node dropped the shell (restart, WinRM restart)
+SHELL_NOT_FOUND = 2150858843  # 0x8033805B UNEXPECTED_SELECTORS: unknown shell or command
+OPERATION_TIMED_OUT = 2150858793  # 0x80338029 ERROR_WSMAN_OPERATION_TIMEDOUT
+INVALID_TIMEOUT_HEADER = 2150858767  # 0x8033800F: the OperationTimeout header is not valid
+QUOTA_MAX_SHELLS = 2150859173  # 0x803381A5: MaxShellsPerUser (winrm/config/winrs)
+QUOTA_MAX_OPERATIONS = 2150859174  # 0x803381A6: MaxConcurrentOperationsPerUser
+QUOTA_MAX_SHELLS_PLUGIN = 2150859236  # 0x803381E4: the endpoint's (plugin's) own MaxShellsPerUser
+SHELL_QUOTA_CODES = frozenset({QUOTA_MAX_SHELLS, QUOTA_MAX_SHELLS_PLUGIN})
+REQUEST_TOO_LARGE = 413  # HTTP status WinRM answers a request above MaxEnvelopeSizekb with
 SESSION_LOST_REMEDIATION = (
-    "The node dropped the remote session before the script reported a result (it restarted, or its "
-    "WinRM service did), so the outcome is unknown. Wait until the node answers again, then retry: "
+    "The node dropped the remote session before the script reported a result (it restarted, its "
+    "WinRM service did, or the session stayed unused for longer than the node's WinRM IdleTimeout, "
+    "2 hours by default), so the outcome is unknown. Wait until the node answers again, then retry: "
     "the step detects what was already done."
+)
+SHELL_QUOTA_REMEDIATION = (
+    "This user has too many remote sessions open on the node at the same time: WinRM allows 30 "
+    "shells per user by default (MaxShellsPerUser; the PowerShell endpoint's own quota is 25 on "
+    "Windows Server 2012 R2 to 2019). Close the other sessions this account holds there (other "
+    "wizard runs, open PowerShell windows, PSSessions left open, other tools using the same account), "
+    "or wait for idle ones to expire, then retry. If that many parallel sessions are intended, raise "
+    "the quota on the node: Set-Item WSMan:\\localhost\\Shell\\MaxShellsPerUser 50 (and "
+    "WSMan:\\localhost\\Plugin\\microsoft.powershell\\Quotas\\MaxShellsPerUser), then "
+    "Restart-Service WinRM."
+)
+OPERATION_QUOTA_REMEDIATION = (
+    "This user has too many WinRM operations running on the node at the same time "
+    "(MaxConcurrentOperationsPerUser, 1500 by default). Stop other tools or sessions using this "
+    "account against the node and retry, or raise the quota with Set-Item "
+    "WSMan:\\localhost\\Service\\MaxConcurrentOperationsPerUser."
+)
+ENVELOPE_REMEDIATION = (
+    "The node refused a request larger than its WinRM MaxEnvelopeSizekb (500 KB by default). Check "
+    "the value on the node with Get-Item WSMan:\\localhost\\MaxEnvelopeSizekb: if it was lowered "
+    "below 500, raise it back (Set-Item WSMan:\\localhost\\MaxEnvelopeSizekb 500 or more); a proxy "
+    "between this server and the node that limits request bodies gives the same answer."
+)
+INVALID_TIMEOUT_REMEDIATION = (
+    "The node rejected the WinRM operation timeout this connection sends. It must be a positive "
+    "number of seconds; the node never waits longer than its MaxTimeoutms (60 s by default) anyway. "
+    "Fix the connection's operation timeout setting, then retry."
 )
 
 _DOUBLE_HOP_HINTS = (
@@ -136,6 +177,12 @@ def _classify_http(exc: WinRMTransportError, where: str) -> RemoteError:
         return make(AUTH_FAILED, f"Authentication failed{where} (HTTP 401)")
     if code == 403:
         return make(ACCESS_DENIED, f"Access denied{where} (HTTP 403)")
+    if code == REQUEST_TOO_LARGE:
+        return RemoteError(
+            WINRM_LIMIT,
+            f"The node refused a request that exceeds its WinRM envelope size limit{where} (HTTP 413)",
+            ENVELOPE_REMEDIATION,
+        )
     if code in (502, 503, 504):
         return make(UNREACHABLE, f"WinRM unavailable{where} (HTTP {code})")
     text = getattr(exc, "response_text", "") or ""
@@ -147,13 +194,37 @@ def _classify_fault(exc: WSManFaultError, where: str) -> RemoteError:
     reason = str(exc.reason or exc.message or "").strip()
     if exc.code == 5 or mentions_access_denied(reason):
         return make(ACCESS_DENIED, f"Access denied{where}: {reason[:500]}")
-    if exc.code == 2150858793:
-        return make(TIMEOUT, f"WinRM operation timed out{where}")
+    if exc.code == OPERATION_TIMED_OUT:
+        return make(
+            TIMEOUT,
+            f"WinRM operation timed out{where}: the node did not answer within the operation timeout",
+        )
     if exc.code == SHELL_NOT_FOUND:
+        what = "script's command" if "command identifier" in reason.lower() else "session"
         return RemoteError(
             INTERRUPTED,
-            f"The session to the node was lost while the script ran{where}: {reason[:300]}",
+            f"The node no longer knows this {what}{where}; it was lost while the script ran: {reason[:300]}",
             SESSION_LOST_REMEDIATION,
+        )
+    if exc.code in SHELL_QUOTA_CODES:
+        return RemoteError(
+            WINRM_LIMIT,
+            f"The node refused to open another remote session{where}: too many parallel sessions for "
+            f"this user ({reason[:300]})",
+            SHELL_QUOTA_REMEDIATION,
+        )
+    if exc.code == QUOTA_MAX_OPERATIONS:
+        return RemoteError(
+            WINRM_LIMIT,
+            f"The node refused the request{where}: too many parallel WinRM operations for this user "
+            f"({reason[:300]})",
+            OPERATION_QUOTA_REMEDIATION,
+        )
+    if exc.code == INVALID_TIMEOUT_HEADER and "timeout" in reason.lower():
+        return RemoteError(
+            WINRM_LIMIT,
+            f"The node rejected the request's operation timeout{where}: {reason[:300]}",
+            INVALID_TIMEOUT_REMEDIATION,
         )
     return make(SCRIPT_ERROR, f"WinRM fault {exc.code}{where}: {reason[:500]}")
 

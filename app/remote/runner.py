@@ -366,13 +366,14 @@ class NodeSession:
         the pipeline and before the first poll, so a caller can record the start while the node
         works; if it raises, the pipeline is stopped."""
         vetted_text = scripts.load(script_name)
+        params = scripts.expand_parameters(script_name, params or {})
         with self._lock:
             self.last_used = time.monotonic()
             try:
                 return self._invoke(
                     script_name,
                     vetted_text,
-                    params or {},
+                    params,
                     secure_params or {},
                     on_record,
                     timeout,

@@ -61,6 +61,17 @@ def load(name: str) -> str:
     return text
 
 
+def expand_parameters(name: str, params: dict) -> dict:
+    """Parameters as sent: `task_run` also receives the vetted text of the script it runs, loaded
+    here by name (never built), so one generic wrapper serves every script."""
+    if name != "task_run":
+        return params
+    inner = str(params.get("ScriptName") or "")
+    if inner == "task_run":
+        raise UnknownScript("task_run cannot run itself")
+    return {**params, "ScriptText": load(inner)}
+
+
 def all_scripts() -> dict[str, Path]:
     """Every vetted script by name; app/scripts wins over extra folders on a name clash."""
     found: dict[str, Path] = {}

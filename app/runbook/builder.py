@@ -22,6 +22,7 @@ from app.execution import vault
 from app.models import Deployment
 from app.remote import scripts
 from app.runbook.quote import identifier, literal, quote
+from app.wizard import route
 from app.wizard.context import all_inputs, guide_for, run_view
 from app.wizard.engine import Phase, Step
 
@@ -117,7 +118,18 @@ def expression(value: Any, refs: dict[Any, str]) -> str:
             return ref
     if isinstance(value, list):
         return "@(" + ", ".join(expression(v, refs) for v in value) + ")"
+    if isinstance(value, dict):
+        items = "; ".join(
+            f"{quote(identifier(k))} = {expression(v, refs)}" for k, v in value.items()
+        )
+        return "@{" + items + "}"
     return literal(value)
+
+
+def scripts_of(action) -> list[str]:
+    """The vetted scripts an action needs as runbook functions: its own, and a task's payload."""
+    inner = route.inner_script(action.script, action.params)
+    return [action.script] if inner == action.script else [action.script, inner]
 
 
 def secret_expression(entry: str) -> str:
@@ -141,6 +153,9 @@ def plan_steps(deployment: Deployment, steps: list[Step]) -> list[Planned]:
 def _action_line(action, refs: dict[Any, str]) -> str:
     pairs = [f"{quote(identifier(k))} = {expression(v, refs)}" for k, v in action.params.items()]
     pairs += [f"{quote(identifier(k))} = {secret_expression(e)}" for k, e in action.secrets.items()]
+    if action.script == route.TASK_SCRIPT:  # the payload's text, from its function in this file
+        inner = quote(identifier(route.inner_script(action.script, action.params)))
+        pairs.append(f"'ScriptText' = (Get-AmswScriptText -Script {inner})")
     node = refs.get((str, action.node)) or quote(action.node)
     label = quote(action.label or f"{action.script} on {action.node}")
     script = quote(identifier(action.script))
@@ -263,7 +278,9 @@ def build(deployment: Deployment, steps: list[Step], generated_at: datetime) -> 
     planned = plan_steps(deployment, runnable)
     params = collect_params(deployment, runnable)
     refs = reference_map(params)
-    used = sorted({a.script for p in planned for ph in p.phases for a in ph.actions})
+    used = sorted(
+        {n for p in planned for ph in p.phases for a in ph.actions for n in scripts_of(a)}
+    )
     header = [
         f"# AMS Cluster Wizard runbook for deployment {deployment.id}, guide "
         f"{deployment.guide_key} {deployment.guide_version}.",

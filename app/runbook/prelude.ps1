@@ -27,6 +27,12 @@ function Get-AmswSessionArguments {
     return $arguments
 }
 
+function Get-AmswScriptText {
+    # The text of a vetted script defined in this file, for task_run to run in a scheduled task.
+    param([Parameter(Mandatory)][string]$Script)
+    return (Get-Command -Name ('Invoke-Amsw_' + $Script) -CommandType Function).ScriptBlock.ToString()
+}
+
 function Invoke-AmswAction {
     param(
         [Parameter(Mandatory)][string]$Node,

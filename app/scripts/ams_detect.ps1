@@ -47,7 +47,7 @@ $result = [ordered]@{
     binding           = [ordered]@{ port = $Port; present = $false; thumbprint = $null; app_id = $null }
     certificate       = $null
     host_config       = [ordered]@{ available = $false; web_app_enabled = $null; api_enabled = $null; error = $null }
-    license           = [ordered]@{ present = $false; source = $null }
+    license           = $null
 }
 
 if ($service) {
@@ -94,24 +94,32 @@ if ($service) {
         $hostConfig = Get-AmsHostConfig
         $result.host_config.available = $true
         $result.host_config.web_app_enabled = [bool]$hostConfig.WebAppEnabled
+        # UNCONFIRMED property names: v2 reports ApiEnabled, v3 AgentAccessEnabled.
         if ($null -ne $hostConfig.ApiEnabled) {
             $result.host_config.api_enabled = [bool]$hostConfig.ApiEnabled
+        } elseif ($null -ne $hostConfig.AgentAccessEnabled) {
+            $result.host_config.api_enabled = [bool]$hostConfig.AgentAccessEnabled
         }
     } catch {
         $result.host_config.error = $_.Exception.Message
     }
 }
 
-# The license is entered in the configuration tool; where it is kept differs between versions
-# (INFERENCE: a LicenseData registry value, or Licensing.Data in the service's appsettings.json).
-if ($base -and $base.LicenseData) {
-    $result.license = [ordered]@{ present = $true; source = 'registry' }
+# The license is entered in the configuration tool. Where it is kept differs between versions: the service reads
+# Parameters\LicenseData, then Licensing:Data in appsettings.json (Lithnet's public source, 2.0); Lithnet's docs for 2.1
+# and later keep it in the database, which this session cannot read (second hop). Not found is "unknown", never "none".
+$result.license = [ordered]@{ present = $null; source = $null; checked = @('Parameters\LicenseData') }
+if ($parameters -and $parameters.LicenseData) {
+    $result.license.present = $true
+    $result.license.source = 'registry'
 } elseif ($parameters -and $parameters.ConfigPath) {
     $settingsFile = Join-Path ([string]$parameters.ConfigPath) 'appsettings.json'
+    $result.license.checked += $settingsFile
     if (Test-Path -LiteralPath $settingsFile) {
         $appSettings = Get-Content -LiteralPath $settingsFile -Raw | ConvertFrom-Json
         if ($appSettings.Licensing -and $appSettings.Licensing.Data) {
-            $result.license = [ordered]@{ present = $true; source = 'appsettings.json' }
+            $result.license.present = $true
+            $result.license.source = 'appsettings.json'
         }
     }
 }

@@ -1,17 +1,23 @@
-# Starts the Access Manager installer silently with a verbose log and returns at once with its process id (experimental).
+# Starts the Access Manager installer silently, outside the WinRM shell, and returns at once with its process id (experimental).
+# A process started in the shell (Start-Process, & setup.exe) dies when the shell closes, so the installer is created by
+# Win32_Process Create (it belongs to the WMI provider host, not to this session) and followed by polling its log.
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)][string]$InstallerPath,
-    [Parameter(Mandatory)][string]$ServiceAccount,
-    [Parameter(Mandatory)][string]$ConnectionString,
-    [Parameter(Mandatory)][string]$LogPath
+    [Parameter(Mandatory)][string]$LogPath,
+    [Parameter(Mandatory)][hashtable]$Properties
 )
 
 $ErrorActionPreference = 'Stop'
 
-foreach ($value in $InstallerPath, $ServiceAccount, $ConnectionString, $LogPath) {
-    if ($value.Contains('"')) {
-        throw 'Installer arguments must not contain double quotes.'
+foreach ($value in @($InstallerPath, $LogPath) + @($Properties.Values)) {
+    if ([string]$value -match '["\r\n]') {
+        throw 'Installer arguments must not contain double quotes or line breaks.'
+    }
+}
+foreach ($name in $Properties.Keys) {
+    if ([string]$name -cnotmatch '^[A-Z][A-Z0-9_]{0,63}$') {
+        throw ("'{0}' is not a public MSI property name." -f $name)
     }
 }
 if (-not (Test-Path -LiteralPath $InstallerPath -PathType Leaf)) {
@@ -31,24 +37,20 @@ if ($running) {
     return
 }
 
-# UNCONFIRMED property names: Lithnet documents no silent install. USER_NAME is the v1 MSI
-# property; CONNECTION_STRING is a guess. The wizard's verification shows whether they were honoured.
-$properties = @(
-    ('USER_NAME="{0}"' -f $ServiceAccount),
-    ('CONNECTION_STRING="{0}"' -f $ConnectionString)
-)
+$propertyText = @($Properties.Keys | Sort-Object | ForEach-Object { '{0}="{1}"' -f $_, $Properties[$_] }) -join ' '
 if ($InstallerPath.EndsWith('.msi', [StringComparison]::OrdinalIgnoreCase)) {
-    $file = Join-Path $env:SystemRoot 'System32\msiexec.exe'
-    $arguments = @('/i', ('"{0}"' -f $InstallerPath), '/qn', '/norestart', '/l*v', ('"{0}"' -f $LogPath)) + $properties
+    $commandLine = '"{0}" /i "{1}" /qn /norestart /l*v "{2}" {3}' -f (Join-Path $env:SystemRoot 'System32\msiexec.exe'), $InstallerPath, $LogPath, $propertyText
 } else {
-    $file = $InstallerPath
-    $arguments = @('/exenoui', '/qn', '/norestart', '/l*v', ('"{0}"' -f $LogPath)) + $properties
+    $commandLine = '"{0}" /exenoui /qn /norestart /l*v "{1}" {2}' -f $InstallerPath, $LogPath, $propertyText
 }
 Write-Progress -Activity 'Access Manager installer' -Status 'Starting' -PercentComplete 5
-$process = Start-Process -FilePath $file -ArgumentList $arguments -PassThru -WindowStyle Hidden
+$created = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments @{ CommandLine = $commandLine }
+if ($created.ReturnValue -ne 0) {
+    throw ('Win32_Process Create could not start the installer (return value {0}).' -f $created.ReturnValue)
+}
 
 [PSCustomObject]@{
-    process_id      = [int]$process.Id
+    process_id      = [int]$created.ProcessId
     already_running = $false
     log_path        = $LogPath
     installer_path  = $InstallerPath

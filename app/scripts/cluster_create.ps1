@@ -1,4 +1,4 @@
-# Creates the failover cluster with New-Cluster and no shared storage; run it over CredSSP so the node can reach Active Directory.
+# Creates the failover cluster with New-Cluster and no shared storage; it reaches the other nodes and AD, so it runs by the operator route (CredSSP or task_run).
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)][ValidatePattern('^[A-Za-z0-9-]{1,15}$')][string]$Name,
@@ -17,7 +17,6 @@ $cluster = New-Cluster -Name $Name -Node $Node -StaticAddress $StaticAddress.IPA
 Write-Progress -Activity 'New-Cluster' -Status 'Reading the new cluster' -PercentComplete 95
 
 [PSCustomObject]@{
-    method          = 'credssp'
     name            = [string]$cluster.Name
     nodes           = @(Get-ClusterNode -Cluster $cluster.Name | ForEach-Object {
             [ordered]@{ name = $_.Name; state = [string]$_.State }

@@ -1,4 +1,4 @@
-# Runs Test-Cluster on the given nodes (inventory, network, system configuration) and returns the outcome with the HTML report.
+# Runs Test-Cluster on the given nodes (inventory, network, system configuration) and returns its warnings and the HTML report; the wizard reads the verdict.
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)][ValidateCount(1, 64)][string[]]$Node,
@@ -18,20 +18,6 @@ $report = Test-Cluster -Node $Node -Include 'Inventory', 'Network', 'System Conf
     -ReportName $reportBase -WarningVariable testWarnings
 Write-Progress -Activity 'Test-Cluster' -Status 'Reading the report' -PercentComplete 95
 
-# Test-Cluster names each test with a warning or failure as "<Category> - <Test>: <message>",
-# and ends with a "Test Result:" summary such as ClusterConditionallyApproved.
-$messages = @($testWarnings | ForEach-Object { [string]$_.Message })
-$issues = @(foreach ($text in $messages) {
-        if ($text -match '^(?<test>[^:\r\n]+ - [^:\r\n]+):\s*(?<message>.+)$') {
-            $severity = if ($Matches['message'] -match 'fail') { 'failure' } else { 'warning' }
-            [ordered]@{ test = $Matches['test'].Trim(); severity = $severity; message = $Matches['message'].Trim() }
-        }
-    })
-$summaryText = ($messages | Where-Object { $_ -match 'Test Result' }) -join ' '
-$failed = @($issues | Where-Object { $_.severity -eq 'failure' }).Count -gt 0 -or
-    $summaryText -match 'NotApproved|Failed'
-$outcome = if ($failed) { 'failed' } elseif ($issues.Count -gt 0 -or $summaryText -match 'Conditionally') { 'warnings' } else { 'passed' }
-
 $reportPath = if ($report) { [string]@($report)[0].FullName } else { $reportBase + '.htm' }
 $html = $null
 $truncated = $false
@@ -44,9 +30,7 @@ if (Test-Path -LiteralPath $reportPath) {
 }
 
 [PSCustomObject]@{
-    outcome          = $outcome
-    test_result      = $summaryText
-    issues           = $issues
+    warnings         = @($testWarnings | ForEach-Object { [string]$_.Message })
     report_path      = $reportPath
     report_html      = $html
     report_truncated = $truncated

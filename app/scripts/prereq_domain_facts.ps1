@@ -1,4 +1,7 @@
-# Reads the domain controllers, the KDS root keys and the service account from Active Directory, read-only.
+# Reads the domain controllers, the KDS root keys and the service account from Active Directory, read-only. It needs
+# the ActiveDirectory module (feature RSAT-AD-PowerShell) and the operator's identity at a domain controller, so it runs
+# by the operator route (CredSSP or task_run). It names no type from that module: an unloaded module's type in a catch
+# ends a Windows PowerShell 5.1 script with TypeNotFound.
 param(
     [Parameter(Mandatory = $true)][string]$ServiceAccount,
     [Parameter(Mandatory = $true)][string]$Domain
@@ -16,7 +19,15 @@ $sam = ($ServiceAccount -split '\\')[-1]
 try {
     Import-Module -Name ActiveDirectory -ErrorAction Stop
 } catch {
-    $errors['module'] = $_.Exception.Message
+    [PSCustomObject]@{
+        now_utc            = (Get-Date).ToUniversalTime().ToString($utcFormat)
+        domain             = $null
+        domain_controllers = @()
+        kds_root_keys      = @()
+        gmsa               = $null
+        errors             = [PSCustomObject]@{ module = [string]$_.Exception.Message }
+    } | ConvertTo-Json -Compress -Depth 8
+    return
 }
 
 Write-Progress -Activity 'Domain prerequisites' -Status 'Domain and domain controllers' -PercentComplete 10
@@ -37,7 +48,7 @@ try {
         }
     })
 } catch {
-    $errors['domain'] = $_.Exception.Message
+    $errors['domain'] = [string]$_.Exception.Message
 }
 
 Write-Progress -Activity 'Domain prerequisites' -Status 'KDS root keys' -PercentComplete 40
@@ -50,7 +61,7 @@ try {
         }
     })
 } catch {
-    $errors['kds'] = $_.Exception.Message
+    $errors['kds'] = [string]$_.Exception.Message
 }
 
 Write-Progress -Activity 'Domain prerequisites' -Status 'Service account' -PercentComplete 70
@@ -65,7 +76,7 @@ try {
             $members = @(Get-ADGroupMember -Identity $dn -Recursive -Server $Domain |
                 ForEach-Object { $_.SamAccountName })
         }
-        [PSCustomObject]@{ sam = $entry.sAMAccountName; class = $entry.ObjectClass; members = $members }
+        [PSCustomObject]@{ sam = [string]$entry.sAMAccountName; class = [string]$entry.ObjectClass; members = $members }
     })
     $groups = @(foreach ($groupDn in $account.MemberOf) { (Get-ADGroup -Identity $groupDn -Server $Domain).Name })
     $domainAdmins = @()
@@ -85,10 +96,13 @@ try {
         member_of             = $groups
         domain_admin          = ($domainAdmins -contains $account.SamAccountName)
     }
-} catch [Microsoft.ActiveDirectory.Management.ADIdentityNotFoundException] {
-    $gmsa = [PSCustomObject]@{ found = $false; sam = $sam }
 } catch {
-    $errors['gmsa'] = $_.Exception.Message
+    # Compared by name: naming the type would need it resolved.
+    if ($_.Exception.GetType().Name -eq 'ADIdentityNotFoundException') {
+        $gmsa = [PSCustomObject]@{ found = $false; sam = $sam }
+    } else {
+        $errors['gmsa'] = [string]$_.Exception.Message
+    }
 }
 Write-Progress -Activity 'Domain prerequisites' -Status 'Done' -PercentComplete 100 -Completed
 

@@ -1,10 +1,8 @@
-# Reads, without changing anything, what the prerequisite checks need to know about this node.
+# Reads, without changing anything, what the prerequisite checks need to know about this node. Local only: nothing
+# here needs the operator's identity on another machine (Active Directory and SQL logins have their own scripts).
 param(
-    [Parameter(Mandatory = $true)][string]$ServiceAccount,
-    [Parameter(Mandatory = $true)][string]$SqlServer,
     [Parameter(Mandatory = $true)][string]$SqlHost,
-    [int]$SqlPort = 1433,
-    [string]$Database = 'AccessManager'
+    [int]$SqlPort = 1433
 )
 
 $ErrorActionPreference = 'Stop'
@@ -38,8 +36,8 @@ function Get-InstalledAms {
     $serviceInfo = $null
     if ($service) {
         $serviceInfo = [PSCustomObject]@{
-            status     = $service.State
-            start_mode = $service.StartMode
+            status     = [string]$service.State
+            start_mode = [string]$service.StartMode
             account    = $service.StartName
             image_path = $service.PathName
         }
@@ -52,101 +50,24 @@ function Get-InstalledAms {
     }
 }
 
-function Test-ServiceAccount {
-    $result = [ordered]@{ account = $ServiceAccount; result = $null; error = $null }
-    try {
-        Import-Module -Name ActiveDirectory -ErrorAction Stop
-        $sam = ($ServiceAccount -split '\\')[-1]
-        $result.result = [bool](Test-ADServiceAccount -Identity $sam)
-    } catch {
-        $result.error = $_.Exception.Message
-    }
-    [PSCustomObject]$result
-}
-
-function Read-SqlFacts {
-    $facts = [ordered]@{
-        host = $SqlHost; port = $SqlPort; tcp = $false; query_ok = $false; error = $null
-        edition = $null; engine_edition = $null; version = $null; can_view_logins = $null
-        database_exists = $null; login_exists = $null; default_database = $null
-        database_user = $null; database_roles = @()
-    }
+function Test-SqlPort {
     $probe = Test-NetConnection -ComputerName $SqlHost -Port $SqlPort -WarningAction SilentlyContinue
-    $facts.tcp = [bool]$probe.TcpTestSucceeded
-    if (-not $facts.tcp) { return [PSCustomObject]$facts }
-    $connection = $null
-    try {
-        $builder = [System.Data.SqlClient.SqlConnectionStringBuilder]::new()
-        $builder['Data Source'] = $SqlServer
-        $builder['Initial Catalog'] = 'master'
-        $builder['Integrated Security'] = $true
-        $builder['Connect Timeout'] = 15
-        $connection = [System.Data.SqlClient.SqlConnection]::new($builder.ConnectionString)
-        $connection.Open()
-        $command = $connection.CreateCommand()
-        $command.CommandText = @'
-SELECT CAST(SERVERPROPERTY('Edition') AS nvarchar(128)),
-       CAST(SERVERPROPERTY('EngineEdition') AS int),
-       CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)),
-       DB_ID(@db),
-       HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DEFINITION'),
-       (SELECT default_database_name FROM sys.server_principals WHERE name = @login),
-       (SELECT COUNT(*) FROM sys.server_principals WHERE name = @login)
-'@
-        [void]$command.Parameters.AddWithValue('@db', $Database)
-        [void]$command.Parameters.AddWithValue('@login', $ServiceAccount)
-        $reader = $command.ExecuteReader()
-        [void]$reader.Read()
-        $facts.edition = $reader.GetValue(0)
-        $facts.engine_edition = $reader.GetValue(1)
-        $facts.version = $reader.GetValue(2)
-        $facts.database_exists = -not $reader.IsDBNull(3)
-        $facts.can_view_logins = ($reader.GetValue(4) -eq 1)
-        $facts.default_database = $(if ($reader.IsDBNull(5)) { $null } else { $reader.GetValue(5) })
-        $facts.login_exists = ($reader.GetValue(6) -gt 0)
-        $reader.Close()
-        if ($facts.database_exists) {
-            $connection.ChangeDatabase($Database)
-            $command = $connection.CreateCommand()
-            $command.CommandText = @'
-SELECT u.name, r.name
-FROM sys.database_principals AS u
-LEFT JOIN sys.database_role_members AS m ON m.member_principal_id = u.principal_id
-LEFT JOIN sys.database_principals AS r ON r.principal_id = m.role_principal_id
-WHERE u.sid = SUSER_SID(@login)
-'@
-            [void]$command.Parameters.AddWithValue('@login', $ServiceAccount)
-            $reader = $command.ExecuteReader()
-            $roles = @()
-            while ($reader.Read()) {
-                $facts.database_user = $reader.GetValue(0)
-                if (-not $reader.IsDBNull(1)) { $roles += $reader.GetValue(1) }
-            }
-            $reader.Close()
-            $facts.database_roles = @($roles)
-        }
-        $facts.query_ok = $true
-    } catch {
-        $facts.error = $_.Exception.Message
-    } finally {
-        if ($connection) { $connection.Dispose() }
-    }
-    [PSCustomObject]$facts
+    [PSCustomObject]@{ host = $SqlHost; port = $SqlPort; tcp = [bool]$probe.TcpTestSucceeded }
 }
 
 Write-Progress -Activity 'Prerequisites' -Status 'Operating system and features' -PercentComplete 10
 $os = Get-CimInstance -ClassName Win32_OperatingSystem
 $computer = Get-CimInstance -ClassName Win32_ComputerSystem
 $feature = Get-WindowsFeature -Name 'Failover-Clustering'
+$adModule = Get-WindowsFeature -Name 'RSAT-AD-PowerShell'
 $pending = Get-PendingReboot
-if ($feature.InstallState -eq 'InstallPending') {
+if ([string]$feature.InstallState -eq 'InstallPending') {
     $pending = [PSCustomObject]@{ pending = $true; reasons = @($pending.reasons) + 'Failover-Clustering install' }
 }
-Write-Progress -Activity 'Prerequisites' -Status 'Access Manager and the service account' -PercentComplete 40
+Write-Progress -Activity 'Prerequisites' -Status 'Access Manager' -PercentComplete 40
 $ams = Get-InstalledAms
-$gmsa = Test-ServiceAccount
-Write-Progress -Activity 'Prerequisites' -Status 'SQL Server' -PercentComplete 70
-$sql = Read-SqlFacts
+Write-Progress -Activity 'Prerequisites' -Status 'SQL Server port' -PercentComplete 70
+$sql = Test-SqlPort
 Write-Progress -Activity 'Prerequisites' -Status 'Done' -PercentComplete 100 -Completed
 
 [PSCustomObject]@{
@@ -160,8 +81,8 @@ Write-Progress -Activity 'Prerequisites' -Status 'Done' -PercentComplete 100 -Co
         product_type = $os.ProductType
     }
     feature        = [PSCustomObject]@{ name = 'Failover-Clustering'; install_state = [string]$feature.InstallState }
+    ad_module      = [PSCustomObject]@{ name = 'RSAT-AD-PowerShell'; install_state = [string]$adModule.InstallState }
     pending_reboot = $pending
     ams            = $ams
-    gmsa_test      = $gmsa
     sql            = $sql
 } | ConvertTo-Json -Compress -Depth 8

@@ -1,4 +1,4 @@
-# Creates the Generic Service cluster role for lithnetams with its client access point (no storage, no registry checkpoint); run it over CredSSP.
+# Creates the Generic Service cluster role for lithnetams with its client access point (no storage, no registry checkpoint). It reaches the other nodes and AD: run it by the operator route (CredSSP or task_run).
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)][ValidatePattern('^[A-Za-z0-9-]{1,15}$')][string]$Name,
@@ -16,7 +16,6 @@ $group = Add-ClusterGenericServiceRole -ServiceName $ServiceName -Name $Name `
     -StaticAddress $StaticAddress.IPAddressToString -WarningVariable roleWarnings
 
 [PSCustomObject]@{
-    method          = 'credssp'
     group           = [string]$group.Name
     owner           = [string]$group.OwnerNode.Name
     state           = [string]$group.State

@@ -23,12 +23,6 @@ def cross_check(step: Step, deployment: Deployment, data: dict) -> dict[str, str
     cluster_name = saved.get("base_cluster", {}).get("cluster_name")
     if data.get("access_point_name") and data["access_point_name"] == cluster_name:
         errors["access_point_name"] = "The access point name must differ from the cluster name."
-    first = deployment.nodes[0] if deployment.nodes else None
-    if data.get("double_hop") == "credssp" and first is not None and first.auth != "credssp":
-        errors["double_hop"] = (
-            f"CredSSP needs node {first.name}'s WinRM authentication set to CredSSP "
-            "(Edit nodes); otherwise keep the scheduled task."
-        )
     node_names = {n.name for n in deployment.nodes}
     for field in ("cluster_name", "access_point_name"):
         if data.get(field) in node_names:

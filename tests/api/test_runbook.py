@@ -86,6 +86,7 @@ def test_runbook_parses_and_functions_are_the_vetted_scripts(api, configured, st
     for name, body in bodies.items():
         assert body == _vetted(name), name
     used = set(re.findall(rb"Script = '([a-z0-9_]+)'", text))
+    used |= set(re.findall(rb"Get-AmswScriptText -Script '([a-z0-9_]+)'", text))  # task payloads
     assert {u.decode() for u in used} == set(bodies)
     for secret in SECRETS:
         assert secret.encode() not in text
@@ -97,7 +98,10 @@ def test_runbook_values_are_parameters_and_secrets_are_prompted(api, configured)
     assert "[string]$BaseCluster_ClusterName = 'AMSCL'," in text
     assert "[int]$FailoverTest_MoveTimeout = 90," in text
     assert "[string]$Quorum_CloudAccount = 'o''brien\u2019\u2019s'," in text
-    assert "'Name' = $BaseCluster_ClusterName" in text
+    assert "'Name' = $BaseCluster_ClusterName" in text  # inside the task's Parameters
+    assert "Script = 'task_run'" in text
+    assert "'ScriptText' = (Get-AmswScriptText -Script 'cluster_create')" in text
+    assert "'TaskUser' = $AmswCredential.UserName" in text
     assert "'TaskPassword' = $AmswCredential.Password" in text
     assert "$AmswCredential = Get-Credential" in text
     assert "$AmswSecrets['cloud_access_key'] = Read-Host -AsSecureString" in text

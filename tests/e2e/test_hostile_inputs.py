@@ -18,11 +18,13 @@ from app.models import Event, NodeAction
 from tests.execution.harness import LAB_USER
 from tests.lab_world import (
     configure_by_hand,
+    confirm_license,
     decide,
     failing_checks,
     inputs_for,
     new_deployment,
     outcome_text,
+    run_prerequisites,
     save_all_inputs,
     start,
     start_world,
@@ -80,29 +82,30 @@ def test_hostile_values_arrive_literally(tmp_path, e2e, lab_calls, quick_install
             "cloud_access_key": ACCESS_KEY,
         }
         save_all_inputs(deployment_id, inputs)
-        for step in ("prerequisites", "base_cluster", "quorum"):
+        run_prerequisites(deployment_id)
+        for step in ("base_cluster", "quorum"):
             run = start(deployment_id, step)
             assert run.status == "succeeded", (step, outcome_text(run))
         first = start(deployment_id, "install_ams")
         assert {c["key"].split(":")[0] for c in failing_checks(first)} >= {"configured"}
         configure_by_hand(store)
+        confirm_license(deployment_id, store, "unattended", INSTALLER)
         done = decide(deployment_id, "install_ams")
         assert done.status == "succeeded", outcome_text(done)
     finally:
         server.stop()
 
     for node in NODES:
-        [facts] = lab_calls.of("prereq_node_facts", node)
-        assert facts.params == {
-            "ServiceAccount": "CORP\\svc-ams$",
-            "SqlServer": "sql1.corp.example.test",
-            "SqlHost": "sql1.corp.example.test",
-            "SqlPort": 1433,
-            "Database": DATABASE,
-        }
-    [create] = lab_calls.of("cluster_create_task")
+        facts = lab_calls.of("prereq_node_facts", node)[-1]  # the attempt after the AD module fix
+        assert facts.params == {"SqlHost": "sql1.corp.example.test", "SqlPort": 1433}
+    # The SQL check runs in a task on every node, as the service account, with the hostile
+    # database name as a parameter.
+    for call in lab_calls.of("prereq_sql_facts"):
+        assert call.params["Database"] == DATABASE and call.params["SqlServer"]
+    [create] = [c for c in lab_calls.of("task_run") if c.params["ScriptName"] == "cluster_create"]
     assert create.params["TaskUser"] == LAB_USER
-    assert create.params["TaskPassword"] == PASSWORD
+    assert create.params["TaskPassword"] == PASSWORD  # a SecureString, decrypted by the node
+    assert create.params["Parameters"]["Name"] == lab_calls.of("cluster_create")[0].params["Name"]
     [witness] = lab_calls.of("quorum_set")
     assert witness.params == {
         "WitnessType": "cloud",

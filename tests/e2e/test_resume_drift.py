@@ -27,12 +27,14 @@ from tests import lab_world
 from tests.conftest import login
 from tests.execution.harness import LAB_USER, USER_PASSWORD, make_user
 from tests.lab_world import (
+    confirm_license,
     events_of,
     inputs_for,
     install_by_hand,
     new_deployment,
     operator_id,
     outcome_text,
+    run_prerequisites,
     save_all_inputs,
     start,
     start_world,
@@ -165,8 +167,12 @@ def operator_leaves_after_five_steps(tmp_path, app):
     store, server = start_world(tmp_path, NODES)
     deployment_id = new_deployment(server, store, name="Resume drift lab")
     save_all_inputs(deployment_id, inputs_for(store))
+    confirm_license(deployment_id, store)  # entered in the configuration tool on the first node
     install_by_hand(store)  # the operator installed and configured AMS before step 4
     for step_key in DONE:
+        if step_key == "prerequisites":
+            run_prerequisites(deployment_id)  # installs the AD module on AMS1, with consent
+            continue
         run = start(deployment_id, step_key)
         assert run.status == "succeeded", (step_key, outcome_text(run))
     assert statuses(deployment_id)["failover_test"] == "not_started"

@@ -15,7 +15,6 @@ ALL_INPUTS = {
     "base_cluster": {
         "cluster_name": "AMSCLU",
         "cluster_address": "10.20.0.50",
-        "double_hop": "scheduled_task",
         "run_validation": True,
     },
     "quorum": {"witness_type": "file_share", "share_path": "\\\\FS1\\witness"},
@@ -32,14 +31,19 @@ ALL_INPUTS = {
 }
 
 
-def make_view(step_key, results=None, nodes=NODES, secrets=(), **overrides) -> RunView:
-    """A view of step `step_key` with the standard inputs, `overrides` applied to its own."""
+def make_view(
+    step_key, results=None, nodes=NODES, secrets=(), auth="negotiate", **overrides
+) -> RunView:
+    """A view of step `step_key` with the standard inputs, `overrides` applied to its own; every
+    node's WinRM session uses `auth`."""
     all_inputs = {k: dict(v) for k, v in ALL_INPUTS.items()}
     all_inputs[step_key].update(overrides)
     return RunView(
         deployment_name="test",
         domain_fqdn=DOMAIN,
-        nodes=tuple(NodeInfo(n, f"{n.lower()}.{DOMAIN}", i) for i, n in enumerate(nodes)),
+        nodes=tuple(
+            NodeInfo(n, f"{n.lower()}.{DOMAIN}", i, auth=auth) for i, n in enumerate(nodes)
+        ),
         inputs=all_inputs[step_key],
         all_inputs=all_inputs,
         secret_names=frozenset(secrets),

@@ -3,6 +3,7 @@
 import pytest
 
 from app.guides.cluster.base_cluster import STEP
+from app.wizard.route import inner_script
 from tests.guides.cluster_views import (
     answering,
     check_keys,
@@ -30,13 +31,21 @@ def member(node, name="AMSCLU", members=("AMS1", "AMS2"), state="Up", address="1
     }
 
 
+VERDICTS = {
+    "passed": "ClusterApproved",
+    "warnings": "ClusterConditionallyApproved",
+    "failed": "ClusterNotApproved",
+}
+
+
 def validation(outcome="passed", issues=()):
+    """cluster_validate's output: Test-Cluster's warnings as Windows writes them, and the report."""
+    lines = [f"{i['test']}: {i['message']}" for i in issues]
     return {
-        "outcome": outcome,
-        "test_result": "Test Result: HadUnselectedTests, ClusterApproved",
-        "issues": list(issues),
+        "warnings": [*lines, f"Test Result: HadUnselectedTests, {VERDICTS[outcome]}"],
         "report_path": "C:\\Windows\\Cluster\\Reports\\r.htm",
         "report_html": "<html>report</html>",
+        "report_truncated": False,
     }
 
 
@@ -45,13 +54,14 @@ def fresh_world(validation_data=None, create_error=None):
     created = {"done": False}
 
     def answer(phase, action):
-        if action.script == "cluster_detect":
+        script = inner_script(action.script, action.params)
+        if script == "cluster_detect":
             return ok(
                 action.node,
                 "cluster_detect",
                 member(action.node) if created["done"] else no_cluster(action.node),
             )
-        if action.script == "cluster_validate":
+        if script == "cluster_validate":
             return ok(action.node, "cluster_validate", validation_data or validation())
         if create_error:
             return failed(action.node, action.script, create_error, "access_denied")
@@ -67,22 +77,33 @@ def test_fresh_nodes_are_validated_then_clustered_in_a_scheduled_task():
     assert ran == ["detect", "validate", "create", "verify"]
     create = STEP.advance(make_view(KEY, {k: view.results[k] for k in ran[:2]}))
     action = create.actions[0]
-    assert create.changes_state and action.script == "cluster_create_task"
+    assert create.changes_state and action.script == "task_run"
     assert action.params == {
-        "Name": "AMSCLU",
-        "Node": ["AMS1", "AMS2"],
-        "StaticAddress": "10.20.0.50",
+        "ScriptName": "cluster_create",
+        "Parameters": {"Name": "AMSCLU", "Node": ["AMS1", "AMS2"], "StaticAddress": "10.20.0.50"},
+        "TimeoutSeconds": 1200,
     }
+    validate = STEP.advance(make_view(KEY, {"detect": view.results["detect"]})).actions[0]
+    assert (validate.script, validate.params["ScriptName"]) == ("task_run", "cluster_validate")
     assert action.secrets == {"TaskUser": "winrm_username", "TaskPassword": "winrm_password"}
     assert finish.status == "done"
     assert finish.artifacts["method"] == "scheduled_task"
     assert finish.artifacts["test_cluster_report"]["html"] == "<html>report</html>"
     assert "Disable-WSManCredSSP" not in finish.summary
+    assert by_key(finish)["validation_outcome"].title == (
+        "Cluster validation passed with unselected tests"
+    )
+
+
+def by_key(finish):
+    return {c.key: c for c in finish.checks}
 
 
 def test_credssp_path_reminds_to_disable_credssp():
-    view = make_view(KEY, double_hop="credssp")
+    view = make_view(KEY, auth="credssp")
     finish, ran = run_until_finish(STEP, view, fresh_world())
+    create = STEP.advance(make_view(KEY, {k: view.results[k] for k in ran[:2]}, auth="credssp"))
+    assert (create.actions[0].script, create.actions[0].secrets) == ("cluster_create", {})
     assert finish.status == "done"
     assert finish.artifacts["method"] == "credssp"
     assert "Disable-WSManCredSSP -Role Server" in finish.summary
@@ -151,23 +172,24 @@ def test_validation_failure_stops_and_keeps_the_report():
     assert ran == ["detect", "validate"]
     assert finish.status == "needs_attention"
     assert finish.artifacts["test_cluster_report"]["issues"] == [issue]
+    assert finish.artifacts["test_cluster_report"]["outcome"] == "failed"
 
 
 def test_validation_warnings_are_shown_but_do_not_stop():
     issue = {
         "test": "Network - Validate Network Communication",
         "severity": "warning",
-        "message": "warned",
+        "message": "The test reported some warnings..",
     }
     finish, _ = run_until_finish(STEP, make_view(KEY), fresh_world(validation("warnings", [issue])))
     assert finish.status == "done"
-    assert check_keys(finish, "warn") == {"validation:0"}
+    assert check_keys(finish, "warn") == {"validation:0", "validation_outcome"}
 
 
 def test_double_hop_failure_explains_the_alternatives():
     error = "New-Cluster : Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
     finish, ran = run_until_finish(
-        STEP, make_view(KEY, double_hop="credssp"), fresh_world(create_error=error)
+        STEP, make_view(KEY, auth="credssp"), fresh_world(create_error=error)
     )
     assert ran == ["detect", "validate", "create"]
     assert finish.status == "needs_attention" and finish.failed_nodes == ("AMS1",)
@@ -201,5 +223,6 @@ def test_preview_lists_every_phase_and_names_secrets_only():
     phases = STEP.preview(make_view(KEY))
     assert [p.name for p in phases] == ["detect", "validate", "create", "verify"]
     create = phases[2].actions[0]
+    assert create.script == "task_run"
     assert create.secrets == {"TaskUser": "winrm_username", "TaskPassword": "winrm_password"}
     assert "TaskPassword" not in create.params

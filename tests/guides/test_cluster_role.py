@@ -1,6 +1,7 @@
 """ClusterRole.advance() with fabricated results: create, adopt, conflicts, waits, diagnostics."""
 
 from app.guides.cluster.cluster_role import MAX_WAITS, STEP
+from app.wizard.route import inner_script
 from tests.guides.cluster_views import check_keys, failed, make_view, ok, run_until_finish
 
 KEY = "cluster_role"
@@ -25,16 +26,17 @@ def world(roles=(), create=None, wait_states=("Online",), start_type="Manual"):
     waits = list(wait_states)
 
     def answer(phase, a):
-        if a.script == "role_detect":
+        script = inner_script(a.script, a.params)
+        if script == "role_detect":
             return ok(a.node, a.script, detect(roles))
-        if a.script.startswith("role_create"):
+        if script == "role_create":
             return create or ok(
                 a.node, a.script, {"group": "AMSWEB", "owner": "AMS1", "state": "Pending"}
             )
-        if a.script == "role_wait":
+        if script == "role_wait":
             state = waits.pop(0) if waits else "Pending"
             return ok(a.node, a.script, {"group": "AMSWEB", "owner": "AMS1", "state": state})
-        if a.script == "role_diagnostics":
+        if script == "role_diagnostics":
             return ok(
                 a.node,
                 a.script,
@@ -51,20 +53,19 @@ def test_role_is_created_in_a_scheduled_task_waited_for_and_verified():
     assert ran == ["detect", "create", "wait_1", "verify"]
     create = STEP.advance(make_view(KEY, {"detect": view.results["detect"]}))
     action = create.actions[0]
-    assert create.changes_state and action.script == "role_create_task"
-    assert action.params == {"Name": "AMSWEB", "StaticAddress": "10.20.0.51"}
+    assert create.changes_state and action.script == "task_run"
+    assert action.params["ScriptName"] == "role_create"
+    assert action.params["Parameters"] == {"Name": "AMSWEB", "StaticAddress": "10.20.0.51"}
     assert action.secrets == {"TaskUser": "winrm_username", "TaskPassword": "winrm_password"}
     assert finish.status == "done" and finish.artifacts["method"] == "scheduled_task"
 
 
-def test_credssp_choice_of_base_cluster_uses_role_create():
-    view = make_view(KEY)
-    view.all_inputs["base_cluster"]["double_hop"] = "credssp"
-    phase = STEP.advance(make_view(KEY, {"detect": {"AMS1": ok("AMS1", "role_detect", detect())}}))
-    assert phase.actions[0].script == "role_create_task"
-    view.results["detect"] = {"AMS1": ok("AMS1", "role_detect", detect())}
-    phase = STEP.advance(view)
+def test_credssp_session_runs_role_create_directly():
+    detected = {"AMS1": ok("AMS1", "role_detect", detect())}
+    phase = STEP.advance(make_view(KEY, {"detect": detected}, auth="credssp"))
     assert phase.actions[0].script == "role_create" and phase.actions[0].secrets == {}
+    finish, _ = run_until_finish(STEP, make_view(KEY, auth="credssp"), world())
+    assert finish.artifacts["method"] == "credssp"
 
 
 def test_existing_online_role_is_adopted_without_create_or_wait():
@@ -116,11 +117,11 @@ def test_failed_role_gathers_diagnostics():
     assert ran[-1] == "diagnostics" and check_keys(finish) == {"role_state"}
 
 
-def test_double_hop_create_failure_skips_diagnostics():
-    error = failed("AMS1", "role_create_task", "Access is denied.", "access_denied")
+def test_second_hop_create_failure_skips_diagnostics():
+    error = failed("AMS1", "task_run", "Access is denied.", "access_denied")
     finish, ran = run_until_finish(STEP, make_view(KEY), world(create=error))
     assert ran == ["detect", "create"] and finish.failed_nodes == ("AMS1",)
-    assert "double hop" in finish.checks[0].remediation
+    assert "second hop" in finish.checks[0].remediation
 
 
 def test_start_type_not_manual_is_a_node_check():

@@ -17,6 +17,7 @@ from tests.guides.cluster_views import (
 
 KEY = "install_ams"
 CONNECTION = ALL_INPUTS["prerequisites"]["sql_connection_string"]
+SQL_SERVER = CONNECTION.split(";")[0].split("=", 1)[1]
 
 
 def installed(node, **changes):
@@ -131,7 +132,11 @@ def test_unattended_install_starts_once_polls_then_verifies():
         params["InstallerPath"]
         == "C:\\Windows\\Temp\\LithnetAccessManagerService-2.1.1069.0-x64.exe"
     )
-    assert params["ServiceAccount"] == "CORP\\svc-ams$" and params["ConnectionString"] == CONNECTION
+    properties = params["Properties"]
+    assert properties["USER_NAME"] == "CORP\\svc-ams$"
+    assert properties["INSTALL_SQL_EXPRESS"] == "0"  # else every node gets its own SQL Express
+    assert properties["SQLSERVER"] == SQL_SERVER
+    assert "CONNECTION_STRING" not in properties  # the installer has no such property
     assert start.changes_state
     assert finish.status == "done" and "experimental" in finish.summary
 
@@ -178,10 +183,6 @@ def test_unattended_without_installer_file_needs_attention():
     [
         ({"version": "3.0.1638.0", "uninstall_version": "3.0.1638.0"}, "version:AMS2"),
         ({"service": {"account": "CORP\\other$", "start_type": "Automatic"}}, "account:AMS2"),
-        (
-            {"connection_string": "Server=sql2;Database=AccessManager;Integrated Security=true"},
-            "connection_string:AMS2",
-        ),
         ({"configured": 0}, "configured:AMS2"),
         ({"certificate": {"thumbprint": THUMBPRINT, "present": False}}, "certificate:AMS2"),
         ({"binding": {"port": 443, "present": True, "thumbprint": "B" * 40}}, "binding:AMS2"),
@@ -270,3 +271,19 @@ def test_retry_on_the_second_node_only_does_not_ask_it_for_the_license():
     view.options = {"nodes": ["AMS2"], "all_nodes": ["AMS1", "AMS2"]}
     finish, _ = run_until_finish(STEP, view, lambda p, a: ok(a.node, a.script, installed(a.node)))
     assert finish.status == "done", [c.key for c in finish.checks if c.status == "fail"]
+
+
+def test_connection_string_is_written_by_set_amshostconfig():
+    """The installer only records SQLSERVER; the step sets the connection string the service
+    reads (Parameters\\ConnectionString) with Set-AmsHostConfig, on the nodes that differ."""
+    other = "Server=sql2;Database=AccessManager;Integrated Security=true"
+    answer = answering(
+        lambda n: installed(n, connection_string=other) if n == "AMS2" else installed(n)
+    )
+    view = make_view(KEY)
+    finish, ran = run_until_finish(STEP, view, answer)
+    assert ran[:2] == ["detect", "host_config"]
+    phase = STEP.advance(make_view(KEY, {"detect": view.results["detect"]}))
+    assert phase.name == "host_config" and [a.node for a in phase.actions] == ["AMS2"]
+    assert phase.actions[0].params["ConnectionString"] == CONNECTION
+    assert "connection_string:AMS2" in check_keys(finish)  # this fake node never changes

@@ -41,6 +41,7 @@ def facts_data(node):
             "product_type": 3,
         },
         "feature": {"name": "Failover-Clustering", "install_state": "Installed"},
+        "ad_module": {"name": "RSAT-AD-PowerShell", "install_state": "Installed"},
         "pending_reboot": {"pending": False, "reasons": []},
         "ams": {
             "installed": False,
@@ -48,23 +49,26 @@ def facts_data(node):
             "display_version": None,
             "service": None,
         },
-        "gmsa_test": {"account": "CORP\\svc-ams$", "result": True, "error": None},
-        "sql": {
-            "host": "sql1.corp.example.test",
-            "port": 1433,
-            "tcp": True,
-            "query_ok": True,
-            "error": None,
-            "edition": "Enterprise Edition (64-bit)",
-            "engine_edition": 3,
-            "version": "15.0.4375.4",
-            "can_view_logins": True,
-            "database_exists": True,
-            "login_exists": True,
-            "default_database": "AccessManager",
-            "database_user": "CORP\\svc-ams$",
-            "database_roles": ["db_owner"],
-        },
+        "sql": {"host": "sql1.corp.example.test", "port": 1433, "tcp": True},
+    }
+
+
+def sql_data():
+    """prereq_sql_facts as the gMSA, run by a scheduled task."""
+    return {
+        "identity": "CORP\\svc-ams$",
+        "login": "CORP\\svc-ams$",
+        "query_ok": True,
+        "error": None,
+        "edition": "Enterprise Edition (64-bit)",
+        "engine_edition": 3,
+        "version": "15.0.4375.4",
+        "can_view_logins": True,
+        "database_exists": True,
+        "login_exists": True,
+        "default_database": "AccessManager",
+        "database_user": "CORP\\svc-ams$",
+        "database_roles": ["db_owner"],
     }
 
 
@@ -122,7 +126,8 @@ def good_results(nodes=NODES):
     return {
         "probe": {n: ok(n, "connection_probe", probe_data(n)) for n in nodes},
         "facts": {n: ok(n, "prereq_node_facts", facts_data(n)) for n in nodes},
-        "domain": {nodes[0]: ok(nodes[0], "prereq_domain_facts", domain_data())},
+        "domain": {nodes[0]: ok(nodes[0], "task_run", domain_data())},
+        "service": {n: ok(n, "task_run", sql_data()) for n in nodes},
     }
 
 
@@ -157,7 +162,7 @@ def by_key(outcome: Finish):
 def test_phases_run_in_order_and_read_only():
     results = {}
     names = []
-    for expected in ("probe", "facts", "domain"):
+    for expected in ("probe", "facts", "domain", "service"):
         phase = STEP.advance(view(results))
         assert isinstance(phase, Phase)
         assert phase.name == expected
@@ -171,27 +176,28 @@ def test_facts_get_the_parameters_from_the_inputs():
     results = {"probe": good_results()["probe"]}
     phase = STEP.advance(view(results))
     params = phase.actions[0].params
-    assert params == {
-        "ServiceAccount": "CORP\\svc-ams$",
-        "SqlServer": "sql1.corp.example.test",
-        "SqlHost": "sql1.corp.example.test",
-        "SqlPort": 1433,
-        "Database": "AccessManager",
-    }
+    assert params == {"SqlHost": "sql1.corp.example.test", "SqlPort": 1433}
 
 
 def test_domain_phase_runs_on_the_first_reachable_node():
     results = good_results()
     results["probe"]["AMS1"] = failed("AMS1", "connection_probe", "unreachable", "refused")
-    del results["facts"], results["domain"]
+    del results["facts"], results["domain"], results["service"]
     facts = STEP.advance(view(results))
     assert [a.node for a in facts.actions] == ["AMS2"]
     results["facts"] = {"AMS2": good_results()["facts"]["AMS2"]}
     domain = STEP.advance(view(results))
     assert [a.node for a in domain.actions] == ["AMS2"]
+    # NTLM or Kerberos sessions have no second hop: AD is read by a task with the operator's logon
+    assert domain.actions[0].script == "task_run"
     assert domain.actions[0].params == {
-        "ServiceAccount": "CORP\\svc-ams$",
-        "Domain": "corp.example.test",
+        "ScriptName": "prereq_domain_facts",
+        "Parameters": {"ServiceAccount": "CORP\\svc-ams$", "Domain": "corp.example.test"},
+        "TimeoutSeconds": 300,
+    }
+    assert domain.actions[0].secrets == {
+        "TaskUser": "winrm_username",
+        "TaskPassword": "winrm_password",
     }
 
 
@@ -205,7 +211,7 @@ def test_no_node_reachable_finishes_at_once():
 
 def test_preview_lists_the_read_only_phases():
     phases = STEP.preview(view())
-    assert [p.name for p in phases] == ["probe", "facts", "domain"]
+    assert [p.name for p in phases] == ["probe", "facts", "domain", "service"]
     assert [p.name for p in STEP.preview(view(inputs={}))] == ["probe"]
 
 
@@ -260,21 +266,6 @@ FACT_CASES = [
         "warn",
         "Windows Update",
     ),
-    (("gmsa_test", "result"), False, "gmsa_test:AMS2", "fail", "klist -li 0x3e7 purge"),
-    (
-        ("gmsa_test",),
-        {"result": None, "error": "The specified module 'ActiveDirectory' was not loaded."},
-        "gmsa_test:AMS2",
-        "warn",
-        "RSAT-AD-PowerShell",
-    ),
-    (
-        ("gmsa_test",),
-        {"result": None, "error": "Unable to contact the server."},
-        "gmsa_test:AMS2",
-        "warn",
-        "double hop",
-    ),
     (("sql", "tcp"), False, "sql_tcp:AMS2", "fail", "sql1.corp.example.test:1433"),
 ]
 
@@ -310,7 +301,7 @@ SQL_CASES = [
 def test_sql_failures(field, value, key, status, text):
     results = good_results()
     for node in NODES:
-        results["facts"][node].data["sql"][field] = value
+        results["service"][node].data[field] = value
     check = by_key(finish_with(results))[key]
     assert check.status == status
     assert text in check.evidence + check.remediation
@@ -319,7 +310,7 @@ def test_sql_failures(field, value, key, status, text):
 def test_sql_tsql_for_a_missing_login_is_complete():
     results = good_results()
     for node in NODES:
-        sql = results["facts"][node].data["sql"]
+        sql = results["service"][node].data
         sql.update(login_exists=False, database_user=None, database_roles=[])
     remediation = by_key(finish_with(results))["sql_login"].remediation
     assert remediation.splitlines()[1:] == [
@@ -333,21 +324,104 @@ def test_sql_tsql_for_a_missing_login_is_complete():
 def test_sql_query_refused_by_the_double_hop_is_a_warning():
     results = good_results()
     for node in NODES:
-        results["facts"][node].data["sql"].update(
-            query_ok=False, error="Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'."
+        results["service"][node] = failed(node, "task_run", "script_error", NO_BATCH)
+    results["sql"] = {
+        "AMS1": ok(
+            "AMS1",
+            "task_run",
+            {"query_ok": False, "error": "Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'."},
         )
+    }
     outcome = finish_with(results)
     check = by_key(outcome)["sql_query"]
     assert check.status == "warn"
-    assert "double hop" in check.remediation
+    assert "second hop" in check.remediation
     assert "could not be verified" in outcome.summary
 
 
 def test_sql_login_invisible_to_the_operator_is_a_warning():
     results = good_results()
     for node in NODES:
-        results["facts"][node].data["sql"].update(login_exists=False, can_view_logins=False)
+        results["service"][node].data.update(login_exists=False, can_view_logins=False)
     assert by_key(finish_with(results))["sql_login"].status == "warn"
+
+
+NO_BATCH = (
+    'CORP\\svc-ams$ may not "Log on as a batch job" on AMS2 (0x80070569), so the scheduled task '
+    "could not start."
+)
+NO_PASSWORD = (
+    "The scheduled task could not log on as CORP\\svc-ams$ on AMS2 (0x8007052E): wrong password, "
+    "or a service account whose password this node may not retrieve."
+)
+
+
+def test_service_phase_runs_a_task_as_the_gmsa_on_every_node():
+    results = good_results()
+    del results["service"]
+    phase = STEP.advance(view(results))
+    assert phase.name == "service" and not phase.changes_state
+    assert [a.node for a in phase.actions] == list(NODES)
+    action = phase.actions[0]
+    assert (action.script, action.secrets) == ("task_run", {})
+    assert action.params["ServiceAccount"] == "CORP\\svc-ams$"
+    assert action.params["ScriptName"] == "prereq_sql_facts"
+
+
+def test_node_that_cannot_retrieve_the_password_fails():
+    results = good_results()
+    results["service"]["AMS2"] = failed("AMS2", "task_run", "script_error", NO_PASSWORD)
+    outcome = finish_with(results)
+    check = by_key(outcome)["gmsa_test:AMS2"]
+    assert check.status == "fail"
+    assert "klist -li 0x3e7 purge" in check.remediation
+    assert outcome.failed_nodes == ("AMS2",)
+
+
+def test_missing_batch_logon_right_is_unverified_and_falls_back_to_the_operator():
+    results = good_results()
+    for node in NODES:
+        results["service"][node] = failed(node, "task_run", "script_error", NO_BATCH)
+    phase = STEP.advance(view(results))
+    assert phase.name == "sql"
+    assert phase.actions[0].params["ScriptName"] == "prereq_sql_facts"
+    assert "ServiceAccount" not in phase.actions[0].params
+    results["sql"] = {"AMS1": ok("AMS1", "task_run", {**sql_data(), "identity": "CORP\\op"})}
+    outcome = finish_with(results)
+    check = by_key(outcome)["gmsa_test:AMS2"]
+    assert check.status == "warn"
+    assert "Log on as a service" in check.remediation
+    assert by_key(outcome)["sql_login"].status == "pass"
+    assert outcome.status == "done"
+
+
+def test_gmsa_without_a_login_fails_its_sign_in():
+    results = good_results()
+    results["service"]["AMS2"].data.update(
+        query_ok=False, error="Login failed for user 'CORP\\svc-ams$'."
+    )
+    check = by_key(finish_with(results))["sql_signin:AMS2"]
+    assert check.status == "fail"
+    assert "CREATE LOGIN" in check.remediation
+
+
+def test_missing_ad_module_offers_to_install_it_on_the_domain_node():
+    results = good_results()
+    del results["domain"], results["service"]
+    for node in NODES:
+        results["facts"][node].data["ad_module"]["install_state"] = "Available"
+    phase = STEP.advance(view(results))
+    assert phase.name == "service"  # the domain checks wait for the module
+    results["service"] = good_results()["service"]
+    outcome = finish_with(results)
+    check = by_key(outcome)["ad_module"]
+    assert check.status == "fail"
+    assert check.fix["params"] == {"FeatureName": "RSAT-AD-PowerShell"}
+    assert check.fix["nodes"] == ["AMS1"]
+    fix = STEP.advance(view(options={"fix": "install_ad_module"}))
+    assert [(a.node, a.script, a.params) for a in fix.actions] == [
+        ("AMS1", "prereq_install_feature", {"FeatureName": "RSAT-AD-PowerShell"})
+    ]
 
 
 def test_sql_port_from_the_connection_string():
@@ -358,11 +432,9 @@ def test_sql_port_from_the_connection_string():
     }
     phase = STEP.advance(view({"probe": good_results()["probe"]}, inputs=inputs))
     params = phase.actions[0].params
-    assert (params["SqlHost"], params["SqlPort"], params["Database"]) == (
-        "sql1.corp.example.test",
-        14330,
-        "AMSDB",
-    )
+    assert (params["SqlHost"], params["SqlPort"]) == ("sql1.corp.example.test", 14330)
+    target, _ = checks.parse_target(inputs)
+    assert target.sql_params()["Database"] == "AMSDB"
 
 
 DOMAIN_CASES = [
@@ -387,9 +459,9 @@ DOMAIN_CASES = [
     (("gmsa", "domain_admin"), True, "gmsa_settings", "fail", "Domain Admins"),
     (("domain", "netbios"), "OTHER", "gmsa_domain", "fail", "OTHER"),
     (("domain", "dns_root"), "other.test", "domain_name", "fail", "other.test"),
-    (("errors",), {"kds": "Unable to contact the server."}, "kds", "warn", "double hop"),
+    (("errors",), {"kds": "Unable to contact the server."}, "kds", "warn", "second hop"),
     (("errors",), {"domain": "Access is denied."}, "dc_version", "warn", "Not verified"),
-    (("errors",), {"gmsa": "Unable to contact the server."}, "gmsa", "warn", "double hop"),
+    (("errors",), {"gmsa": "Unable to contact the server."}, "gmsa", "warn", "second hop"),
 ]
 
 
@@ -424,7 +496,10 @@ def test_principals_missing_a_node_offer_a_fix_naming_all_nodes():
     assert check.status == "fail"
     assert "Missing: AMS2$" in check.evidence
     assert check.fix["script"] == "prereq_set_gmsa_principals"
-    assert check.fix["params"]["Principals"] == ["AMS1$", "WEB9$", "AMS2$"]
+    # the script adds the nodes to the list it reads fresh; the screen shows the whole list
+    assert check.fix["params"]["Add"] == ["AMS1$", "AMS2$"]
+    assert check.fix["principals_after"] == ["AMS1$", "WEB9$", "AMS2$"]
+    assert "the list becomes: AMS1$, WEB9$, AMS2$" in check.fix["label"]
     assert check.fix["nodes"] == ["AMS1"]
 
 
@@ -520,7 +595,7 @@ def test_facts_script_failure_is_reported():
 
 def test_domain_script_failure_is_reported():
     results = good_results()
-    results["domain"]["AMS1"] = failed("AMS1", "prereq_domain_facts", "timeout", "slow")
+    results["domain"]["AMS1"] = failed("AMS1", "task_run", "timeout", "slow")
     assert by_key(finish_with(results))["domain_facts"].status == "fail"
 
 
@@ -578,7 +653,7 @@ def test_principals_fix_is_rebuilt_from_trusted_values():
     assert fix["script"] == "prereq_set_gmsa_principals"
     assert fix["params"] == {
         "ServiceAccount": "CORP\\svc-ams$",
-        "Principals": ["WEB9$", "AMS1$", "AMS2$"],
+        "Add": ["AMS1$", "AMS2$"],
         "Domain": "corp.example.test",
     }
 

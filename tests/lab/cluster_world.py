@@ -33,8 +33,9 @@ def world(*specs: str, scenario: str = "default") -> BlobStore:
     return BlobStore(scenarios.load_scenario("+".join([scenario, *specs]), NODES))
 
 
-def ctx(store, node="AMS1", auth="negotiate", **params) -> FakeCtx:
-    return FakeCtx(store, node, params, auth=auth)
+def ctx(store, node="AMS1", auth="negotiate", script="", **params) -> FakeCtx:
+    """A context for calling a handler directly; `script` gives it the vetted script's text."""
+    return FakeCtx(store, node, params, auth=auth, script=script)
 
 
 def all_inputs(store: BlobStore, **per_step) -> dict:
@@ -44,7 +45,6 @@ def all_inputs(store: BlobStore, **per_step) -> dict:
         "base_cluster": {
             "cluster_name": hints["cluster_name"],
             "cluster_address": hints["cluster_address"],
-            "double_hop": "scheduled_task",
             "run_validation": True,
         },
         "quorum": {"witness_type": "file_share", "share_path": hints["share_path"]},
@@ -88,7 +88,7 @@ def drive(step, store: BlobStore, inputs: dict, auth: str = "negotiate", limit: 
     view = RunView(
         deployment_name="lab",
         domain_fqdn=store.state["domain"]["fqdn"],
-        nodes=tuple(NodeInfo(n, n.lower(), i) for i, n in enumerate(NODES)),
+        nodes=tuple(NodeInfo(n, n.lower(), i, auth=auth) for i, n in enumerate(NODES)),
         inputs=inputs[step.key],
         all_inputs=inputs,
         secret_names=frozenset(VAULT),

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pypsrp.wsman import WSMan
 
-from app.lab.handlers import HANDLERS
+from app.lab.handlers import HANDLERS, load_handlers
 from app.lab.server import LabServer
 from app.lab.store import LabStore
 
@@ -91,7 +91,7 @@ def probe():
 @pytest.fixture(autouse=True)
 def test_handlers(probe):
     """Register the test scripts' handlers for one test, then restore the registry."""
-    saved = dict(HANDLERS)
+    saved = dict(load_handlers())  # every module imported first, so none is lost on restore
     HANDLERS.update(
         {
             "lab_echo": _echo,

@@ -3,7 +3,10 @@
 import contextlib
 import copy
 import json
+import threading
 
+from app.lab.context import ScriptContext
+from app.remote import scripts
 from app.wizard.engine import Action, ActionResult
 
 
@@ -31,50 +34,98 @@ class FakeStore:
         self.state = working
 
 
-class FakeCtx:
-    """Records every stream write; sleep returns at once."""
+class RecordingIO:
+    """The PipelineIO calls a ScriptContext makes, recorded in order."""
 
-    def __init__(self, store, node, params=None, auth="negotiate", username="CORP\\operator"):
-        self.store = store
-        self.node = node
-        self.params = dict(params or {})
-        self.args = []
-        self.auth = auth
-        self.username = username
-        self.script = ""
+    def __init__(self) -> None:
         self.records: list[tuple[str, object]] = []
-
-    def _record(self, kind, value):
-        self.records.append((kind, value))
+        self.stop_event = threading.Event()
 
     def output(self, value):
-        self._record("output", value)
+        self.records.append(("output", value))
 
     def error(self, message):
-        self._record("error", message)
+        self.records.append(("error", message))
 
     def warning(self, message):
-        self._record("warning", message)
+        self.records.append(("warning", message))
 
     def verbose(self, message):
-        self._record("verbose", message)
+        self.records.append(("verbose", message))
 
-    def information(self, message):
-        self._record("information", message)
+    def information(self, message, source=""):
+        self.records.append(("information", message))
 
     def progress(self, activity, status, percent=-1):
-        self._record("progress", (activity, status, percent))
+        self.records.append(("progress", (activity, status, percent)))
+
+    def read_input(self):
+        return iter(())
+
+
+class FakeCtx(ScriptContext):
+    """The real ScriptContext (second hop, processes) over recorded streams; sleep returns at once."""
+
+    def __init__(
+        self,
+        store,
+        node,
+        params=None,
+        auth="negotiate",
+        username="CORP\\operator",
+        script="",
+        reaches=None,
+    ):
+        io = RecordingIO()
+        super().__init__(
+            io,
+            script=script,
+            node=node,
+            params=dict(params or {}),
+            args=[],
+            store=store,
+            auth=auth,
+            username=username,
+            reaches=_reaches(script) if reaches is None else reaches,
+        )
+        self.records = io.records
+        self.text = scripts.load(script) if script else ""
+        self.shell_id = "FAKE-SHELL"
+        self.dispatcher = _dispatcher(store)
 
     def sleep(self, seconds):
-        self._record("sleep", seconds)
+        self.records.append(("sleep", seconds))
 
     def spend(self, seconds, activity, status):
-        self._record("sleep", seconds)
+        self.records.append(("sleep", seconds))
+
+
+def _reaches(script: str) -> tuple[str, ...]:
+    """What the script declares it reaches. A handler called directly by a unit test has no
+    script name: it may consult any resource (the second hop itself is still enforced); the
+    declaration is checked wherever the script is known (run_action, the dispatcher)."""
+    from app.lab.context import SECOND_HOP_ERRORS
+    from app.lab.handlers import REACHES
+
+    return REACHES.get(script, ()) if script else tuple(SECOND_HOP_ERRORS)
+
+
+def _dispatcher(store):
+    from app.lab.dispatch import Dispatcher, ScriptCatalog
+
+    global _CATALOG
+    if _CATALOG is None:
+        _CATALOG = ScriptCatalog()
+    return Dispatcher(store, _CATALOG, check_password=lambda user, password: bool(password))
+
+
+_CATALOG = None
 
 
 def run_action(store: FakeStore, action: Action, auth: str = "negotiate") -> ActionResult:
     """Run one Action through its lab handler and wrap the outcome as the runner would."""
     from app.lab.context import ScriptFailure
+    from app.lab.dispatch import check_reaches
     from app.lab.handlers import load_handlers
 
     handlers = load_handlers()
@@ -97,9 +148,15 @@ def run_action(store: FakeStore, action: Action, auth: str = "negotiate") -> Act
             "auth_failed",
             "Authentication failed (HTTP 401)",
         )
-    ctx = FakeCtx(store, action.node, action.params, auth=auth)
+    params = scripts.expand_parameters(action.script, dict(action.params))
+    params.update({k: f"<{v}>" for k, v in action.secrets.items()})  # the vault's values
+    ctx = FakeCtx(store, action.node, params, auth=auth, script=action.script)
     try:
         data = handlers[action.script](ctx)
+        check_reaches(ctx)  # as the dispatcher does: a plain run must consult what it reaches
     except ScriptFailure as exc:
         return ActionResult(action.node, action.script, "failed", None, "script_error", str(exc))
+    if data is None:  # task_run re-emits the inner script's JSON output
+        outputs = [v for kind, v in ctx.records if kind == "output"]
+        data = json.loads(outputs[-1]) if outputs else None
     return ActionResult(action.node, action.script, "succeeded", json.loads(json.dumps(data)))

@@ -8,11 +8,21 @@ from app.lab.handlers import ams
 from tests.lab.cluster_world import all_inputs, configure_by_hand, copy_installer, ctx, drive, world
 
 INSTALLER = "C:\\Windows\\Temp\\LithnetAccessManagerService-2.1.1069.0-x64.exe"
+PROPERTIES = {
+    "USER_NAME": "CORP\\svc-ams$",
+    "SQLSERVER": "sql1.corp.example.test",
+    "INSTALL_SQL_EXPRESS": "0",
+}
 START = {
     "InstallerPath": INSTALLER,
-    "ServiceAccount": "CORP\\svc-ams$",
-    "ConnectionString": "Server=sql1;Database=AccessManager;Integrated Security=true",
     "LogPath": "C:\\Windows\\Temp\\ams.log",
+    "Properties": PROPERTIES,
+}
+HOST_CONFIG = {
+    "WebAppEnabled": True,
+    "ApiEnabled": True,
+    "HostName": "amsweb.corp.example.test",
+    "ConnectionString": "Server=sql1;Database=AccessManager;Integrated Security=true",
 }
 
 
@@ -45,10 +55,11 @@ def test_install_start_status_then_detect():
         "account": "CORP\\svc-ams$",
         "display_name": "Lithnet Access Manager Service",
     }
-    assert seen["connection_string"] == START["ConnectionString"]
+    # The installer writes SQLServer; the connection string comes from Set-AmsHostConfig later.
+    assert seen["sql_server"] == PROPERTIES["SQLSERVER"] and seen["connection_string"] is None
     assert seen["configured"] == 0 and seen["binding"]["present"] is False
     assert seen["certificate"]["present"] and seen["certificate"]["covers"] == {"AMSWEB": True}
-    assert seen["license"]["present"] is False
+    assert seen["license"]["present"] is None  # not readable: the operator is asked to confirm
 
 
 def test_version_mismatch_fault_gives_that_node_another_version():
@@ -66,18 +77,18 @@ def test_version_mismatch_fault_gives_that_node_another_version():
 def test_set_host_config_and_the_configuration_tool():
     store = world(scenario="existing_cluster")
     with pytest.raises(ScriptFailure, match="LithnetAccessManager"):
-        ams.ams_set_host_config(ctx(world(), WebAppEnabled=True, ApiEnabled=True))
-    result = ams.ams_set_host_config(ctx(store, WebAppEnabled=True, ApiEnabled=True))
-    assert result == {"web_app_enabled": True, "api_enabled": True, "restarted": True}
+        ams.ams_set_host_config(ctx(world(), script="ams_set_host_config", **HOST_CONFIG))
+    result = ams.ams_set_host_config(ctx(store, script="ams_set_host_config", **HOST_CONFIG))
+    assert result["web_app_enabled"] and result["api_enabled"] and result["restarted"]
     configure_by_hand(store)
     seen = ams.ams_detect(
         ctx(store, Thumbprint=store.state["suggested_inputs"]["certificate_thumbprint"])
     )
     assert seen["host_config"]["api_enabled"] is True and seen["configured"] == 1
+    assert seen["connection_string"] == HOST_CONFIG["ConnectionString"]
     assert (
         seen["binding"]["thumbprint"] == store.state["suggested_inputs"]["certificate_thumbprint"]
     )
-    assert seen["license"]["present"] is True
 
 
 def test_step_unattended_install_then_manual_configuration_then_done():
@@ -90,7 +101,12 @@ def test_step_unattended_install_then_manual_configuration_then_done():
     assert {"configured:AMS1", "binding:AMS2", "license:AMS1"} <= keys
     configure_by_hand(store)
     finish, ran = drive(STEP, store, inputs)
+    # From 2.1 the license lives in the database, which no node can read: the operator confirms.
+    assert [c.key for c in finish.checks if c.status == "fail"] == ["license:AMS1"]
+    inputs["install_ams"]["license_confirmed"] = True
+    finish, ran = drive(STEP, store, inputs)
     assert "install_start" not in ran and finish.status == "done", finish.checks
+    assert next(c for c in finish.checks if c.key == "license:AMS1").status == "info"
 
 
 def test_step_reports_the_version_mismatch_node():

@@ -24,8 +24,10 @@ def test_reset_install_configure_and_installer(app):
     assert runner.invoke(args=["lab", "configure-ams"]).exit_code == 0
     nodes = _state(app)["nodes"]
     key = "HKLM\\SOFTWARE\\Lithnet\\Access Manager Service"
-    assert nodes["AMS1"]["registry"][key].get("LicenseData")
-    assert not nodes["AMS2"]["registry"][key].get("LicenseData")
+    # 2.1 keeps the license in the database (entered once, on the first node).
+    assert nodes["AMS1"].get("license_in_database") is True
+    assert not nodes["AMS2"].get("license_in_database")
+    assert not nodes["AMS1"]["registry"].get(key + "\\Parameters", {}).get("LicenseData")
     assert "0.0.0.0:443" in nodes["AMS3"]["http_bindings"]
 
     result = runner.invoke(args=["lab", "installer", "--version", "2.1.1069.0"])

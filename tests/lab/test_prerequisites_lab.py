@@ -35,7 +35,9 @@ def execute(server: LabServer, action) -> ActionResult:
         read_timeout=10,
     )
     try:
-        result = run_script(conn, action.script, action.params, timeout=30)
+        vault = {"winrm_username": USER, "winrm_password": PASSWORD}
+        secure = {param: vault[entry] for param, entry in action.secrets.items()}
+        result = run_script(conn, action.script, action.params, timeout=30, secure_params=secure)
     except RemoteError as error:
         return ActionResult(
             action.node, action.script, "failed", None, error.category, error.message
@@ -43,14 +45,21 @@ def execute(server: LabServer, action) -> ActionResult:
     return ActionResult(action.node, action.script, "succeeded", result.data)
 
 
-def drive(store: LabStore, server: LabServer) -> Finish:
+def drive(store: LabStore, server: LabServer, options=None) -> Finish:
     hints = store.read()["suggested_inputs"]
     inputs = {k: hints[k] for k in ("ams_version", "gmsa", "sql_connection_string")}
     nodes = tuple(NodeInfo(n, "127.0.0.1", i, "ntlm") for i, n in enumerate(NODES))
     results: dict = {}
     for _ in range(10):
         view = RunView(
-            "lab", "corp.example.test", nodes, inputs, {}, frozenset({"license_key"}), results
+            "lab",
+            "corp.example.test",
+            nodes,
+            inputs,
+            {},
+            frozenset({"license_key"}),
+            results,
+            dict(options or {}),
         )
         outcome = STEP.advance(view)
         if isinstance(outcome, Finish):
@@ -59,15 +68,23 @@ def drive(store: LabStore, server: LabServer) -> Finish:
     raise AssertionError("the step did not finish")
 
 
-def test_happy_path_over_winrm(world):
-    finish = drive(*world)
+def test_windows_as_shipped_over_winrm(world):
+    """The strict default: no AD module, no second hop. The step offers the module, installs
+    it with consent, and then reads the domain through a scheduled task."""
+    store, server = world
+    finish = drive(store, server)
+    module = next(c for c in finish.checks if c.key == "ad_module")
+    assert finish.status == "needs_attention" and module.status == "fail"
+    finish = drive(store, server, {"fix": module.fix})
     assert finish.status == "done", finish.summary
+    found = {c.key: c.status for c in finish.checks}
+    assert found["kds"] == found["gmsa_principals"] == found["sql_login"] == "pass"
 
 
 def test_faults_over_winrm(world):
     store, server = world
     with store.transaction() as state:
-        for spec in ("unreachable:AMS2", "kds_too_new", "sql_express"):
+        for spec in ("unreachable:AMS2", "kds_too_new", "sql_express", "ad_module:AMS1"):
             scenarios.apply_fault(state, spec)
     finish = drive(store, server)
     found = {c.key: c for c in finish.checks}

@@ -10,7 +10,6 @@ from app.lab.scenarios import install_ams
 from tests.lab.cluster_world import all_inputs, configure_by_hand, ctx, drive, world
 
 ROLE = {"Name": "AMSWEB", "StaticAddress": "10.20.0.51"}
-TASK = {"TaskUser": "CORP\\op", "TaskPassword": "pw"}
 
 
 def installed(*specs):
@@ -31,7 +30,7 @@ def test_role_create_makes_the_service_manual_and_runs_it_on_the_owner():
     store = installed()
     with pytest.raises(ScriptFailure, match="Access is denied"):
         role.role_create(ctx(store, **ROLE))
-    created = role.role_create_task(ctx(store, **ROLE, **TASK))
+    created = role.role_create(ctx(store, auth="task", **ROLE))  # as task_run's logon runs it
     assert created["state"] == "Online" and created["owner"] == "AMS1"
     for name, status in (("AMS1", "Running"), ("AMS2", "Stopped")):
         service = store.state["nodes"][name]["services"]["lithnetams"]
@@ -48,7 +47,9 @@ def test_move_changes_owner_and_service_and_honours_role_fails_on():
     moved = failover.failover_move(ctx(store, node="AMS2", Name="AMSWEB", Node="AMS2"))
     assert moved["state"] == "Failed" and "failed to come online" in moved["error"]
     assert store.state["nodes"]["AMS2"]["services"]["lithnetams"]["status"] == "Stopped"
-    diag = role.role_diagnostics(ctx(store, node="AMS2", Name="AMSWEB"))
+    plain = role.role_diagnostics(ctx(store, node="AMS2", Name="AMSWEB"))
+    assert not plain["cluster_log"] and "Access is denied" in plain["cluster_log_error"]
+    diag = role.role_diagnostics(ctx(store, node="AMS2", auth="task", Name="AMSWEB"))
     assert diag["cluster_log"] and diag["events"][0]["level"] == "Error"
     back = failover.failover_move(ctx(store, Name="AMSWEB", Node="AMS1"))
     assert back["state"] == "Online"

@@ -5,8 +5,8 @@ import re
 from pathlib import Path
 
 import pytest
-import tree_sitter_powershell
-from tree_sitter import Language, Parser
+
+from tests.remote.ps_ast import PARSER
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app"
@@ -17,7 +17,6 @@ RUNNER = APP / "remote" / "runner.py"
 SCRIPT_LOADERS = {"load", "copy_script"}
 FORBIDDEN_CALLS = {"execute_ps", "execute_cmd"}
 VETTED = "vetted_text"  # the only variable runner.py may hand to add_script
-PARSER = Parser(Language(tree_sitter_powershell.language()))
 
 
 def _rel(path: Path) -> str:

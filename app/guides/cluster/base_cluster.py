@@ -1,17 +1,19 @@
 """Step 2: validate the nodes and create (or adopt) the failover cluster.
 
 detect (cluster_detect on every node) -> adopt, or stop on a foreign cluster -> validate
-(Test-Cluster) -> create (New-Cluster over CredSSP or in a scheduled task) -> verify (detect again).
+(Test-Cluster) -> create (New-Cluster) -> verify (detect again). Test-Cluster and New-Cluster reach the
+other nodes and Active Directory, so both take the operator route (app.wizard.route): CredSSP when the
+first node's session is CredSSP, else a scheduled task on it.
 """
 
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, RadioField, StringField
+from wtforms import BooleanField, StringField
 
 from app import validators
+from app.guides.cluster import validation as verdict
 from app.guides.cluster.flow import (
-    TASK_SECRETS,
     conclude,
     failure_checks,
     failures,
@@ -20,6 +22,7 @@ from app.guides.cluster.flow import (
     outputs,
     upper_set,
 )
+from app.wizard import route
 from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule
 
@@ -42,14 +45,6 @@ class BaseClusterForm(FlaskForm):
         "Cluster static IP address",
         [Rule(lambda v: validators.static_address(v, what="Cluster address"))],
     )
-    double_hop = RadioField(
-        "How to run cluster creation on the node",
-        choices=[
-            ("scheduled_task", "As a scheduled task on the first node (no CredSSP needed)"),
-            ("credssp", "Over CredSSP (the node must accept CredSSP; remember to disable it)"),
-        ],
-        default="scheduled_task",
-    )
     run_validation = BooleanField("Run cluster validation (Test-Cluster) first", default=True)
 
 
@@ -64,9 +59,10 @@ class BaseCluster(Step):
     guidance = (
         "Cluster validation runs first and its report is kept with this deployment. If the nodes "
         "already form a cluster, it is adopted as it is rather than created again.",
-        "Creating a cluster from a remote session needs the operator's credentials on a second "
-        "hop (to Active Directory). The wizard avoids that by running the command on the node as a "
-        "scheduled task, or uses CredSSP if you choose it.",
+        "Validating and creating a cluster reach the other nodes and Active Directory, which a "
+        "WinRM session cannot do with Kerberos or NTLM credentials (the second hop). The wizard "
+        "runs both in a one-shot scheduled task on the first node that logs on with your "
+        "credentials, or directly when that node's connection uses CredSSP.",
         "The account needs local administrator rights on every node and permission to create "
         "computer objects in the nodes' OU (or a pre-staged cluster name object).",
     )
@@ -120,13 +116,12 @@ class BaseCluster(Step):
         return Phase(name, title, actions)
 
     def _validate(self, view: RunView) -> Phase:
-        action = Action(
-            node=view.first_node.name,
-            script="cluster_validate",
-            params={"Node": view.node_names},
+        action = route.as_operator(
+            view.first_node,
+            "cluster_validate",
+            {"Node": view.node_names},
             label="Test-Cluster (inventory, network, system configuration)",
             timeout=1800,
-            long_running=True,
         )
         return one_action_phase("validate", "Validate the nodes", action)
 
@@ -136,26 +131,13 @@ class BaseCluster(Step):
             "Node": view.node_names,
             "StaticAddress": view.inputs.get("cluster_address", ""),
         }
-        if _method(view) == "credssp":
-            action = Action(
-                node=view.first_node.name,
-                script="cluster_create",
-                params=params,
-                label="New-Cluster over CredSSP",
-                timeout=CREATE_TIMEOUT,
-                long_running=True,
-            )
-        else:
-            action = Action(
-                node=view.first_node.name,
-                script="cluster_create_task",
-                params=params,
-                secrets=TASK_SECRETS,
-                label="New-Cluster in a scheduled task",
-                timeout=CREATE_TIMEOUT,
-                long_running=True,
-            )
+        action = route.as_operator(
+            view.first_node, "cluster_create", params, label="New-Cluster", timeout=CREATE_TIMEOUT
+        )
         return one_action_phase("create", "Create the cluster", action, changes_state=True)
+
+
+validation_reading = verdict.reading
 
 
 def _name(view: RunView) -> str:
@@ -163,7 +145,7 @@ def _name(view: RunView) -> str:
 
 
 def _method(view: RunView) -> str:
-    return "credssp" if view.inputs.get("double_hop") == "credssp" else "scheduled_task"
+    return "credssp" if route.delegates(view.first_node) else "scheduled_task"
 
 
 def _existing_cluster(view: RunView, detected: dict[str, Any]) -> Finish | None:
@@ -240,7 +222,7 @@ def _validation_stop(view: RunView, results: dict[str, ActionResult]) -> Finish 
             "Cluster validation could not run.",
             failure_checks(results, "validate", "Test-Cluster"),
         )
-    data = outputs(results).get(view.first_node.name, {})
+    data = verdict.reading(outputs(results).get(view.first_node.name, {}))
     if data.get("outcome") != "failed":
         return None
     return needs_attention(
@@ -286,7 +268,7 @@ def _artifacts(view: RunView, method: str, validation: dict | None) -> dict:
     artifacts: dict[str, Any] = {"method": method, "cluster_name": _name(view)}
     report = outputs(validation).get(view.first_node.name) if validation else None
     if report:
-        artifacts["test_cluster_report"] = _report(report)
+        artifacts["test_cluster_report"] = _report(validation_reading(report))
     return artifacts
 
 
@@ -314,7 +296,9 @@ def _conclude(view: RunView, results: dict, method: str, validation: dict | None
     checks.extend(_address_check(view, detected))
     report = outputs(validation).get(view.first_node.name) if validation else None
     if report:
-        checks.extend(c for c in _validation_checks(report) if c.status != "fail")
+        reading = validation_reading(report)
+        checks.extend(c for c in _validation_checks(reading) if c.status != "fail")
+        checks.append(verdict.outcome_check(reading))
     verb = "adopted" if method == "adopted" else "created"
     summary = f"Cluster {_name(view)} was {verb}; all {len(view.node_names)} nodes are Up."
     if method == "credssp":

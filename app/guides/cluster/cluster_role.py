@@ -1,7 +1,7 @@
 """Step 5: create the Generic Service role for lithnetams and bring it online.
 
 detect (role_detect) -> adopt (start with role_start if it is Failed or Offline), or stop on a
-conflict -> create (role_create over CredSSP or role_create_task) -> wait_1..wait_N (role_wait)
+conflict -> create (role_create by the operator route: CredSSP or a scheduled task) -> wait_1..wait_N (role_wait)
 until Online -> verify (ams_detect on every node:
 start type Manual). A role that does not come online gets a diagnostics phase (role_diagnostics).
 """
@@ -13,7 +13,6 @@ from wtforms import StringField
 
 from app import validators
 from app.guides.cluster.flow import (
-    TASK_SECRETS,
     conclude,
     failure_checks,
     failures,
@@ -23,6 +22,7 @@ from app.guides.cluster.flow import (
     outputs,
     poll_results,
 )
+from app.wizard import route
 from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule
 
@@ -161,16 +161,12 @@ class ClusterRole(Step):
             "Name": _name(view),
             "StaticAddress": view.inputs.get("access_point_address", ""),
         }
-        credssp = _method(view) == "credssp"
-        action = Action(
-            node=view.first_node.name,
-            script="role_create" if credssp else "role_create_task",
-            params=params,
-            secrets={} if credssp else TASK_SECRETS,
-            label="Add-ClusterGenericServiceRole "
-            + ("over CredSSP" if credssp else "in a scheduled task"),
+        action = route.as_operator(
+            view.first_node,
+            "role_create",
+            params,
+            label="Add-ClusterGenericServiceRole",
             timeout=900,
-            long_running=True,
         )
         return one_action_phase("create", "Create the role", action, changes_state=True)
 
@@ -208,14 +204,14 @@ class ClusterRole(Step):
 
     def _diagnostics(self, view: RunView) -> Phase:
         actions = tuple(
-            Action(
-                node=n,
-                script="role_diagnostics",
-                params={"Name": _name(view)},
-                label=f"Cluster log and events on {n}",
+            route.as_operator(
+                node,
+                "role_diagnostics",
+                {"Name": _name(view)},
+                label=f"Cluster log and events on {node.name}",
                 timeout=300,
             )
-            for n in view.node_names
+            for node in view.nodes
         )
         return Phase("diagnostics", "Gather diagnostics", actions)
 
@@ -225,8 +221,7 @@ def _name(view: RunView) -> str:
 
 
 def _method(view: RunView) -> str:
-    base = view.all_inputs.get("base_cluster", {})
-    return "credssp" if base.get("double_hop") == "credssp" else "scheduled_task"
+    return "credssp" if route.delegates(view.first_node) else "scheduled_task"
 
 
 def _conflict(view: RunView, found: dict) -> Finish | None:

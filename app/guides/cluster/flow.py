@@ -8,14 +8,12 @@ from typing import Any
 from app.remote.errors import AUTH_FAILED, INTERRUPTED, REMEDIATION, TIMEOUT, UNREACHABLE
 from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView
 
-# The scheduled-task scripts receive the operator's WinRM credentials from the vault.
-TASK_SECRETS = {"TaskUser": "winrm_username", "TaskPassword": "winrm_password"}
-
-DOUBLE_HOP_REMEDIATION = (
+SECOND_HOP_REMEDIATION = (
     "This command reaches Active Directory and the other nodes from the node itself, which a "
-    "remote session cannot do with Kerberos or NTLM (the double hop). Choose 'As a scheduled "
-    "task' in the Base cluster settings, or enable CredSSP on the node "
-    "(Enable-WSManCredSSP -Role Server), connect to it with CredSSP, and retry."
+    "remote session cannot do with Kerberos or NTLM (the second hop). The wizard runs it in a "
+    "scheduled task with your credentials unless the node's connection is CredSSP; if the task "
+    "route is refused on this node, enable CredSSP (Enable-WSManCredSSP -Role Server), set the "
+    "node's authentication to CredSSP, and retry."
 )
 TASK_REMEDIATION = (
     "The scheduled task could not run as the WinRM account. Enter the account as DOMAIN\\user, "
@@ -88,7 +86,7 @@ def remediation_for(result: ActionResult) -> str:
     if "user name or password is incorrect" in text:
         return TASK_REMEDIATION
     if is_double_hop(result):
-        return DOUBLE_HOP_REMEDIATION
+        return SECOND_HOP_REMEDIATION
     if transport_remediation(result):
         return transport_remediation(result)
     return (

@@ -2,7 +2,13 @@
 
 detect (ams_detect on every node) -> install where missing (unattended: ams_install_start, then
 poll_1..poll_N with ams_install_status; manual: a checklist and Retry) -> detect_after_install ->
-host_config (ams_set_host_config where web app/API differ) -> detect_final -> per-node checks.
+host_config (ams_set_host_config where the web app, API or connection string differ) ->
+detect_final -> per-node checks.
+
+The unattended installer gets Lithnet's real MSI properties (USER_NAME, USER_PASSWORD, SQLSERVER,
+INSTALL_SQL_EXPRESS=0, APPDIR, CONFIG_PATH, LOG_PATH) and is started outside the WinRM shell; the
+installer writes no connection string, so the host configuration phase sets it. Where the license
+is kept from 2.1 on (the database) cannot be read from a node: the operator confirms it instead.
 """
 
 from dataclasses import dataclass
@@ -13,6 +19,7 @@ from wtforms import BooleanField, IntegerField, RadioField, StringField
 from wtforms.validators import NumberRange
 
 from app import validators
+from app.guides.cluster.checks import split_sql_source
 from app.guides.cluster.flow import (
     conclude,
     failure_checks,
@@ -24,6 +31,8 @@ from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule
 
 INSTALL_DIR = "C:\\Windows\\Temp\\"
+APP_DIR = "C:\\Program Files\\Lithnet\\Access Manager Service\\"
+LOCAL_SQL = (".", "(local)", "localhost", "127.0.0.1")
 POLL_SECONDS = 5.0
 MAX_POLLS = 120
 DETECTIONS = ("detect", "detect_after_install", "detect_final")
@@ -73,7 +82,13 @@ class InstallForm(FlaskForm):
     certificate_thumbprint = StringField("TLS certificate thumbprint", [Rule(_thumbprint)])
     https_port = IntegerField("HTTPS port", [NumberRange(1, 65535)], default=443)
     web_app_enabled = BooleanField("Enable the web app", default=True)
-    api_enabled = BooleanField("Enable the API", default=True)
+    api_enabled = BooleanField("Enable the API (agent access in version 3)", default=True)
+    license_confirmed = BooleanField(
+        "I entered the license key in the configuration tool on the first node",
+        default=False,
+        description="From version 2.1 Access Manager keeps the license in its database, which the "
+        "wizard cannot read from a node; it asks you to confirm instead.",
+    )
 
 
 class InstallAms(Step):
@@ -153,6 +168,7 @@ class Settings:
     web_app: bool
     api: bool
     host_names: tuple[str, ...]
+    license_confirmed: bool = False
 
     @classmethod
     def of(cls, view: RunView) -> "Settings":
@@ -172,7 +188,36 @@ class Settings:
             web_app=bool(view.inputs.get("web_app_enabled", True)),
             api=bool(view.inputs.get("api_enabled", True)),
             host_names=names if access_point else (),
+            license_confirmed=bool(view.inputs.get("license_confirmed", False)),
         )
+
+    @property
+    def external_host_name(self) -> str:
+        """The name clients use: the access point's FQDN."""
+        return self.host_names[1] if len(self.host_names) > 1 else ""
+
+    @property
+    def sql_server(self) -> str:
+        """The Data Source of the connection string (the installer's SQLSERVER)."""
+        try:
+            parts = validators.parse_connection_string(self.connection_string)
+        except ValueError:
+            return ""
+        lowered = {k.lower(): v for k, v in parts.items()}
+        return str(lowered.get("server") or lowered.get("data source") or "")
+
+    def msi_properties(self) -> dict[str, str]:
+        """Lithnet's installer properties; without INSTALL_SQL_EXPRESS=0 a silent install adds a
+        local SQL Express instance to the node."""
+        return {
+            "USER_NAME": self.account,
+            "USER_PASSWORD": "",  # a gMSA has no password
+            "SQLSERVER": self.sql_server,
+            "INSTALL_SQL_EXPRESS": "0",
+            "APPDIR": APP_DIR,
+            "CONFIG_PATH": APP_DIR + "config",
+            "LOG_PATH": APP_DIR + "logs",
+        }
 
     @property
     def installer_path(self) -> str:
@@ -212,9 +257,8 @@ def _install_start(settings: Settings, nodes: list[str]) -> Phase:
     # (Action.upload, checksum verified on the node); the script refuses to start without it.
     params = {
         "InstallerPath": settings.installer_path,
-        "ServiceAccount": settings.account,
-        "ConnectionString": settings.connection_string,
         "LogPath": settings.log_path,
+        "Properties": settings.msi_properties(),
     }
     actions = tuple(
         Action(
@@ -424,17 +468,9 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
         )
     checks += _certificate_checks(settings, node, data)
     checks += _host_config_checks(settings, node, data)
-    if node == _first_node(view) and not (data.get("license") or {}).get("present"):
-        checks.append(
-            _check(
-                "license",
-                node,
-                f"No license found on {node}",
-                "The Enterprise license is entered once, on the first node.",
-                "Open the configuration tool on the first node, enter the license key on the "
-                "Licensing page, save, then retry.",
-            )
-        )
+    checks += _sql_server_checks(settings, node, data)
+    if node == _first_node(view):
+        checks.append(_license_check(settings, node, data.get("license") or {}))
     start_type = (data.get("service") or {}).get("start_type")
     checks.append(
         _check(
@@ -447,6 +483,52 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
         )
     )
     return checks
+
+
+def _license_check(settings: Settings, node: str, found: dict) -> Check:
+    """Found where the service reads it, confirmed by the operator, or a question."""
+    title = f"License on {node}"
+    if found.get("present"):
+        return _check("license", node, title, f"Found in {found.get('source')}.", "", "pass")
+    looked = ", ".join(found.get("checked") or ["Parameters\\LicenseData"])
+    if settings.license_confirmed:
+        return _check(
+            "license",
+            node,
+            title,
+            f"Confirmed by the operator; not readable from the node (looked in {looked}; from "
+            "version 2.1 the license is kept in the database).",
+            "",
+            "info",
+        )
+    return _check(
+        "license",
+        node,
+        f"Confirm the license on {node}",
+        f"Not found where the node can read it (looked in {looked}). From version 2.1 Access "
+        "Manager keeps the license in its database, so this is expected.",
+        "Open the configuration tool on the first node, check the Licensing page shows the "
+        "Enterprise license, tick 'I entered the license key' on this step, save and retry.",
+    )
+
+
+def _sql_server_checks(settings: Settings, node: str, data: dict) -> list[Check]:
+    """The installer's SQLSERVER: a local instance means SQL Express was put on the node."""
+    server = str(data.get("sql_server") or "")
+    host = split_sql_source(server)[0].lower() if server else ""
+    if not server or (host not in LOCAL_SQL and host != node.lower()):
+        return []
+    return [
+        _check(
+            "sql_express",
+            node,
+            f"{node} was installed against a local SQL Server ({server})",
+            "Parameters\\SQLServer names this node: without INSTALL_SQL_EXPRESS=0 the installer "
+            "adds a SQL Express instance, which no other node can share.",
+            f"Uninstall Access Manager and the SQL Express instance AMS from {node}, then install "
+            f"again against {settings.sql_server or 'the shared SQL Server'}.",
+        )
+    ]
 
 
 def _same_connection(actual: object, wanted: str) -> bool:
@@ -532,8 +614,13 @@ def _host_config_differs(settings: Settings, data: dict) -> bool:
     if not config.get("available"):
         return False
     api = config.get("api_enabled")
-    return bool(config.get("web_app_enabled")) != settings.web_app or (
-        api is not None and bool(api) != settings.api
+    wrong_database = bool(settings.connection_string) and not _same_connection(
+        data.get("connection_string"), settings.connection_string
+    )
+    return (
+        bool(config.get("web_app_enabled")) != settings.web_app
+        or (api is not None and bool(api) != settings.api)
+        or wrong_database
     )
 
 
@@ -565,12 +652,17 @@ def _host_config_checks(settings: Settings, node: str, data: dict) -> list[Check
 
 
 def _host_config(settings: Settings, nodes: list[str]) -> Phase:
-    params = {"WebAppEnabled": settings.web_app, "ApiEnabled": settings.api}
+    params = {
+        "WebAppEnabled": settings.web_app,
+        "ApiEnabled": settings.api,
+        "HostName": settings.external_host_name,
+        "ConnectionString": settings.connection_string,
+    }
     actions = tuple(
         Action(node=n, script="ams_set_host_config", params=params, label=f"Host config on {n}")
         for n in nodes
     )
-    return Phase("host_config", "Apply the web app and API settings", actions, changes_state=True)
+    return Phase("host_config", "Apply the host configuration", actions, changes_state=True)
 
 
 def _finish(view: RunView, settings: Settings, checks: list[Check], missing: list[str]) -> Finish:

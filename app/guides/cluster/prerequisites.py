@@ -1,13 +1,16 @@
 """Step 1: prove every prerequisite before anything is changed.
 
-Phases: "probe" (connection_probe on every node), "facts" (prereq_node_facts on every node that
-answered), "domain" (prereq_domain_facts on the first of them), then a Finish with one Check per
-item. All three are read-only. A fix the operator accepted from an earlier attempt arrives as
-`view.options["fix"]` (a check's `fix` dict, or just its id) and runs first as phase "fix"; after a
-restart the step re-probes ("probe-2", "probe-3", ...) until the node is back with a new boot time.
+Phases, all read-only: "probe" (connection_probe on every node), "facts" (prereq_node_facts, local
+facts, on every node that answered), "domain" (prereq_domain_facts by the operator route on the first
+of them that has the ActiveDirectory module), "service" (prereq_sql_facts in a scheduled task running
+as the gMSA on every node: its logon proves the node retrieves the password, its SQL sign-in proves
+the login), "sql" (prereq_sql_facts by the operator route, only when no task as the gMSA could sign
+in), then a Finish with one Check per item. A fix the operator accepted from an earlier attempt
+arrives as `view.options["fix"]` (a check's `fix` dict, or just its id) and runs first as phase
+"fix"; after a restart the step re-probes ("probe-2", ...) until the node is back with a new boot
+time.
 """
 
-import re
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -16,18 +19,19 @@ from wtforms import PasswordField, StringField
 from app import validators
 from app.guides.cluster import checks
 from app.guides.cluster.checks import Target
+from app.wizard import route
 from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule
 
 FIX_SCRIPTS = {
     "install_feature": "prereq_install_feature",
+    "install_ad_module": "prereq_install_feature",
     "set_gmsa_principals": "prereq_set_gmsa_principals",
     "restart": "prereq_restart_node",
 }
 RESTART_DELAY = 10
 REPROBE_WAIT = 20.0
 MAX_PROBES = 12
-_PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}\$?$")
 
 
 class PrerequisitesForm(FlaskForm):
@@ -81,7 +85,11 @@ class Prerequisites(Step):
         nodes = view.node_names
         phases = [_probe_phase("probe", nodes, 0.0)]
         if target is not None:
-            phases += [_facts_phase(target, nodes), _domain_phase(target, view, nodes[0])]
+            phases += [
+                _facts_phase(target, nodes),
+                _domain_phase(target, view, nodes[0]),
+                _service_phase(target, view, nodes),
+            ]
         return phases
 
     def advance(self, view: RunView) -> Phase | Finish:
@@ -91,7 +99,7 @@ class Prerequisites(Step):
             return Finish("needs_attention", "Some inputs are missing or invalid.", tuple(problems))
         fix = requested_fix(view, target)
         if fix and view.phase("fix") is None:
-            return _fix_phase(fix)
+            return _fix_phase(fix, view)
         probe_name, probe = latest_probe(view)
         if probe is None:
             return _probe_phase("probe", view.node_names, 0.0)
@@ -102,8 +110,18 @@ class Prerequisites(Step):
         reachable = [n for n in view.node_names if probe.get(n) and probe[n].ok]
         if reachable and view.phase("facts") is None:
             return _facts_phase(target, reachable)
-        if reachable and view.phase("domain") is None:
-            return _domain_phase(target, view, reachable[0])
+        facts = {n: r.data for n, r in (view.phase("facts") or {}).items() if r.ok and r.data}
+        domain_node = next((n for n in reachable if has_ad_module(facts.get(n))), None)
+        if domain_node and view.phase("domain") is None:
+            return _domain_phase(target, view, domain_node)
+        checked = [n for n in reachable if n in facts]
+        if checked and view.phase("service") is None:
+            return _service_phase(target, view, checked)
+        signed_in = any(
+            r.ok and (r.data or {}).get("query_ok") for r in (view.phase("service") or {}).values()
+        )
+        if checked and not signed_in and view.phase("sql") is None:
+            return _sql_phase(target, view, checked[0])
         return finish(view, target, probe, reachable)
 
 
@@ -120,18 +138,63 @@ def _facts_phase(target: Target, nodes: list[str]) -> Phase:
     return Phase("facts", "Check every node", actions)
 
 
+def has_ad_module(facts: dict | None) -> bool:
+    """The node has the ActiveDirectory module (feature RSAT-AD-PowerShell)."""
+    return ((facts or {}).get("ad_module") or {}).get("install_state") == "Installed"
+
+
+def _node_info(view: RunView, name: str):
+    return next(n for n in view.nodes if n.name == name)
+
+
 def _domain_phase(target: Target, view: RunView, node: str) -> Phase:
     params = {"ServiceAccount": target.gmsa, "Domain": view.domain_fqdn}
-    action = Action(node, "prereq_domain_facts", params, label="Check Active Directory")
+    action = route.as_operator(
+        _node_info(view, node),
+        "prereq_domain_facts",
+        params,
+        label="Check Active Directory",
+        timeout=300,
+    )
     return Phase("domain", "Check the domain", (action,))
 
 
-def _fix_phase(fix: dict) -> Phase:
+def _service_phase(target: Target, view: RunView, nodes: list[str]) -> Phase:
     actions = tuple(
-        Action(n, fix["script"], dict(fix["params"]), label=fix["label"], long_running=True)
-        for n in fix["nodes"]
+        route.as_service_account(
+            _node_info(view, n),
+            "prereq_sql_facts",
+            target.gmsa,
+            target.sql_params(),
+            label=f"Sign in to SQL Server from {n}",
+        )
+        for n in nodes
     )
-    return Phase("fix", fix["label"], actions, changes_state=True)
+    return Phase("service", "Try the service account on every node", actions)
+
+
+def _sql_phase(target: Target, view: RunView, node: str) -> Phase:
+    action = route.as_operator(
+        _node_info(view, node),
+        "prereq_sql_facts",
+        target.sql_params(),
+        label="Read the service account's SQL login",
+        timeout=300,
+    )
+    return Phase("sql", "Check SQL Server", (action,))
+
+
+def _fix_phase(fix: dict, view: RunView) -> Phase:
+    def build(node: str) -> Action:
+        if fix.get("route") == "operator":
+            return route.as_operator(
+                _node_info(view, node), fix["script"], dict(fix["params"]), label=fix["label"]
+            )
+        return Action(
+            node, fix["script"], dict(fix["params"]), label=fix["label"], long_running=True
+        )
+
+    return Phase("fix", fix["label"], tuple(build(n) for n in fix["nodes"]), changes_state=True)
 
 
 def probe_number(name: str) -> int:
@@ -187,6 +250,17 @@ def feature_fix(nodes: list[str]) -> dict:
     }
 
 
+def ad_module_fix(node: str) -> dict:
+    """Install the ActiveDirectory module on the node that runs the domain checks."""
+    return {
+        "id": "install_ad_module",
+        "script": FIX_SCRIPTS["install_ad_module"],
+        "label": f"Install the Active Directory PowerShell module (RSAT-AD-PowerShell) on {node}",
+        "nodes": [node],
+        "params": {"FeatureName": "RSAT-AD-PowerShell"},
+    }
+
+
 def restart_fix(nodes: list[str]) -> dict:
     """Restart the nodes, then wait for them to come back."""
     return {
@@ -215,19 +289,13 @@ def requested_fix(view: RunView, target: Target) -> dict | None:
         return None
     if raw["id"] == "install_feature":
         return feature_fix(nodes)
+    if raw["id"] == "install_ad_module":
+        return ad_module_fix(nodes[0])
     if raw["id"] == "restart":
         return restart_fix(nodes)
-    return _principals_from(raw, view, target, nodes[0])
-
-
-def _principals_from(raw: dict, view: RunView, target: Target, run_on: str) -> dict:
-    given = (raw.get("params") or {}).get("Principals") or []
-    kept = [str(p) for p in given if isinstance(p, str) and _PRINCIPAL_RE.match(p)]
-    node_sams = checks.sams(view.node_names)
-    upper = {p.upper() for p in kept}
-    principals = kept + [s for s in node_sams if s.upper() not in upper]
-    gmsa = {"principals": [{"sam": p} for p in principals]}
-    fix = checks.principals_fix(target, gmsa, view.node_names, run_on)
+    # Whatever the request carried, the fix only ever adds this deployment's nodes; the script
+    # reads the current list on the node and keeps every principal already there.
+    fix = checks.principals_fix(target, None, view.node_names, nodes[0])
     fix["params"]["Domain"] = view.domain_fqdn
     return fix
 
@@ -246,8 +314,18 @@ def finish(
     found: list[Check] = [checks.winrm_check(n, probe.get(n)) for n in view.node_names]
     found += [_facts_failure(n, r) for n, r in facts_results.items() if not r.ok]
     found += node_checks(view, target, per_node)
+    found += ad_module_checks(view, per_node, reachable)
     found += domain_checks(view, target, reachable)
-    found += checks.sql_checks(target, per_node)
+    service = view.phase("service") or {}
+    for node in view.node_names:
+        found += checks.service_account_checks(node, target, service.get(node))
+    readings = [r.data for r in service.values() if r.ok and isinstance(r.data, dict)]
+    operator = next(iter((view.phase("sql") or {}).values()), None)
+    if operator is not None and operator.ok and isinstance(operator.data, dict):
+        readings.append(operator.data)
+    elif operator is not None:
+        readings.append({"error": operator.error_message})
+    found += checks.sql_checks(target, readings)
     found += [checks.version_check(target)]
     found += checks.installed_checks(
         target, {n: checks.installed_version(f) for n, f in per_node.items()}
@@ -283,10 +361,31 @@ def node_checks(view: RunView, target: Target, per_node: dict[str, dict]) -> lis
             checks.os_check(node, facts),
             checks.feature_check(node, facts, install),
             checks.reboot_check(node, facts, restart_fix([node])),
-            checks.gmsa_test_check(node, facts),
             checks.sql_tcp_check(node, target, facts),
         ]
     return found
+
+
+def ad_module_checks(view: RunView, per_node: dict[str, dict], reachable: list[str]) -> list[Check]:
+    """The domain checks need the ActiveDirectory module on one node; offer to install it."""
+    if not per_node or any(has_ad_module(f) for f in per_node.values()):
+        return []
+    node = next(n for n in reachable if n in per_node)
+    return [
+        Check(
+            "ad_module",
+            "Active Directory PowerShell module",
+            "fail",
+            f"No node has the Active Directory module: feature RSAT-AD-PowerShell is "
+            f"{(per_node[node].get('ad_module') or {}).get('install_state') or 'not installed'} "
+            f"on {node}. Installing Failover Clustering does not add it.",
+            f"The domain checks (KDS root key, service account, allowed nodes) need it on one "
+            f"node. The wizard can install it on {node} (Install-WindowsFeature "
+            "RSAT-AD-PowerShell; no restart needed).",
+            node=node,
+            fix=ad_module_fix(node),
+        )
+    ]
 
 
 def domain_checks(view: RunView, target: Target, reachable: list[str]) -> list[Check]:
@@ -306,6 +405,19 @@ def domain_checks(view: RunView, target: Target, reachable: list[str]) -> list[C
             )
         ]
     domain = result.data or {}
+    module_error = (domain.get("errors") or {}).get("module")
+    if module_error:
+        return [
+            Check(
+                "ad_module",
+                "Active Directory PowerShell module",
+                "fail",
+                f"On {result.node}: {module_error}",
+                "Install RSAT-AD-PowerShell on the node; the wizard can do it.",
+                node=result.node,
+                fix=ad_module_fix(result.node),
+            )
+        ]
     gmsa = domain.get("gmsa") or {}
     fix = None
     if gmsa.get("found"):

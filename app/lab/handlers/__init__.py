@@ -11,16 +11,21 @@ HANDLER_MODULES: tuple[str, ...] = (
     "app.lab.handlers.ams",
     "app.lab.handlers.role",
     "app.lab.handlers.failover",
+    "app.lab.handlers.tasks",
 )
 
 HANDLERS: dict[str, Callable] = {}
+# What each script reaches beyond its own node with the caller's identity ("ad", "sql", "nodes",
+# "share"): the dispatcher holds the handler to consulting `ctx.reach` for each (rule second_hop).
+REACHES: dict[str, tuple[str, ...]] = {}
 
 
-def handler(name: str) -> Callable[[Callable], Callable]:
+def handler(name: str, reaches: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
     """Register `func(ctx)` as the lab model of the vetted script `name` (later ones replace)."""
 
     def register(func: Callable) -> Callable:
         HANDLERS[name] = func
+        REACHES[name] = tuple(reaches)
         return func
 
     return register

@@ -3,12 +3,17 @@ ams_set_host_config, plus `apply_configuration_tool`, what the operator's manual
 configuration tool leaves on a node (for the lab CLI to call).
 
 Lab-only node keys (added with setdefault): `processes` {pid: installer run}, `ams_host_config`
-{web_app_enabled, api_enabled}. The license is the registry value `LicenseData` of the AMS key.
+{web_app_enabled, api_enabled, host_name}, `license_in_database`. The installer follows Lithnet's
+property table (rule msi_properties, `scenarios.run_installer`); a process started inside the
+WinRM shell dies with it (rule shell_job). The service reads its license from
+Parameters\\LicenseData or appsettings.json (2.0); from 2.1 the configuration tool keeps it in the
+database, which no node-side read can see (rule ams_settings_location).
 """
 
 from __future__ import annotations
 
 import ntpath
+import re
 from datetime import UTC, datetime
 
 from app.lab.context import ScriptContext, ScriptFailure
@@ -23,8 +28,8 @@ from app.lab.scenarios import (
     AMS_SERVICE_KEY,
     KNOWN_VERSIONS,
     find_node,
-    install_ams,
     parse_iso,
+    run_installer,
 )
 
 INSTALL_POLLS = 2  # status calls before the simulated installer finishes
@@ -69,6 +74,7 @@ def ams_detect(ctx: ScriptContext) -> dict:
         "install_path": base.get("Path"),
         "configured": int(base.get("Configured") or 0),
         "connection_string": parameters.get("ConnectionString"),
+        "sql_server": parameters.get("SQLServer"),
         "binding": {
             "port": port,
             "present": binding is not None,
@@ -77,10 +83,23 @@ def ams_detect(ctx: ScriptContext) -> dict:
         },
         "certificate": _certificate(node, ctx.params),
         "host_config": _host_config(node, service),
-        "license": {"present": bool(base.get("LicenseData")), "source": "registry"}
-        if base.get("LicenseData")
-        else {"present": False, "source": None},
+        "license": _license(node, parameters),
     }
+
+
+def _license(node: dict, parameters: dict) -> dict:
+    """Parameters\\LicenseData, then Licensing.Data in appsettings.json; else unknown."""
+    checked = ["Parameters\\LicenseData"]
+    if parameters.get("LicenseData"):
+        return {"present": True, "source": "registry", "checked": checked}
+    config = parameters.get("ConfigPath")
+    if config:
+        path = ntpath.join(config, "appsettings.json")
+        checked.append(path)
+        settings = find_file(node.get("files", {}), path)
+        if settings and (settings.get("licensing_data")):
+            return {"present": True, "source": "appsettings.json", "checked": checked}
+    return {"present": None, "source": None, "checked": checked}
 
 
 def _certificate(node: dict, params: dict) -> dict | None:
@@ -109,7 +128,12 @@ def _host_config(node: dict, service: dict | None) -> dict:
     if service is None:
         return {"available": False, "web_app_enabled": None, "api_enabled": None, "error": None}
     config = node.get("ams_host_config") or DEFAULT_HOST_CONFIG
-    return {"available": True, **config, "error": None}
+    return {
+        "available": True,
+        "web_app_enabled": config.get("web_app_enabled"),
+        "api_enabled": config.get("api_enabled"),
+        "error": None,
+    }
 
 
 @handler("ams_install_start")
@@ -117,9 +141,13 @@ def ams_install_start(ctx: ScriptContext) -> dict:
     """Start the installer (it must have been copied to the node); a second start reuses the run."""
     path = str(ctx.params["InstallerPath"])
     log_path = str(ctx.params["LogPath"])
-    names = ("InstallerPath", "ServiceAccount", "ConnectionString", "LogPath")
-    if any('"' in str(ctx.params.get(name) or "") for name in names):
-        raise ScriptFailure("Installer arguments must not contain double quotes.")
+    properties = dict(ctx.params.get("Properties") or {})
+    values = [path, log_path, *map(str, properties.values())]
+    if any(c in v for v in values for c in '"\r\n'):
+        raise ScriptFailure("Installer arguments must not contain double quotes or line breaks.")
+    for name in properties:
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", str(name)):
+            raise ScriptFailure(f"'{name}' is not a public MSI property name.")
     with ctx.store.transaction() as state:
         node = find_node(state, ctx.node)
         if find_file(node.get("files", {}), path) is None:
@@ -132,16 +160,18 @@ def ams_install_start(ctx: ScriptContext) -> dict:
             if run["running"] and run["log_path"].lower() == log_path.lower():
                 return _started(int(pid), True, ctx.params)
         pid = 4200 + 4 * len(processes)
-        processes[str(pid)] = {
-            "image": path,
-            "log_path": log_path,
-            "version": _installer_version(state, ctx.node, path),
-            "account": ctx.params["ServiceAccount"],
-            "connection_string": ctx.params["ConnectionString"],
-            "polls_left": INSTALL_POLLS,
-            "running": True,
-            "exit_code": None,
-        }
+        processes[str(pid)] = ctx.start_process(
+            {
+                "image": path,
+                "log_path": log_path,
+                "version": _installer_version(state, ctx.node, path),
+                "properties": properties,
+                "polls_left": INSTALL_POLLS,
+                "running": True,
+                "exit_code": None,
+                "log": [],
+            }
+        )
     ctx.progress("Access Manager installer", "Starting", 5)
     return _started(pid, False, ctx.params)
 
@@ -180,6 +210,11 @@ def ams_install_status(ctx: ScriptContext) -> dict:
         run = node.get("processes", {}).get(pid)
         if run is None or run["log_path"].lower() != log_path.lower():
             return _status(pid, False, None, [], log_path)
+        if run["running"] and not ctx.process_alive(run):
+            # Rule shell_job: the shell that started it closed, and its job object took the
+            # installer with it, half-way, with no result in the log.
+            run.update(running=False, killed=True)
+            run["log"].append("=== Logging stopped abruptly (the process was terminated) ===")
         if run["running"]:
             run["polls_left"] -= 1
             if run["polls_left"] <= 0:
@@ -195,13 +230,15 @@ def _finish_install(node: dict, run: dict) -> None:
     if run["version"] is None:
         run["exit_code"] = 1603
         return
-    install_ams(node, run["version"], run["account"], run["connection_string"])
-    node["ams_host_config"] = dict(DEFAULT_HOST_CONFIG)
-    run["exit_code"] = 0
+    code, log = run_installer(node, run["version"], run.get("properties") or {})
+    run["log"].extend(log)
+    if code == 0:
+        node["ams_host_config"] = dict(DEFAULT_HOST_CONFIG)
+    run["exit_code"] = code
 
 
 def _log_lines(run: dict) -> list[str]:
-    lines = [f"=== Verbose logging started: {run['image']} ==="]
+    lines = [f"=== Verbose logging started: {run['image']} ===", *run.get("log", [])]
     if run["exit_code"] is not None:
         lines.append(f"MSI (s): Installation success or error status: {run['exit_code']}.")
     return lines
@@ -219,29 +256,81 @@ def _status(pid: str, running: bool, code: int | None, lines: list[str], log_pat
     }
 
 
-@handler("ams_set_host_config")
+# Set-AmsHostConfig's own parameters by major version (rule host_config_by_version).
+HOST_CONFIG_PARAMETERS = {
+    2: (
+        "WebAppEnabled",
+        "ApiEnabled",
+        "ApiHostname",
+        "ConnectionString",
+        "SkipConnectionStringValidation",
+    ),
+    3: (
+        "WebAppEnabled",
+        "AgentAccessEnabled",
+        "ExternalHostname",
+        "ConnectionString",
+        "SkipConnectionStringValidation",
+    ),
+}
+
+
+def host_config_calls(text: str) -> list[list[str]]:
+    """The parameter names of each Set-AmsHostConfig call in the script text (backtick line
+    continuations joined)."""
+    joined = re.sub(r"`\r?\n", " ", text)
+    calls = []
+    for match in re.finditer(r"Set-AmsHostConfig\b([^\r\n;|}]*)", joined, flags=re.IGNORECASE):
+        calls.append(re.findall(r"(?<![\w$])-([A-Za-z]\w*)", match.group(1)))
+    return calls
+
+
+def bind_host_config(text: str, major: int) -> None:
+    """Rule host_config_by_version: PowerShell binds only the installed module's parameters. A
+    script with no call that binds on this version fails the way PowerShell does."""
+    known = {p.lower() for p in HOST_CONFIG_PARAMETERS[major]}
+    calls = host_config_calls(text)
+    if any(all(name.lower() in known for name in call) for call in calls):
+        return
+    if not calls:
+        raise ScriptFailure("The script does not call Set-AmsHostConfig.")
+    unknown = next(name for call in calls for name in call if name.lower() not in known)
+    raise ScriptFailure(
+        f"Set-AmsHostConfig : A parameter cannot be found that matches parameter name '{unknown}'."
+    )
+
+
+@handler("ams_set_host_config", reaches=("sql",))
 def ams_set_host_config(ctx: ScriptContext) -> dict:
-    """Set-AmsHostConfig -WebAppEnabled -ApiEnabled (v3 has no ApiEnabled), then a restart."""
+    """Set-AmsHostConfig with the installed major version's parameters, then a restart.
+
+    The script skips the connection string validation, which would sign in to SQL Server as the
+    caller (rule second_hop); a script that validated would fail here without delegation."""
+    hop = ctx.hop_error("sql")
+    if "-SkipConnectionStringValidation" not in ctx.text and hop:
+        raise ScriptFailure(f"Set-AmsHostConfig : {hop}")
     with ctx.store.transaction() as state:
         node = find_node(state, ctx.node)
         service = node["services"].get(AMS_SERVICE)
         if service is None:
             raise ScriptFailure(NO_MODULE)
         version = str((node["registry"].get(AMS_KEY) or {}).get("Version") or "2")
+        major = 3 if int(version.split(".")[0]) >= 3 else 2
+        bind_host_config(ctx.text, major)
         config = node.setdefault("ams_host_config", dict(DEFAULT_HOST_CONFIG))
         config["web_app_enabled"] = bool(ctx.params["WebAppEnabled"])
-        api_applied = int(version.split(".")[0]) < 3
-        if api_applied:
-            config["api_enabled"] = bool(ctx.params["ApiEnabled"])
-        restarted = service["status"] == "Running"
-    if not api_applied:
-        ctx.warning(
-            "This Access Manager version has no ApiEnabled host setting; only the web app "
-            "setting was applied."
+        config["api_enabled"] = bool(ctx.params["ApiEnabled"])
+        config["host_name"] = str(ctx.params["HostName"])
+        config["parameters"] = list(HOST_CONFIG_PARAMETERS[major])
+        node["registry"].setdefault(AMS_PARAMETERS_KEY, {})["ConnectionString"] = str(
+            ctx.params["ConnectionString"]
         )
+        restarted = service["status"] == "Running"
     return {
+        "version": version,
         "web_app_enabled": bool(ctx.params["WebAppEnabled"]),
-        "api_enabled": bool(ctx.params["ApiEnabled"]) if api_applied else None,
+        "api_enabled": bool(ctx.params["ApiEnabled"]),
+        "host_name": str(ctx.params["HostName"]),
         "restarted": restarted,
     }
 
@@ -258,4 +347,8 @@ def apply_configuration_tool(
     base["Configured"] = 1
     base["CertBinding"] = f"0.0.0.0:{port}"
     if license_data:
-        base["LicenseData"] = license_data
+        version = tuple(int(p) for p in str(base.get("Version") or "2.1").split(".")[:2])
+        if version >= (2, 1):  # Lithnet's docs: from 2.1 the license lives in the database
+            node["license_in_database"] = True
+        else:
+            node["registry"].setdefault(AMS_PARAMETERS_KEY, {})["LicenseData"] = license_data

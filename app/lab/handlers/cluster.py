@@ -1,4 +1,4 @@
-"""Lab models of the base-cluster scripts: cluster_detect, cluster_validate, cluster_create(_task).
+"""Lab models of the base-cluster scripts: cluster_detect, cluster_validate, cluster_create.
 
 Also the cluster-state helpers the quorum, role and failover models share: finding the cluster and
 its groups, the double-hop rule, and placing a group on a node with its service effects.
@@ -46,22 +46,14 @@ def now_iso() -> str:
 
 
 def double_hop_guard(ctx: ScriptContext, cmdlet: str, target: str) -> None:
-    """New-Cluster and Add-ClusterGenericServiceRole need CredSSP when run from a remote session."""
-    if ctx.auth != "credssp":
+    """Rule second_hop: New-Cluster, Add-ClusterGenericServiceRole and Get-ClusterLog reach the
+    other nodes (and AD); Microsoft documents they cannot run remotely without CredSSP."""
+    if not ctx.can_reach("nodes"):
         raise ScriptFailure(
             f"{cmdlet} : An error occurred while creating '{target}'.\n"
             f"    The credentials of this remote session ({ctx.auth}) cannot be delegated to the "
             "other nodes and Active Directory.\n"
             "    Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
-        )
-
-
-def task_guard(ctx: ScriptContext) -> None:
-    """Register-ScheduledTask refuses a task without a usable account and password."""
-    if not str(ctx.params.get("TaskUser") or "").strip() or not ctx.params.get("TaskPassword"):
-        raise ScriptFailure(
-            "Register-ScheduledTask : The user name or password is incorrect. "
-            "(Exception from HRESULT: 0x8007052E)"
         )
 
 
@@ -183,10 +175,18 @@ def cluster_detect(ctx: ScriptContext) -> dict:
     return result
 
 
-@handler("cluster_validate")
+@handler("cluster_validate", reaches=("nodes",))
 def cluster_validate(ctx: ScriptContext) -> dict:
-    """Test-Cluster: honours the test_cluster fault and nodes without the clustering feature."""
+    """Test-Cluster: honours the test_cluster fault and nodes without the clustering feature.
+
+    It reads every listed node from this one: the second hop (rule second_hop)."""
     names = list(ctx.params.get("Node") or [])
+    if not ctx.can_reach("nodes"):
+        other = next((n for n in names if n.upper() != ctx.node.upper()), ctx.node)
+        raise ScriptFailure(
+            f"Test-Cluster : You do not have administrative privileges on the server '{other}'. "
+            "Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
+        )
     state = ctx.store.read()
     issues = []
     for name in names:
@@ -243,11 +243,8 @@ def _validation_result(ctx: ScriptContext, names: list[str], issues: list[tuple]
             state["cluster"].setdefault("validation_reports", []).append(
                 {"created": created, "result": verdict, "path": path}
             )
-    outcome = "failed" if failed else ("warnings" if parsed else "passed")
     return {
-        "outcome": outcome,
-        "test_result": summary,
-        "issues": parsed,
+        "warnings": [f"{test}: {msg}" for test, msg in issues] + [summary],
         "report_path": path,
         "report_html": html,
         "report_truncated": False,
@@ -266,22 +263,14 @@ def _report_html(names: list[str], issues: list[dict], verdict: str, created: st
     )
 
 
-@handler("cluster_create")
+@handler("cluster_create", reaches=("nodes",))
 def cluster_create(ctx: ScriptContext) -> dict:
-    """New-Cluster over the session itself: only CredSSP gets past the double hop."""
+    """New-Cluster: only a delegating logon (CredSSP, a scheduled task) gets past the second hop."""
     double_hop_guard(ctx, "New-Cluster", str(ctx.params.get("Name")))
-    return _new_cluster(ctx, "credssp")
+    return _new_cluster(ctx)
 
 
-@handler("cluster_create_task")
-def cluster_create_task(ctx: ScriptContext) -> dict:
-    """New-Cluster inside a scheduled task running as the operator: no double hop."""
-    task_guard(ctx)
-    ctx.progress("New-Cluster (scheduled task)", "Running", 30)
-    return _new_cluster(ctx, "scheduled_task")
-
-
-def _new_cluster(ctx: ScriptContext, method: str) -> dict:
+def _new_cluster(ctx: ScriptContext) -> dict:
     name = str(ctx.params["Name"]).upper()
     address = str(ctx.params["StaticAddress"])
     with ctx.store.transaction() as state:
@@ -310,7 +299,6 @@ def _new_cluster(ctx: ScriptContext, method: str) -> dict:
         }
     ctx.progress("New-Cluster", f"Cluster {name} created", 100)
     return {
-        "method": method,
         "name": name,
         "nodes": [{"name": n["name"], "state": "Up"} for n in nodes],
         "warnings": [],

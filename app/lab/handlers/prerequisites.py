@@ -1,7 +1,9 @@
 """Lab models of the prerequisite scripts: answers computed from the simulated world.
 
-Read-only scripts only read `ctx.store`; the three offered fixes change it in one transaction.
-Error texts mimic what the real cmdlets say, so the step's messages can be checked against them.
+Read-only scripts only read `ctx.store`; the offered fixes change it in one transaction. Error texts
+mimic what the real cmdlets say, so the step's messages can be checked against them. Active
+Directory needs the ActiveDirectory module on the node (rule ad_module) and, like SQL Server, the
+caller's identity on another machine (rule second_hop).
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.lab import scenarios
-from app.lab.context import ScriptFailure
+from app.lab.context import SECOND_HOP_ERRORS, ScriptFailure
 from app.lab.handlers import handler
 
-AD_UNREACHABLE = (
-    "Unable to contact the server. This may be because this server does not exist, it is "
-    "currently down, or it does not have the Active Directory Web Services running."
+AD_UNREACHABLE = SECOND_HOP_ERRORS["ad"]
+ANONYMOUS_LOGIN = SECOND_HOP_ERRORS["sql"]
+AD_FEATURE = "RSAT-AD-PowerShell"
+AD_MODULE_MISSING = (
+    "The specified module 'ActiveDirectory' was not loaded because no valid module file was "
+    "found in any module directory."
 )
-ANONYMOUS_LOGIN = "Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'."
+INSTALLABLE = (scenarios.FEATURE, AD_FEATURE)
 SQL_NETWORK = (
     "A network-related or instance-specific error occurred while establishing a connection to "
     "SQL Server. The server was not found or was not accessible."
@@ -105,30 +110,6 @@ def installed_ams(node: dict) -> dict:
     }
 
 
-def test_service_account(state: dict, node: dict, account: str, auth: str) -> dict:
-    """Test-ADServiceAccount: true only if the gMSA exists and this node may use it."""
-    result = {"account": account, "result": None, "error": None}
-    if not node.get("features", {}).get("RSAT-AD-PowerShell", True):
-        result["error"] = "The specified module 'ActiveDirectory' was not loaded."
-        return result
-    if not scenarios.second_hop_ok(state, auth):
-        result["error"] = AD_UNREACHABLE
-        return result
-    gmsa = scenarios.find_gmsa(state, account)
-    if gmsa is None:
-        sam = account.split("\\", 1)[-1]
-        result["error"] = (
-            f"Cannot find an object with identity: '{sam}' under: '{state['domain']['dn']}'."
-        )
-        return result
-    allowed = scenarios.expand_principals(state, gmsa["principals_allowed"])
-    same_domain = node["domain"].lower() == state["domain"]["fqdn"].lower()
-    result["result"] = bool(
-        gmsa["enabled"] and same_domain and f"{node['name']}$".upper() in allowed
-    )
-    return result
-
-
 def _sql_target(sql: dict, host: str, data_source: str) -> bool:
     names = {sql["server"].lower(), sql["fqdn"].lower()}
     source = data_source.lower().removeprefix("tcp:").split(",", 1)[0]
@@ -136,15 +117,27 @@ def _sql_target(sql: dict, host: str, data_source: str) -> bool:
     return host.lower() in names and instance == sql["instance"].lower()
 
 
-def sql_facts(state: dict, node: dict, params: dict, auth: str) -> dict:
-    """What the node learns about SQL Server: TCP reachability, then a query if it can sign in."""
+def sql_port_open(state: dict, node: dict, host: str, port: int) -> bool:
+    """Test-NetConnection to the SQL port from the node (no identity involved)."""
+    sql = state["sql"]
+    known_host = host.lower() in {sql["server"].lower(), sql["fqdn"].lower()}
+    return bool(
+        known_host and port == sql["port"] and sql["reachable_from"].get(node["name"], False)
+    )
+
+
+def _sql_source_host(source: str) -> str:
+    return source.lower().removeprefix("tcp:").split(",", 1)[0].split("\\", 1)[0]
+
+
+def sql_facts(ctx, state: dict, node: dict, params: dict) -> dict:
+    """SqlConnection.Open() with integrated security as whoever runs the script, then queries."""
     sql = state["sql"]
     facts = {
-        "host": params["host"],
-        "port": params["port"],
-        "tcp": False,
+        "identity": ctx.username,
         "query_ok": False,
         "error": None,
+        "login": None,
         "edition": None,
         "engine_edition": None,
         "version": None,
@@ -155,31 +148,39 @@ def sql_facts(state: dict, node: dict, params: dict, auth: str) -> dict:
         "database_user": None,
         "database_roles": [],
     }
-    known_host = params["host"].lower() in {sql["server"].lower(), sql["fqdn"].lower()}
-    facts["tcp"] = bool(
-        known_host
-        and params["port"] == sql["port"]
-        and sql["reachable_from"].get(node["name"], False)
-    )
-    if not facts["tcp"]:
-        return facts
-    if not _sql_target(sql, params["host"], params["server"]):
+    host = _sql_source_host(params["server"])
+    hop = ctx.hop_error("sql")
+    if not sql_port_open(state, node, host, sql["port"]) or not _sql_target(
+        sql, host, params["server"]
+    ):
         facts["error"] = SQL_NETWORK
         return facts
-    if not scenarios.second_hop_ok(state, auth):
-        facts["error"] = ANONYMOUS_LOGIN
+    if (error := hop) is not None:
+        facts["error"] = error
+        return facts
+    logins = {name.lower(): value for name, value in sql["logins"].items()}
+    caller = ctx.username
+    operator = not scenarios.find_gmsa(state, caller)
+    if not operator and caller.lower() not in logins:
+        facts["error"] = f"Login failed for user '{caller}'."
         return facts
     databases = {name.lower(): name for name in sql["databases"]}
-    logins = {name.lower(): value for name, value in sql["logins"].items()}
     login = logins.get(params["account"].lower())
     database = databases.get(params["database"].lower())
     roles = (login or {}).get("roles", {}).get(database or "", None)
+    if not operator and database and roles is None:
+        facts["error"] = (
+            f'The server principal "{caller}" is not able to access the database "{database}" '
+            "under the current security context."
+        )
+        return facts
     facts.update(
         query_ok=True,
+        login=caller,
         edition=sql["edition"],
         engine_edition=sql["engine_edition"],
         version=sql["version"],
-        can_view_logins=True,
+        can_view_logins=operator,
         database_exists=database is not None,
         login_exists=login is not None,
         default_database=(login or {}).get("default_db"),
@@ -191,25 +192,18 @@ def sql_facts(state: dict, node: dict, params: dict, auth: str) -> dict:
 
 @handler("prereq_node_facts")
 def prereq_node_facts(ctx) -> dict:
-    """The node's OS, domain, feature, pending restart, AMS install, gMSA test and SQL view."""
+    """The node's OS, domain, features, pending restart, AMS install and the SQL port: all local."""
     state = ctx.store.read()
     node = _node(state, ctx)
-    account = str(param(ctx, "ServiceAccount", ""))
     ctx.progress("Prerequisites", "Operating system and features", 10)
     reboot = pending_reboot(node)
-    ctx.progress("Prerequisites", "Access Manager and the service account", 40)
-    gmsa = test_service_account(state, node, account, ctx.auth)
-    ctx.progress("Prerequisites", "SQL Server", 70)
-    sql_params = {
-        "server": str(param(ctx, "SqlServer", "")),
-        "host": str(param(ctx, "SqlHost", "")),
-        "port": int(param(ctx, "SqlPort", 1433)),
-        "database": str(param(ctx, "Database", "AccessManager")),
-        "account": account,
-    }
-    sql = sql_facts(state, node, sql_params, ctx.auth)
+    ctx.progress("Prerequisites", "Access Manager", 40)
+    host = str(param(ctx, "SqlHost", ""))
+    port = int(param(ctx, "SqlPort", 1433))
+    ctx.progress("Prerequisites", "SQL Server port", 70)
+    sql = {"host": host, "port": port, "tcp": sql_port_open(state, node, host, port)}
     ctx.progress("Prerequisites", "Done", 100)
-    installed = node["features"].get(scenarios.FEATURE, False)
+    features = node["features"]
     return {
         "computer_name": node["name"],
         "domain": node["domain"],
@@ -222,18 +216,40 @@ def prereq_node_facts(ctx) -> dict:
         },
         "feature": {
             "name": scenarios.FEATURE,
-            "install_state": "Installed" if installed else "Available",
+            "install_state": "Installed" if features.get(scenarios.FEATURE) else "Available",
+        },
+        "ad_module": {
+            "name": AD_FEATURE,
+            "install_state": "Installed" if features.get(AD_FEATURE) else "Available",
         },
         "pending_reboot": reboot,
         "ams": installed_ams(node),
-        "gmsa_test": gmsa,
         "sql": sql,
     }
+
+
+@handler("prereq_sql_facts", reaches=("sql",))
+def prereq_sql_facts(ctx) -> dict:
+    """SQL Server as the caller sees it: run as the gMSA in a task, or as the operator."""
+    state = ctx.store.read()
+    node = _node(state, ctx)
+    params = {
+        "server": str(param(ctx, "SqlServer", "")),
+        "database": str(param(ctx, "Database", "AccessManager")),
+        "account": str(param(ctx, "Account", "")),
+    }
+    return sql_facts(ctx, state, node, params)
 
 
 # ---------------------------------------------------------------------------------------------
 # prereq_domain_facts
 # ---------------------------------------------------------------------------------------------
+
+
+def require_ad_module(ctx, state: dict) -> None:
+    """Rule ad_module: Import-Module ActiveDirectory fails on a node without RSAT-AD-PowerShell."""
+    if not _node(state, ctx)["features"].get(AD_FEATURE):
+        raise ScriptFailure(AD_MODULE_MISSING)
 
 
 def gmsa_facts(state: dict, account: str) -> dict:
@@ -267,7 +283,7 @@ def gmsa_facts(state: dict, account: str) -> dict:
     }
 
 
-@handler("prereq_domain_facts")
+@handler("prereq_domain_facts", reaches=("ad",))
 def prereq_domain_facts(ctx) -> dict:
     """Domain controllers, KDS root keys and the service account, as the AD module reports them."""
     state = ctx.store.read()
@@ -281,8 +297,14 @@ def prereq_domain_facts(ctx) -> dict:
         "gmsa": None,
         "errors": {},
     }
-    if not scenarios.second_hop_ok(state, ctx.auth):
-        result["errors"] = dict.fromkeys(("domain", "kds", "gmsa"), AD_UNREACHABLE)
+    try:
+        require_ad_module(ctx, state)
+    except ScriptFailure as exc:
+        ctx.consulted.add("ad")  # the script stops before it reaches the domain
+        result["errors"] = {"module": str(exc)}
+        return result
+    if (error := ctx.hop_error("ad")) is not None:
+        result["errors"] = dict.fromkeys(("domain", "kds", "gmsa"), error)
         return result
     if wanted not in (domain["fqdn"].lower(), domain["netbios"].lower()):
         message = f"The server has rejected the client credentials or '{wanted}' is not a domain."
@@ -318,21 +340,25 @@ def prereq_domain_facts(ctx) -> dict:
 
 @handler("prereq_install_feature")
 def prereq_install_feature(ctx) -> dict:
-    """Install-WindowsFeature Failover-Clustering -IncludeManagementTools."""
+    """Install-WindowsFeature <Failover-Clustering|RSAT-AD-PowerShell> -IncludeManagementTools."""
     feature = str(param(ctx, "FeatureName", scenarios.FEATURE))
-    if feature != scenarios.FEATURE:
-        raise ScriptFailure("Only the Failover-Clustering feature is installed by this script.")
+    if feature not in INSTALLABLE:
+        raise ScriptFailure(
+            f"Cannot validate argument on parameter 'FeatureName'. The argument \"{feature}\" does "
+            'not belong to the set "Failover-Clustering,RSAT-AD-PowerShell".'
+        )
     was_installed = ctx.store.read()["nodes"].get(ctx.node, {}).get("features", {}).get(feature)
     if not was_installed:
-        ctx.information("Installing Failover-Clustering with its management tools.")
+        ctx.information(f"Installing {feature} with its management tools.")
         for percent in (10, 40, 70, 100):
             ctx.progress("Install-WindowsFeature", f"Installing {feature}", percent)
             ctx.sleep(0.2)
         with ctx.store.transaction() as state:
             node = _node(state, ctx)
             node["features"][feature] = True
-            node["features"]["RSAT-Clustering-PowerShell"] = True
-            node["services"].setdefault("ClusSvc", scenarios.cluster_service())
+            if feature == scenarios.FEATURE:
+                node["features"]["RSAT-Clustering-PowerShell"] = True
+                node["services"].setdefault("ClusSvc", scenarios.cluster_service())
     return {
         "feature": feature,
         "was_installed": bool(was_installed),
@@ -342,30 +368,49 @@ def prereq_install_feature(ctx) -> dict:
     }
 
 
-@handler("prereq_set_gmsa_principals")
+@handler("prereq_set_gmsa_principals", reaches=("ad",))
 def prereq_set_gmsa_principals(ctx) -> dict:
-    """Set-ADServiceAccount -PrincipalsAllowedToRetrieveManagedPassword: REPLACES the list."""
+    """Read the list fresh, add the computers, send the whole list (rule gmsa_principals_replace:
+    Set-ADServiceAccount replaces whatever it is given)."""
     account = str(param(ctx, "ServiceAccount", ""))
-    principals = param(ctx, "Principals", [])
-    principals = [principals] if isinstance(principals, str) else list(principals or [])
+    add = param(ctx, "Add", [])
+    add = [add] if isinstance(add, str) else list(add or [])
     with ctx.store.transaction() as state:
-        if not scenarios.second_hop_ok(state, ctx.auth):
-            raise ScriptFailure(AD_UNREACHABLE)
+        require_ad_module(ctx, state)
+        ctx.reach("ad")
         gmsa = scenarios.find_gmsa(state, account)
         if gmsa is None:
             raise ScriptFailure(f"Cannot find an object with identity: '{account}'.")
-        known = {c["sam"].upper(): c["sam"] for c in state["domain"]["computers"].values()}
-        known.update({g.upper(): g for g in state["domain"].get("groups", {})})
-        resolved = []
-        for principal in principals:
-            sam = str(principal).split("\\", 1)[-1]
-            if sam.upper() not in known:
-                raise ScriptFailure(f"Cannot find an object with identity: '{principal}'.")
-            resolved.append(known[sam.upper()])
-        before = len(gmsa["principals_allowed"])
-        gmsa["principals_allowed"] = resolved
-    ctx.information(f"Allowing {len(resolved)} principal(s) to retrieve the password.")
-    return {"account": gmsa["sam"], "principals_before": before, "principals": resolved}
+        computers = {c["sam"].upper(): c["sam"] for c in state["domain"]["computers"].values()}
+        before = list(gmsa["principals_allowed"])
+        wanted = list(before)
+        added = []
+        for name in add:
+            sam = str(name).split("\\", 1)[-1]
+            sam = sam if sam.endswith("$") else sam + "$"
+            if sam.upper() not in computers:
+                raise ScriptFailure(
+                    f"Get-ADComputer : Cannot find an object with identity: '{name}' under: "
+                    f"'{state['domain']['dn']}'."
+                )
+            if sam.upper() not in {p.upper() for p in wanted}:
+                wanted.append(computers[sam.upper()])
+                added.append(computers[sam.upper()])
+        if added:
+            set_principals(gmsa, wanted)
+    if added:
+        ctx.information(f"Adding {', '.join(added)}; keeping {', '.join(before)}.")
+    return {
+        "account": gmsa["sam"],
+        "principals_before": before,
+        "added": added,
+        "principals": list(gmsa["principals_allowed"]),
+    }
+
+
+def set_principals(gmsa: dict, principals: list[str]) -> None:
+    """Set-ADServiceAccount -PrincipalsAllowedToRetrieveManagedPassword: REPLACES the list."""
+    gmsa["principals_allowed"] = list(principals)
 
 
 @handler("prereq_restart_node")

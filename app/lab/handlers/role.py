@@ -1,4 +1,4 @@
-"""Lab models of the cluster role scripts: role_detect, role_create(_task), role_wait,
+"""Lab models of the cluster role scripts: role_detect, role_create, role_wait,
 role_start and role_diagnostics. Clustering lithnetams makes its start type Manual on every node; the group
 comes online on the node that created it unless the lab fault role_fails_on names that node.
 
@@ -15,7 +15,6 @@ from app.lab.handlers.cluster import (
     place_group,
     require_cluster,
     set_ams_start_type,
-    task_guard,
 )
 from app.lab.scenarios import AMS_DISPLAY_NAME, AMS_SERVICE, find_node
 
@@ -68,22 +67,14 @@ def role_detect(ctx: ScriptContext) -> dict:
     }
 
 
-@handler("role_create")
+@handler("role_create", reaches=("nodes",))
 def role_create(ctx: ScriptContext) -> dict:
-    """Add-ClusterGenericServiceRole over the session: only CredSSP gets past the double hop."""
+    """Add-ClusterGenericServiceRole: only a delegating logon gets past the second hop."""
     double_hop_guard(ctx, "Add-ClusterGenericServiceRole", str(ctx.params.get("Name")))
-    return _add_role(ctx, "credssp")
+    return _add_role(ctx)
 
 
-@handler("role_create_task")
-def role_create_task(ctx: ScriptContext) -> dict:
-    """Add-ClusterGenericServiceRole inside a scheduled task running as the operator."""
-    task_guard(ctx)
-    ctx.progress("Add-ClusterGenericServiceRole (scheduled task)", "Running", 30)
-    return _add_role(ctx, "scheduled_task")
-
-
-def _add_role(ctx: ScriptContext, method: str) -> dict:
+def _add_role(ctx: ScriptContext) -> dict:
     name = str(ctx.params["Name"]).upper()
     address = str(ctx.params["StaticAddress"])
     service_name = str(ctx.params.get("ServiceName") or AMS_SERVICE)
@@ -107,7 +98,6 @@ def _add_role(ctx: ScriptContext, method: str) -> dict:
         group_state = place_group(state, name, owner["name"])
     ctx.progress("Add-ClusterGenericServiceRole", f"Role {name} is {group_state}", 100)
     return {
-        "method": method,
         "group": name,
         "owner": owner["name"],
         "state": group_state,
@@ -214,9 +204,13 @@ def role_start(ctx: ScriptContext) -> dict:
     }
 
 
-@handler("role_diagnostics")
+@handler("role_diagnostics", reaches=("nodes",))
 def role_diagnostics(ctx: ScriptContext) -> dict:
-    """Cluster log lines naming the role or the service, and the AMS event log of this node."""
+    """Cluster log lines naming the role or the service, and the AMS event log of this node.
+
+    Get-ClusterLog is documented as needing CredSSP remotely (rule second_hop): without a
+    delegating logon the script catches its error and still reports the events."""
+    log_error = ctx.hop_error("nodes")
     state = ctx.store.read()
     node = find_node(state, ctx.node)
     name = str(ctx.params["Name"])
@@ -227,8 +221,8 @@ def role_diagnostics(ctx: ScriptContext) -> dict:
     max_events = int(ctx.params.get("MaxEvents") or 20)
     return {
         "computer": node["name"],
-        "cluster_log": lines[-max_lines:],
-        "cluster_log_error": None,
+        "cluster_log": [] if log_error else lines[-max_lines:],
+        "cluster_log_error": log_error,
         "events": [
             {"time": e["time"], "level": e["level"], "id": e["id"], "message": e["message"]}
             for e in reversed(events[-max_events:])
