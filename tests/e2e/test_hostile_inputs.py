@@ -117,12 +117,13 @@ def test_hostile_values_arrive_literally(tmp_path, e2e, lab_calls, quick_install
     assert state["cluster"]["quorum"]["witness"]["account"] == ACCOUNT
     for node in NODES:
         [started] = lab_calls.of("ams_install_start", node)
-        assert started.params == {
-            "InstallerPath": target,
-            "ServiceAccount": "CORP\\svc-ams$",
-            "ConnectionString": CONNECTION,
-            "LogPath": "C:\\Windows\\Temp\\LithnetAccessManagerService-2.1.1069.0.log",
-        }
+        assert started.params["InstallerPath"] == target
+        assert started.params["LogPath"] == (
+            "C:\\Windows\\Temp\\LithnetAccessManagerService-2.1.1069.0.log"
+        )
+        properties = started.params["Properties"]
+        assert properties["USER_NAME"] == "CORP\\svc-ams$"
+        assert properties["INSTALL_SQL_EXPRESS"] == "0"
         copied = state["nodes"][node]["files"][target]
         assert copied["sha256"] == hashlib.sha256(content).hexdigest()
         parameters = state["nodes"][node]["registry"][
@@ -139,5 +140,9 @@ def test_hostile_values_arrive_literally(tmp_path, e2e, lab_calls, quick_install
     events = str([e.payload for e in db.session.scalars(db.select(Event)).all()])
     for secret in (PASSWORD, ACCESS_KEY):
         assert secret not in everything and secret not in events
-    facts_rows = [a for a in rows if a.script == "prereq_node_facts"]
-    assert {a.parameters["Database"] for a in facts_rows} == {DATABASE}
+    sql_rows = [
+        a
+        for a in rows
+        if a.script == "task_run" and a.parameters.get("ScriptName") == "prereq_sql_facts"
+    ]
+    assert sql_rows and {a.parameters["Parameters"]["Database"] for a in sql_rows} == {DATABASE}

@@ -378,7 +378,13 @@ def test_gmsa_that_no_longer_allows_a_node_is_drift(tmp_path, e2e):
         found = verdicts(deployment_id)
         assert now["prerequisites"] == "needs_attention", (now, found)
         changes = found["prerequisites"][1]["changes"]
-        assert any(c["after"] == "fail" and "AMS2" in (c["node"] or c["check"]) for c in changes)
+        # The domain check of allowed nodes sees AMS2$ missing (the task as the gMSA is "not
+        # verified" on Windows' default batch-logon rights, so it cannot tell).
+        assert any(
+            c["after"] == "fail"
+            and ("allowed to use the service account" in c["check"] or c["node"] == "AMS2")
+            for c in changes
+        ), changes
         deployment = db.session.get(Deployment, deployment_id)
         assert (deployment.status, deployment.current_step) == ("paused", "prerequisites")
         db.session.commit()
