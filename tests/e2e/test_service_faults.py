@@ -19,6 +19,7 @@ from app.lab import scenarios
 from tests.lab_world import (
     STEPS,
     configure_by_hand,
+    confirm_license,
     decide,
     events_of,
     failing_checks,
@@ -48,6 +49,7 @@ def stages(exec_app, e2e_worker, tmp_path_factory):
     with exec_app.app_context():
         deployment_id = new_deployment(server, store, name="stages")
         save_all_inputs(deployment_id, inputs_for(store))
+        confirm_license(deployment_id, store)  # entered in the configuration tool on the first node
         for step in STEPS:
             if step == "prerequisites":
                 # Windows as shipped has no ActiveDirectory module: the step installs it on AMS1
@@ -286,8 +288,9 @@ def test_fault_pauses_then_resumes(case, stages, e2e, lab_calls):
         if not (folder / INSTALLER).exists():
             assert e2e.test_cli_runner().invoke(args=["lab", "installer"]).exit_code == 0
     deployment_id = new_deployment(server, store, name=f"fault {case.id}")
-    inputs = inputs_for(store, case.mode, INSTALLER if case.mode == "unattended" else "")
-    save_all_inputs(deployment_id, inputs)
+    installer = INSTALLER if case.mode == "unattended" else ""
+    save_all_inputs(deployment_id, inputs_for(store, case.mode, installer))
+    confirm_license(deployment_id, store, case.mode, installer)
     mark_done(deployment_id, STEPS[: STEPS.index(case.step)])
     boots = {n: int(store.peek("nodes", n, "boot_count", default=0) or 0) for n in NODES}
 
@@ -360,10 +363,15 @@ def _finished_with_a_warning(case: Case, deployment_id: int, first, store, lab_c
         assert warned[0]["fix"]["id"] == "restart" and warned[0]["fix"]["nodes"] == ["AMS2"]
     for script, counts in case.once.items():
         assert dict(lab_calls.count(script)) == counts, (script, lab_calls.count(script))
-    if case.step == "prerequisites":  # cleared and checked again: nothing left to warn about
+    if case.step == "prerequisites":  # cleared and checked again: the cause no longer warns
+        # (the service account test still warns as on Windows as shipped: a gMSA has no "Log on as
+        # a batch job" right, so the wizard cannot prove it there; that warning is not this fault's)
         _clear(store)
         again = start(deployment_id, case.step)
         assert again.status == "succeeded", outcome_text(again)
-        assert not [c for c in again.outcome["checks"] if c["status"] == "warn"], outcome_text(
-            again
-        )
+        left = [
+            c
+            for c in again.outcome["checks"]
+            if c["status"] == "warn" and c["key"].startswith(case.check)
+        ]
+        assert not left, outcome_text(again)

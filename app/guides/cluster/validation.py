@@ -81,7 +81,12 @@ def outcome_check(read: dict[str, Any]) -> Check:
     outcome = read.get("outcome", "passed")
     status = {"failed": "fail", "warnings": "warn"}.get(outcome, "pass")
     advice = ""
-    if outcome == "passed_unselected":
+    if outcome in ("warnings", "failed"):
+        advice = (
+            "The lines above name each test that did not pass. Open the validation report kept "
+            "with this deployment for the details, fix the cause on the nodes, then retry."
+        )
+    elif outcome == "passed_unselected":
         advice = (
             "Only the Inventory, Network and System Configuration tests ran (this cluster has no "
             "shared storage), so Windows reports unselected tests. That is expected."
