@@ -112,6 +112,14 @@ class Hub:
                 if self._watched[deployment_id] <= 0:
                     del self._watched[deployment_id]
 
+    def forget(self) -> None:
+        """Drop every cached tail, so the next read of each deployment starts from the database.
+        For a database emptied or restored beneath a running app, where a deployment id (and its
+        event numbers) can start again lower than what the tail remembers."""
+        with self._tails_lock:
+            self._tails.clear()
+        self.bump()
+
     # ------------------------------------------------------------------ background listener
     def ensure_started(self, app: Flask) -> None:
         """Start the Redis listener or DB poller once; with Redis, wait until subscribed."""

@@ -1,4 +1,10 @@
-"""HTTP authentication for the lab: Basic, NTLM/Negotiate with WinRM message encryption, TLS."""
+"""HTTP authentication for the lab: Basic, NTLM/Negotiate and CredSSP with WinRM message
+encryption, TLS.
+
+CredSSP is the real handshake (MS-CSSP, pyspnego's acceptor): TLS inside the Authorization
+tokens, NTLM inside the TLS, then the client's password delegated to the node. A node offers it
+only when its WinRM service has CredSSP enabled (`nodes[N]["winrm"]["credssp"]`, what
+Enable-WSManCredSSP -Role Server sets; off as Windows ships)."""
 
 import base64
 import dataclasses
@@ -19,9 +25,14 @@ from cryptography.x509.oid import NameOID
 from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1  # hashes for NTLM_USER_FILE lines
 
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+CREDSSP_PROTOCOL = "application/HTTP-CredSSP-session-encrypted"
 BOUNDARY = "Encrypted Boundary"
 CHALLENGE_HEADERS = [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", 'Basic realm="WSMAN"')]
-_TOKEN = re.compile(r"^(Negotiate|NTLM|Kerberos|Basic)\s+(\S+)\s*$", re.I)
+CREDSSP_CHALLENGE = ("WWW-Authenticate", "CredSSP")
+# WinRM encrypts CredSSP bodies in TLS records of at most 16 KiB, one MIME part each
+# (multipart/x-multi-encrypted), which is what pypsrp sends and reads.
+CREDSSP_CHUNK = 16384
+_TOKEN = re.compile(r"^(Negotiate|NTLM|Kerberos|Basic|CredSSP)\s+(\S+)\s*$", re.I)
 
 _ntlm_users: dict[str, str] = {}
 _ntlm_lock = threading.Lock()
@@ -87,6 +98,11 @@ def _ntlm_line(username: str, password: str) -> str:
     return f"{account}:0:{lm}:{nt}:[U]:LCT-00000000\n"
 
 
+def challenge(credssp: bool) -> list[tuple[str, str]]:
+    """The WWW-Authenticate headers of a 401: CredSSP only where the node's service enables it."""
+    return [*CHALLENGE_HEADERS, CREDSSP_CHALLENGE] if credssp else list(CHALLENGE_HEADERS)
+
+
 class ConnectionAuth:
     """Authentication state of one HTTP keep-alive connection."""
 
@@ -95,6 +111,8 @@ class ConnectionAuth:
         self.password = password
         self.method: str | None = None
         self.client_user: str | None = None
+        # CredSSP: the (user, password) the client delegated to the node, once the handshake ends.
+        self.delegated: tuple[str, str] | None = None
         self._context = None
 
     @property
@@ -102,8 +120,9 @@ class ConnectionAuth:
         """True once an NTLM/Negotiate context exists that can unwrap multipart/encrypted bodies."""
         return self._context is not None and self._context.complete
 
-    def step(self, header: str, reject_all: bool) -> AuthStep:
-        """Process an Authorization header; raise AuthDenied on bad credentials."""
+    def step(self, header: str, reject_all: bool, credssp: bool = False) -> AuthStep:
+        """Process an Authorization header; raise AuthDenied on bad credentials. `credssp`: the
+        node's WinRM service accepts CredSSP (otherwise such a header is refused, as Windows does)."""
         match = _TOKEN.match(header)
         if not match:
             raise AuthDenied("unsupported Authorization header")
@@ -113,6 +132,10 @@ class ConnectionAuth:
         if scheme == "kerberos":
             self.method = "kerberos-not-supported"
             raise AuthDenied("Kerberos is not supported by the lab")
+        if scheme == "credssp":
+            if not credssp:
+                raise AuthDenied("CredSSP is not enabled in this node's WinRM service")
+            return self._credssp(value, reject_all)
         return self._negotiate(value, reject_all)
 
     def _basic(self, pair: str, reject_all: bool) -> AuthStep:
@@ -140,8 +163,38 @@ class ConnectionAuth:
             raise AuthDenied("the node rejects every credential (lab fault auth_failure)")
         return AuthStep(True, out)
 
+    def _credssp(self, token: bytes, reject_all: bool) -> AuthStep:
+        if self._context is None or self._context.complete or self.method != "credssp":
+            self.method, self.delegated = "credssp", None
+            self._context = spnego.server(protocol="credssp")
+        try:
+            out = self._context.step(token)
+        except spnego.exceptions.SpnegoError as exc:
+            self._context = None
+            raise AuthDenied(str(exc)) from exc
+        if not self._context.complete:
+            if out is None:  # the acceptor ended on an error it already reported to the client
+                self._context = None
+                raise AuthDenied("CredSSP authentication failed")
+            return AuthStep(False, out)
+        credential = self._context.get_extra_info("client_credential")
+        domain = getattr(credential, "domain_name", "") or ""
+        user = getattr(credential, "username", "") or ""
+        account = f"{domain}\\{user}" if domain else user
+        self.client_user = str(self._context.client_principal or account or self.username)
+        self.delegated = (account, getattr(credential, "password", "") or "")
+        if reject_all:
+            self._context, self.delegated = None, None
+            raise AuthDenied("the node rejects every credential (lab fault auth_failure)")
+        return AuthStep(True, out)
+
+    @property
+    def protocol(self) -> str:
+        """The encryption protocol name of the context's bodies."""
+        return CREDSSP_PROTOCOL if self.method == "credssp" else SPNEGO_PROTOCOL
+
     def unwrap(self, body: bytes) -> bytes:
-        """Decrypt a multipart/encrypted WinRM body."""
+        """Decrypt a multipart/encrypted (or CredSSP's multipart/x-multi-encrypted) WinRM body."""
         parts = re.split(rb"--\s*" + BOUNDARY.encode() + rb"(?:--)?\r\n", body)
         parts = [p for p in parts if p]
         message = b""
@@ -154,17 +207,25 @@ class ConnectionAuth:
 
     def wrap(self, data: bytes) -> tuple[str, bytes]:
         """Encrypt a response body; returns (content type, body)."""
+        kind = "multipart/encrypted"
+        chunks = [data]
+        if self.method == "credssp" and len(data) > CREDSSP_CHUNK:
+            kind = "multipart/x-multi-encrypted"
+            chunks = [data[i : i + CREDSSP_CHUNK] for i in range(0, len(data), CREDSSP_CHUNK)]
+        body = b"".join(self._wrap_part(chunk) for chunk in chunks)
+        body += f"--{BOUNDARY}--\r\n".encode()
+        return f'{kind};protocol="{self.protocol}";boundary="{BOUNDARY}"', body
+
+    def _wrap_part(self, data: bytes) -> bytes:
         result = self._context.wrap_winrm(data)
         payload = struct.pack("<i", len(result.header)) + result.header + result.data
         length = len(data) + result.padding_length
         head = (
-            f"--{BOUNDARY}\r\n\tContent-Type: {SPNEGO_PROTOCOL}\r\n"
+            f"--{BOUNDARY}\r\n\tContent-Type: {self.protocol}\r\n"
             f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={length}\r\n"
             f"--{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n"
         )
-        body = head.encode() + payload + f"--{BOUNDARY}--\r\n".encode()
-        content_type = f'multipart/encrypted;protocol="{SPNEGO_PROTOCOL}";boundary="{BOUNDARY}"'
-        return content_type, body
+        return head.encode() + payload
 
 
 def tls_context(folder: Path) -> ssl.SSLContext:

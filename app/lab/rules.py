@@ -35,6 +35,18 @@ RULES: tuple[Rule, ...] = (
         "tests/lab/test_windows_rules.py::test_second_hop",
     ),
     Rule(
+        "credssp_server",
+        "1",
+        "Enable-WSManCredSSP / Disable-WSManCredSSP docs (WSMan:\\localhost\\Service\\Auth\\CredSSP; "
+        "`winrm get winrm/config/service/auth` shows CredSSP = false as shipped); MS-CSSP",
+        "a node offers CredSSP in its 401 challenge only when nodes[N].winrm.credssp is true (what "
+        "Enable-WSManCredSSP -Role Server sets); the handshake is the real one (pyspnego's acceptor: "
+        "TLS, NTLM inside it, public-key binding, delegated TSCredentials) and the session is "
+        "'credssp', so it may make the second hop, only once the delegated password is one the "
+        "node accepts",
+        "tests/lab/test_credssp.py::test_node_without_credssp_does_not_offer_it",
+    ),
+    Rule(
         "ad_module",
         "2",
         "Install-WindowsFeature docs (RSAT-AD-PowerShell is a separate feature); "

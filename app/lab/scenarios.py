@@ -26,6 +26,7 @@ State schema (version 1)::
       os: {caption, version, build},
       features: {"Failover-Clustering": bool, "RSAT-AD-PowerShell": bool},
       policy: {stored_passwords_allowed: bool, batch_logon: [principal]}  (rule task_logon)
+      winrm: {credssp: bool}          Service\\Auth\\CredSSP (rule credssp_server; absent = off)
       services: {name: {display_name, start_type, status, account, image_path}},
       registry: {"HKLM\\...": {value: data}}   (a key with {} exists but has no values)
       certificates: [{thumbprint, subject, dns_names, not_after, has_private_key}]  (Cert:\\LM\\My)
@@ -46,7 +47,6 @@ State schema (version 1)::
                      validation_reports: [{created, result, path}]}
     file_shares: {"\\\\FS1\\witness": {server, writable_by: [principal]}}
     installers: {version: {file_name, msi, product, api}}
-    auth: {credssp_users: [user]}       (protocol layer: sessions of these users are CredSSP)
     faults:
       unreachable: [NODE], auth_failure: [NODE], slow: {NODE: seconds},        protocol level,
       reboot_mid_action: {NODE: script}, crash_halfway: {NODE: script}         read by dispatch
@@ -259,6 +259,9 @@ def _node(name: str, index: int, domain: dict, now: datetime) -> dict:
         # ad_module); "Log on as a batch job" has Windows' default holders (rule task_logon).
         "features": {FEATURE: True, "RSAT-AD-PowerShell": False},
         "policy": {"stored_passwords_allowed": True, "batch_logon": list(DEFAULT_BATCH_LOGON)},
+        # WinRM's service accepts CredSSP only after Enable-WSManCredSSP -Role Server (rule
+        # credssp_server).
+        "winrm": {"credssp": False},
         "services": _base_services(cluster_feature=True),
         "registry": {
             "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion": {
@@ -634,6 +637,7 @@ FAULT_HELP = {
     "no_batch_logon:NODE": "nobody, not even Administrators, may log on as a batch job on NODE",
     "batch_logon_gmsa:NODE": "the service account may log on as a batch job on NODE",
     "ad_module:NODE": "RSAT-AD-PowerShell is installed on NODE",
+    "credssp:NODE": "NODE's WinRM service accepts CredSSP (Enable-WSManCredSSP -Role Server)",
     "version_mismatch:NODE[:VERSION]": "NODE already runs another AMS version",
     "old_dc": "the only domain controller runs Windows Server 2012 (6.2)",
     "test_cluster_warn": "Test-Cluster reports warnings",
@@ -768,6 +772,11 @@ def _fault_ad_module(state: dict, edit: _Edit, args: list[str]) -> None:
     edit.set(["nodes", _node_arg(state, args[0]), "features", "RSAT-AD-PowerShell"], True)
 
 
+def _fault_credssp(state: dict, edit: _Edit, args: list[str]) -> None:
+    """Not a fault: the operator ran Enable-WSManCredSSP -Role Server on the node."""
+    edit.set(["nodes", _node_arg(state, args[0]), "winrm", "credssp"], True)
+
+
 def _fault_version_mismatch(state: dict, edit: _Edit, args: list[str]) -> None:
     node = _node_arg(state, args[0])
     chosen = state["suggested_inputs"]["ams_version"]
@@ -826,6 +835,7 @@ _DOMAIN_FAULTS: dict[str, tuple[int, Callable[[dict, _Edit, list[str]], None]]] 
     "no_batch_logon": (1, _fault_no_batch_logon),
     "batch_logon_gmsa": (1, _fault_batch_logon_gmsa),
     "ad_module": (1, _fault_ad_module),
+    "credssp": (1, _fault_credssp),
     "version_mismatch": (1, _fault_version_mismatch),
     "old_dc": (0, _fault_old_dc),
     "pending_reboot": (1, _fault_pending_reboot),

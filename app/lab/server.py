@@ -156,13 +156,18 @@ class LabServer:
             return True
         return auth.known_password(user, password)
 
+    def credssp_enabled(self, node: str) -> bool:
+        """Whether the node's WinRM service accepts CredSSP (Enable-WSManCredSSP -Role Server);
+        Windows ships with it off (rule credssp_server)."""
+        return bool(self.store.peek("nodes", node, "winrm", "credssp", default=False))
+
     def session(self, node: str, conn: auth.ConnectionAuth) -> Session:
-        """The session identity passed to handlers (CredSSP is a lab user option, see README)."""
+        """The session identity passed to handlers: "credssp" only after a real CredSSP handshake
+        whose delegated password the node accepted (so the session may make the second hop)."""
         user = conn.client_user or self.username
-        credssp = self.store.peek("auth", "credssp_users", default=[]) or []
-        method = "credssp" if any(auth.same_user(user, u) for u in credssp) else conn.method
-        self.last_auth[node] = method or "none"
-        return Session(node=node, auth=method or "none", username=user)
+        method = conn.method or "none"
+        self.last_auth[node] = method
+        return Session(node=node, auth=method, username=user)
 
     def handle(self, node: str, request: wsman.Request, conn: auth.ConnectionAuth) -> bytes:
         """Serve one WSMan request; raises WSManFault or ConnectionDropped."""
@@ -381,7 +386,8 @@ class LabRequestHandler(http.server.BaseHTTPRequestHandler):
         extra = self._authorise()
         if extra is None:
             return
-        encrypted = self.headers.get("Content-Type", "").startswith("multipart/encrypted")
+        content_type = self.headers.get("Content-Type", "")
+        encrypted = content_type.startswith(("multipart/encrypted", "multipart/x-multi-encrypted"))
         if encrypted:
             body = self.conn.unwrap(body)
         if not body:
@@ -408,18 +414,24 @@ class LabRequestHandler(http.server.BaseHTTPRequestHandler):
 
     def _authorise(self) -> list | None:
         """Extra response headers when the request may proceed, None when a 401 was sent."""
+        lab, node = self.server.lab, self.server.node
         header = self.headers.get("Authorization")
-        reject = self.server.lab.rejects_auth(self.server.node)
+        reject = lab.rejects_auth(node)
+        credssp = lab.credssp_enabled(node)
+        challenge = auth.challenge(credssp)
         if not header:
             if self.conn.encrypting and self.conn.method != "basic" and not reject:
                 return []
-            self._reply(401, b"", auth.CHALLENGE_HEADERS, False)
+            self._reply(401, b"", challenge, False)
             return None
         scheme = header.split(" ", 1)[0]
         try:
-            step = self.conn.step(header, reject)
+            step = self.conn.step(header, reject, credssp)
+            if step.done and self.conn.delegated and not lab.password_ok(*self.conn.delegated):
+                # CredSSP logs on with the delegated credentials: a wrong one is a logon failure.
+                raise auth.AuthDenied("the delegated credentials were refused")
         except auth.AuthDenied:
-            self._reply(401, b"", auth.CHALLENGE_HEADERS, False)
+            self._reply(401, b"", challenge, False)
             return None
         token = base64.b64encode(step.token or b"").decode()
         headers = [("WWW-Authenticate", f"{scheme} {token}")] if step.token else []

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import requests
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
+from requests_credssp.exceptions import AuthenticationException as CredSSPAuthError
+from requests_credssp.exceptions import NTStatusException
 
 UNREACHABLE = "unreachable"
 AUTH_FAILED = "auth_failed"
@@ -94,6 +96,27 @@ INVALID_TIMEOUT_REMEDIATION = (
     "Fix the connection's operation timeout setting, then retry."
 )
 
+CREDSSP_OFF_REMEDIATION = (
+    "The node's WinRM service does not accept CredSSP (Windows ships with it off). On the node, as "
+    "an administrator, run Enable-WSManCredSSP -Role Server, then retry; when the installation is "
+    "finished turn it off again with Disable-WSManCredSSP -Role Server. Or choose Negotiate for "
+    "this node: the steps that need a second hop then run as a scheduled task with your password."
+)
+CREDSSP_REFUSED_REMEDIATION = (
+    "The node refused the credentials sent over CredSSP. Check the user name (DOMAIN\\user), the "
+    "password and that the account is not locked. CredSSP also needs the account to be allowed "
+    "to log on to the node, and a domain policy may forbid delegating fresh credentials."
+)
+
+# NTSTATUS / SSPI codes a CredSSP acceptor reports in its TSRequest.errorCode (MS-CSSP 2.2.1).
+CREDSSP_STATUS = {
+    0x8009030C: "the logon attempt failed (SEC_E_LOGON_DENIED): wrong user name or password",
+    0xC000006D: "wrong user name or password (STATUS_LOGON_FAILURE)",
+    0xC000006E: "the account may not log on here (STATUS_ACCOUNT_RESTRICTION)",
+    0xC0000071: "the password has expired (STATUS_PASSWORD_EXPIRED)",
+    0xC0000072: "the account is disabled (STATUS_ACCOUNT_DISABLED)",
+}
+
 _DOUBLE_HOP_HINTS = (
     "double hop",
     "network logon",
@@ -160,6 +183,8 @@ def classify(exc: BaseException, *, host: str = "") -> RemoteError:
     where = f" ({host})" if host else ""
     if isinstance(exc, AuthenticationError):
         return make(AUTH_FAILED, f"Authentication failed{where}: {exc}")
+    if isinstance(exc, (CredSSPAuthError, NTStatusException)):
+        return _classify_credssp(exc, where)
     if isinstance(exc, WinRMTransportError):
         return _classify_http(exc, where)
     if isinstance(exc, WSManFaultError):
@@ -169,6 +194,30 @@ def classify(exc: BaseException, *, host: str = "") -> RemoteError:
     if isinstance(exc, (socket.gaierror, ConnectionError, TimeoutError, OSError)):
         return make(UNREACHABLE, f"Cannot reach the node{where}: {_short(exc)}")
     return make(SCRIPT_ERROR, f"Unexpected failure{where}: {type(exc).__name__}: {_short(exc)}")
+
+
+def _classify_credssp(exc: Exception, where: str) -> RemoteError:
+    """requests-credssp's own errors: the node does not offer CredSSP, or refused the logon."""
+    text = str(exc)
+    if isinstance(exc, NTStatusException):
+        reason = CREDSSP_STATUS.get(exc.status, f"status 0x{exc.status:08X}")
+        return RemoteError(
+            AUTH_FAILED,
+            f"Authentication failed{where} (CredSSP): {reason}",
+            CREDSSP_REFUSED_REMEDIATION,
+        )
+    if "did not response CredSSP" in text:  # sic: requests-credssp's wording
+        return RemoteError(
+            AUTH_FAILED,
+            f"CredSSP is not enabled on the node{where}: its WinRM service offers only "
+            f"{text.split('actual:', 1)[-1].strip() or 'other methods'}",
+            CREDSSP_OFF_REMEDIATION,
+        )
+    return RemoteError(
+        AUTH_FAILED,
+        f"Authentication failed{where} (CredSSP): {_short(exc)}",
+        CREDSSP_REFUSED_REMEDIATION,
+    )
 
 
 def _classify_http(exc: WinRMTransportError, where: str) -> RemoteError:

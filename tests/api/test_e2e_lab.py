@@ -1,8 +1,9 @@
-"""Installs on three lab nodes driven only through the JSON API, with the real Celery worker.
+"""Installs on lab nodes driven only through the JSON API, with the real Celery worker.
 
-Happy path: every step from the prerequisites to the failover test. A fault: the domain loses its KDS
-root key, the prerequisites pause, the fault is cleared in the lab and the pause is answered with
-`retry` through the API.
+Happy path: every step from the prerequisites to the failover test, on three nodes over NTLM (the
+second hop by a scheduled task) and on two nodes over a real CredSSP handshake (the second hop by
+the delegated password). A fault: the domain loses its KDS root key, the prerequisites pause, the
+fault is cleared in the lab and the pause is answered with `retry` through the API.
 """
 
 import time
@@ -28,6 +29,7 @@ from tests.lab_world import (  # noqa: F401 - the world fixture
     STEPS,
     inputs_for,
     install_by_hand,
+    start_world,
     world,
 )
 
@@ -55,9 +57,10 @@ def lab_api(exec_ctx, worker):  # noqa: F811 - fixtures imported from the harnes
     return call
 
 
-def create(call, store: LabStore, server: LabServer) -> int:
+def create(call, store: LabStore, server: LabServer, auth: str = "ntlm") -> int:
     nodes = [
-        {"name": n, "host": "127.0.0.1", "port": server.ports[n], "auth": "ntlm"} for n in NODES
+        {"name": n, "host": "127.0.0.1", "port": server.ports[n], "auth": auth}
+        for n in server.node_names
     ]
     domain = store.read()["domain"]["fqdn"]
     body = {"name": "API e2e", "domain_fqdn": domain, "nodes": nodes}
@@ -90,13 +93,28 @@ def wait_settled(call, deployment_id: int, step: str, timeout: float = 120) -> d
     pytest.fail(f"{step} did not settle in {timeout} s")
 
 
-def test_install_on_three_nodes_through_the_api(world, lab_api):  # noqa: F811
-    store, server = world
+@pytest.fixture(params=["ntlm-3", "credssp-2"])
+def route_world(request, tmp_path):
+    """(auth, store, server): three nodes over NTLM, or two whose WinRM services accept CredSSP
+    (the operator ran Enable-WSManCredSSP -Role Server on each)."""
+    auth, count = request.param.split("-")
+    store, server = start_world(tmp_path, NODES[: int(count)])
+    if auth == "credssp":
+        with store.transaction() as state:
+            for node in server.node_names:
+                scenarios.apply_fault(state, f"credssp:{node}")
+    yield auth, store, server
+    server.stop()
+
+
+def test_install_through_the_api(route_world, lab_api):
+    auth, store, server = route_world
     call = lab_api
-    deployment_id = create(call, store, server)
+    deployment_id = create(call, store, server, auth)
     for step, body in inputs_for(store).items():
         call("PUT", f"/deployments/{deployment_id}/steps/{step}/inputs", body)
 
+    operator_tasks = set()  # actions that ran as a scheduled task with the operator's password
     for step in STEPS:
         if step == "install_ams":
             install_by_hand(store)
@@ -108,8 +126,15 @@ def test_install_on_three_nodes_through_the_api(world, lab_api):  # noqa: F811
             settled = run_step(call, deployment_id, step)
         outcome = settled["runs"][0]["outcome"] or {}
         assert settled["status"] == "done", (step, outcome.get("summary"))
-        assert {a["node"] for a in settled["runs"][0]["actions"]} <= set(NODES)
+        assert {a["node"] for a in settled["runs"][0]["actions"]} <= set(server.node_names)
+        operator_tasks |= {
+            a["label"] for a in settled["runs"][0]["actions"] if "(scheduled task)" in a["label"]
+        }
 
+    assert set(server.last_auth.values()) == {auth}, server.last_auth
+    # The second hop: by a scheduled task over NTLM; directly in the CredSSP sessions (where only
+    # the service account test still runs as a task, as the gMSA itself).
+    assert bool(operator_tasks) == (auth == "ntlm"), operator_tasks
     deployment = call("GET", f"/deployments/{deployment_id}")
     assert deployment["status"] == "completed"
     assert deployment["secrets_held"] == []  # the vault is wiped when the deployment completes

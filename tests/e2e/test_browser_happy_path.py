@@ -1,7 +1,9 @@
-"""The whole happy path on two lab nodes in Chromium: sign in, create the deployment, fill every
-step's inputs, run each step with the lab's WinRM credentials, watch the live status reach done,
-go on. The manual install pauses with its checklist; the operator's work is simulated in the lab and
-the pause is answered with Retry in the page. One screenshot per screen in tests/artifacts/e2e/ (AMSW_TEST_ARTIFACTS).
+"""The whole happy path in Chromium: sign in, create the deployment, fill every step's inputs, run
+each step with the lab's WinRM credentials, watch the live status reach done, go on. The manual
+install pauses with its checklist; the operator's work is simulated in the lab and the pause is
+answered with Retry in the page. Two routes for the second hop: two nodes over NTLM (scheduled
+tasks), three over a real CredSSP handshake. One screenshot per screen in
+tests/artifacts/e2e/<route>/ (AMSW_TEST_ARTIFACTS).
 
 Needs Chromium at /usr/bin/chromium and Playwright: missing either fails the test.
 """
@@ -10,6 +12,7 @@ import re
 
 import pytest
 
+from app.lab import scenarios
 from tests.conftest import ARTIFACTS
 from tests.execution.harness import LAB_PASSWORD, LAB_USER, USER_PASSWORD, LiveServer, make_user
 from tests.lab_world import inputs_for, install_by_hand, start_world
@@ -17,7 +20,7 @@ from tests.lab_world import inputs_for, install_by_hand, start_world
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = ARTIFACTS / "e2e"
 NAME = "Contoso <b>AMS</b> & \"lab\" 'one'"  # shown literally, never as markup
-NODES = ["AMS1", "AMS2"]
+ROUTES = {"ntlm": ["AMS1", "AMS2"], "credssp": ["AMS1", "AMS2", "AMS3"]}
 
 
 @pytest.fixture
@@ -28,15 +31,16 @@ def live(e2e):
 
 
 class Screens:
-    def __init__(self, page) -> None:
-        self.page, self.count = page, 0
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        for old in SHOTS.glob("*.png"):
+    def __init__(self, page, folder) -> None:
+        self.page, self.count, self.folder = page, 0, folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.png"):
             old.unlink()
 
     def __call__(self, name: str) -> None:
         self.count += 1
-        self.page.screenshot(path=str(SHOTS / f"{self.count:02d}-{name}.png"), full_page=True)
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
 
 
 def _run_and_wait(page, expect, status: str = "succeeded") -> None:
@@ -63,18 +67,24 @@ def _fill(page, values: dict) -> None:
             control.fill(str(value))
 
 
-def test_whole_install_in_the_browser(e2e, live, browser, tmp_path):
+@pytest.mark.parametrize("auth", list(ROUTES))
+def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
     from playwright.sync_api import expect
 
+    nodes = ROUTES[auth]
     make_user("operator", "admin")
-    store, server = start_world(tmp_path, NODES)
+    store, server = start_world(tmp_path, nodes)
+    if auth == "credssp":  # the operator enabled CredSSP on every node's WinRM service
+        with store.transaction() as state:
+            for node in nodes:
+                scenarios.apply_fault(state, f"credssp:{node}")
     values = inputs_for(store)
     context = browser.new_context(base_url=live, viewport={"width": 1360, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    shot = Screens(page)
+    shot = Screens(page, SHOTS / auth)
     try:
         page.goto("/login")
         shot("login")
@@ -87,11 +97,15 @@ def test_whole_install_in_the_browser(e2e, live, browser, tmp_path):
         page.get_by_role("link", name="New deployment").first.click()
         page.get_by_label("Deployment name").fill(NAME)
         page.get_by_label("Active Directory domain").fill("corp.example.test")
-        for i, node in enumerate(NODES):
+        for _ in nodes[2:]:  # the form starts with two nodes
+            page.get_by_role("button", name="Add a node").click()
+            expect(page.locator(f"#nodes-{len(nodes) - 1}-name")).to_be_visible()
+        expect(page.get_by_label("Deployment name")).to_have_value(NAME)
+        for i, node in enumerate(nodes):
             page.locator(f"#nodes-{i}-name").fill(node)
             page.locator(f"#nodes-{i}-host").fill("127.0.0.1")
             page.locator(f"#nodes-{i}-port").fill(str(server.ports[node]))
-            page.locator(f"#nodes-{i}-auth").select_option("ntlm")
+            page.locator(f"#nodes-{i}-auth").select_option(auth)
         shot("new-deployment")
         page.get_by_role("button", name="Create deployment").click()
         page.wait_for_url(re.compile(r"/deployments/\d+/steps/prerequisites$"))
@@ -156,6 +170,9 @@ def test_whole_install_in_the_browser(e2e, live, browser, tmp_path):
                 _run_and_wait(page, expect)
             else:
                 _run_and_wait(page, expect)
+            if step == "base_cluster" and auth == "credssp":
+                # Created straight from the CredSSP session; the page says to turn CredSSP off.
+                expect(page.locator("#run-panel")).to_contain_text("Disable-WSManCredSSP")
             expect(page.locator("h1 .badge, h1 [class*=status]").first).to_be_visible()
             shot(f"step{number}-{step}-done")
             page.locator(".step-nav a.primary").click()
@@ -169,4 +186,6 @@ def test_whole_install_in_the_browser(e2e, live, browser, tmp_path):
     assert not errors, f"JavaScript errors on the page: {errors}"
     state = store.read()
     assert state["cluster"]["groups"]["AMSWEB"]["state"] == "Online"
-    assert len(list(SHOTS.glob("*.png"))) == shot.count >= 18
+    assert sorted(state["cluster"]["nodes"]) == nodes
+    assert set(server.last_auth.values()) == {auth}, server.last_auth
+    assert len(list((SHOTS / auth).glob("*.png"))) == shot.count >= 18

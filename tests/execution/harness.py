@@ -80,13 +80,16 @@ def exec_app(exec_db_url):
 
 @pytest.fixture
 def exec_ctx(exec_app):
-    """An app context; tables are emptied afterwards."""
+    """An app context; tables are emptied afterwards (SQLite then hands out the same ids again,
+    so the app's events hub forgets what it cached about them)."""
     with exec_app.app_context():
         yield exec_app
         db.session.remove()
         with db.engine.begin() as conn:
             for table in reversed(db.metadata.sorted_tables):
                 conn.execute(table.delete())
+        if hub := exec_app.extensions.get("amsw_events_hub"):
+            hub.forget()
 
 
 @pytest.fixture

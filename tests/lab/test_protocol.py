@@ -218,13 +218,6 @@ def test_wrong_password_is_rejected(connect, auth):
         RunspacePool(connect(auth=auth, password="wrong")).open()
 
 
-def test_credssp_is_a_lab_user_option(connect, store):
-    with store.transaction() as state:
-        state["auth"] = {"credssp_users": [USER]}
-    ps = run(connect(auth="ntlm"), "lab_echo", {"Name": "n"})
-    assert json.loads(ps.output[0])["auth"] == "credssp"
-
-
 @pytest.mark.parametrize("auth", ["basic", "ntlm"])
 def test_https_with_self_signed_certificate(store, auth):
     server = LabServer(store, NODES, 0, USER, PASSWORD, https=True, extra_scripts_dirs=[SCRIPTS])

@@ -28,8 +28,8 @@ from app.wizard.fields import Rule
 
 CREATE_TIMEOUT = 1200
 CREDSSP_REMINDER = (
-    "CredSSP was used to create the cluster. Disable it on the node when the installation is "
-    "finished: Disable-WSManCredSSP -Role Server."
+    "CredSSP was used to create the cluster. When the installation is finished, disable it on "
+    "every node where you enabled it: Disable-WSManCredSSP -Role Server."
 )
 
 
