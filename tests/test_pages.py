@@ -8,7 +8,8 @@ from app.extensions import db
 from app.guides import get_guide
 from app.lab import scenarios
 from app.lab.store import LabStore
-from app.models import Credential, Deployment, StepRun
+from app.models import Credential, Deployment, DeploymentStep, StepRun
+from app.wizard.runs import step_page_context
 from tests.conftest import csrf_token, login
 
 NODES = {
@@ -276,3 +277,36 @@ def test_favicon_ico_leads_anyone_to_the_icon(client):
     assert icon.mimetype == "image/svg+xml"
     assert icon.data.lstrip().startswith(b"<svg")
     icon.close()
+
+
+def test_step_page_never_shows_an_ended_run_beside_a_step_in_progress(admin_client, app):
+    """Each read sees the latest commit: a run that ends after the page read the deployment but
+    before it read the runs must not leave the page with a finished run and a step "in
+    progress" (the page would then neither reload nor offer the next step)."""
+    create(admin_client)
+    dep = deployment_id(app)
+    with app.app_context():
+        step = db.session.scalars(
+            db.select(DeploymentStep).filter_by(deployment_id=dep, step_key="prerequisites")
+        ).one()
+        step.status = "in_progress"
+        db.session.add(StepRun(deployment_id=dep, step_key="prerequisites", status="running"))
+        db.session.commit()
+    with app.test_request_context():
+        deployment = db.session.get(Deployment, dep)
+        assert deployment.step("prerequisites").status == "in_progress"  # read by the page
+        with db.engine.begin() as other:  # the worker ends the run meanwhile, in one commit
+            other.execute(
+                db.update(StepRun).where(StepRun.deployment_id == dep).values(status="succeeded")
+            )
+            other.execute(
+                db.update(DeploymentStep)
+                .where(DeploymentStep.deployment_id == dep)
+                .where(DeploymentStep.step_key == "prerequisites")
+                .values(status="done")
+            )
+        guide = get_guide(deployment.guide_key)
+        ctx = step_page_context(deployment, guide, guide.step("prerequisites"))
+        assert ctx["run"].status == "succeeded"
+        assert ctx["record"].status == "done"
+        assert next(s for s in ctx["sidebar"] if s["key"] == "prerequisites")["status"] == "done"

@@ -110,6 +110,8 @@ class Shell:
         self.dead = False
         self.idle_timeout = idle_timeout  # seconds (WinRS IdleTimeout)
         self.last_active = time.monotonic()
+        self.created = time.time()  # wall clock: a restart scheduled for later ends it (rule
+        # restart_ends_shells)
         self._busy = 0  # requests on this shell being served right now
 
     @contextlib.contextmanager

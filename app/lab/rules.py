@@ -78,7 +78,9 @@ RULES: tuple[Rule, ...] = (
         "restart_ends_shells",
         "4",
         "Restart-Computer docs; WinRM shells live in the node's WinRM service",
-        "a script that restarts the node never returns; every shell of the node is gone",
+        "a script that restarts the node never returns; every shell of the node is gone; a "
+        "restart scheduled with `shutdown /r /t N` ends, when it begins, every shell opened "
+        "before it",
         "tests/lab/test_windows_rules.py::test_restart_ends_shells",
     ),
     Rule(

@@ -21,8 +21,9 @@ State schema (version 1)::
       computers: {NAME: {sam, dns_host_name, dn, enabled}}
       operator_can_create_computers: bool
     nodes: {NAME: {
-      name, fqdn, domain, ip_address, boot_time, down_until (iso|None; the server refuses
-      new connections until then), boot_count (the server counts modelled restarts),
+      name, fqdn, domain, ip_address, boot_time, restart_at (iso; a scheduled restart ends the
+      shells opened before it), down_until (iso|None; the server refuses new connections until
+      then), boot_count (the server counts modelled restarts),
       os: {caption, version, build},
       features: {"Failover-Clustering": bool, "RSAT-AD-PowerShell": bool},
       policy: {stored_passwords_allowed: bool, batch_logon: [principal]}  (rule task_logon)

@@ -173,6 +173,7 @@ class LabServer:
         """Serve one WSMan request; raises WSManFault or ConnectionDropped."""
         verb = request.verb
         self._expire_idle(node)
+        self._end_shells_at_restart(node)
         if request.operation_timeout is None:
             raise wsman.invalid_timeout_fault(request.timeout_text)
         if verb == "Create":
@@ -243,6 +244,26 @@ class LabServer:
                     log.info("lab %s: shell %s idle for too long, deleted", node, shell_id)
                     shells.pop(shell_id, None)
                     shell.expire()
+
+    def _end_shells_at_restart(self, node: str) -> None:
+        """Rule restart_ends_shells for a restart a script scheduled (`shutdown /r /t N`): once its
+        moment (`nodes[node]["restart_at"]`) has passed, every shell opened before it is gone."""
+        when = self.store.peek("nodes", node, "restart_at")
+        if not when:
+            return
+        try:
+            moment = datetime.datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return
+        if time.time() < moment:
+            return
+        with self._lock:
+            shells = self.shells.get(node, {})
+            for shell_id, shell in list(shells.items()):
+                if shell.created < moment:
+                    log.info("lab %s: shell %s ended by the restart", node, shell_id)
+                    shells.pop(shell_id, None)
+                    shell.kill()
 
     def _get(self, node: str, request: wsman.Request) -> bytes:
         if request.resource_uri.startswith(CONFIG_URI):

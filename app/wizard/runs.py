@@ -6,7 +6,7 @@ from sqlalchemy import select
 from app.execution import vault
 from app.extensions import db
 from app.lab import demo
-from app.models import Deployment, StepRun
+from app.models import Deployment, DeploymentStep, StepRun
 from app.wizard.context import run_view, step_statuses
 from app.wizard.engine import Guide, Step, blocking_step
 from app.wizard.forms import DecisionForm, RunForm, SimpleForm
@@ -52,6 +52,16 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
     """Everything the generic step template renders."""
     before, after = guide.neighbours(step.key)
     runs = runs_for(deployment.id, step.key)
+    if runs:
+        # The deployment and its steps were read before the runs, each read seeing the latest
+        # commit: a run that ended in between would show as ended beside a step still "in
+        # progress" (and the page would not reload, the run looking final). Read them again.
+        db.session.refresh(deployment, ["status", "current_step"])
+        db.session.scalars(
+            select(DeploymentStep)
+            .where(DeploymentStep.deployment_id == deployment.id)
+            .execution_options(populate_existing=True)
+        ).all()
     secrets = vault.secret_names(deployment.id)
     statuses = step_statuses(deployment)
     return {

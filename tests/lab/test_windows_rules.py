@@ -6,7 +6,8 @@ real pypsrp client against a LabServer; where it lives in a model (the installer
 logon) it calls the model as the dispatcher would."""
 
 import re
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from app.lab.handlers import prerequisites as prereq
 from app.lab.server import LabServer
 from app.lab.store import LabStore
 from app.remote import scripts
-from app.remote.runner import Connection, run_script
+from app.remote.runner import Connection, NodeSession, run_script
 from app.wizard import route
 from app.wizard.engine import Action, NodeInfo
 from tests.lab.cluster_world import BlobStore
@@ -323,6 +324,33 @@ def test_restart_ends_shells(lab):
     with pytest.raises(Exception):  # noqa: B017 - connection refused or shell fault, as Windows
         second.invoke()
     transport.close()
+
+
+def test_scheduled_restart_ends_shells(lab):
+    """`shutdown /r /t N` returns at once and the shell lives on until the restart begins; then
+    every shell opened before it is gone, and the product's session opens a new pool."""
+    store, server = lab
+    session = NodeSession(connection(server, "AMS2"))
+    try:
+        restart = session.run("prereq_restart_node", {"DelaySeconds": 5}, timeout=30)
+        assert restart.data["restart_queued"]
+        assert server.shells["AMS2"], "before the restart the pool's shell is still there"
+        old_shells = set(server.shells["AMS2"])
+        # Shorten the wait: the restart begins (and is over) at the next whole second.
+        moment = scenarios.iso(datetime.now(UTC) + timedelta(seconds=1))
+        with store.transaction() as world:
+            world["nodes"]["AMS2"].update(restart_at=moment, down_until=moment)
+        while datetime.now(UTC) <= scenarios.parse_iso(moment):
+            time.sleep(0.05)
+        transport = wsman(server, "AMS2")
+        with RunspacePool(transport) as fresh:  # any request reaches the node after the restart
+            PowerShell(fresh).add_script(scripts.load("connection_probe")).invoke()
+        transport.close()
+        assert not old_shells & set(server.shells["AMS2"]), "the restart ended the old shells"
+        again = session.run("connection_probe", {}, timeout=30)  # the old pool is refused, so
+        assert again.data  # the session opened a new one
+    finally:
+        session.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -417,8 +417,9 @@ def set_principals(gmsa: dict, principals: list[str]) -> None:
 def prereq_restart_node(ctx) -> dict:
     """shutdown /r /t N: clears the pending restart and moves the boot time forward.
 
-    The node is marked down until the restart is over (`down_until`); the protocol layer may use it
-    to refuse connections meanwhile.
+    The restart begins after the delay (`restart_at`): from then on every shell opened before it
+    is gone (rule restart_ends_shells), and the node refuses connections until the restart is over
+    (`down_until`).
     """
     delay = int(param(ctx, "DelaySeconds", 10))
     if not 5 <= delay <= 600:
@@ -435,6 +436,7 @@ def prereq_restart_node(ctx) -> dict:
         )
         node["boot_time"] = scenarios.iso(now + timedelta(seconds=delay + 5))
         node["down_until"] = scenarios.iso(now + timedelta(seconds=delay + 5))
+        node["restart_at"] = scenarios.iso(now + timedelta(seconds=delay))
     ctx.information(f"{ctx.node} will restart in {delay} seconds.")
     return {
         "computer_name": node["name"],
