@@ -6,6 +6,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 _NETBIOS_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$")
 _FQDN_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -251,3 +255,77 @@ def plain_text(value: str, what: str, limit: int = 200, required: bool = True) -
     if required and not value:
         raise ValueError(f"{what} is required.")
     return value
+
+
+MAX_CA_BUNDLE = 256 * 1024  # bytes; a chain of a few CAs is a few KB
+MAX_CA_CERTIFICATES = 20
+
+
+def ca_bundle(data: bytes | str) -> str:
+    """PEM certificates of the CAs a deployment trusts for its nodes' WinRM HTTPS listeners.
+
+    Returns the certificates re-encoded as PEM (nothing else kept: no comments, no text between
+    blocks). Refused: anything but PEM certificates, a private key (never upload one), more than
+    MAX_CA_CERTIFICATES, and certificates that have expired or are not valid yet."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "replace")
+    if len(raw) > MAX_CA_BUNDLE:
+        raise ValueError(f"The CA file is larger than {MAX_CA_BUNDLE // 1024} KB.")
+    if b"PRIVATE KEY" in raw:
+        raise ValueError(
+            "The file contains a private key. Upload only the CA's certificate (the public part)."
+        )
+    if b"-----BEGIN CERTIFICATE-----" not in raw:
+        raise ValueError(
+            "Not a PEM certificate file: it must contain -----BEGIN CERTIFICATE----- blocks "
+            "(export the CA certificate as Base-64 encoded X.509, .cer or .pem)."
+        )
+    try:
+        certificates = x509.load_pem_x509_certificates(raw)
+    except ValueError:
+        raise ValueError("A certificate in the file cannot be read (damaged PEM block).") from None
+    if len(certificates) > MAX_CA_CERTIFICATES:
+        raise ValueError(f"At most {MAX_CA_CERTIFICATES} certificates per deployment.")
+    now = datetime.now(UTC)
+    for cert in certificates:
+        subject = cert.subject.rfc4514_string() or "(no subject)"
+        if cert.not_valid_after_utc < now:
+            raise ValueError(
+                f"The certificate {subject} expired on {cert.not_valid_after_utc:%Y-%m-%d}."
+            )
+        if cert.not_valid_before_utc > now:
+            raise ValueError(
+                f"The certificate {subject} is not valid before {cert.not_valid_before_utc:%Y-%m-%d}."
+            )
+        if not _can_anchor(cert):
+            issuer = cert.issuer.rfc4514_string()
+            raise ValueError(
+                f"{subject} is a server certificate issued by {issuer}, and cannot be trusted on its "
+                f"own: upload the certificate of {issuer} (and of its root) instead."
+            )
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certificates)
+
+
+def _can_anchor(cert: x509.Certificate) -> bool:
+    """True for a CA certificate, or a self-signed one (New-SelfSignedCertificate on the node),
+    which OpenSSL accepts as a trust anchor; a leaf issued by a CA is not (no partial chains)."""
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return True
+    except x509.ExtensionNotFound:
+        pass
+    return cert.issuer == cert.subject
+
+
+def ca_bundle_summary(pem: str | None) -> list[dict]:
+    """What a stored bundle holds, for pages and the API: subject, issuer, expiry, fingerprint."""
+    if not pem:
+        return []
+    return [
+        {
+            "subject": c.subject.rfc4514_string(),
+            "issuer": c.issuer.rfc4514_string(),
+            "not_after": c.not_valid_after_utc.strftime("%Y-%m-%d"),
+            "sha256": c.fingerprint(hashes.SHA256()).hex().upper(),
+        }
+        for c in x509.load_pem_x509_certificates(pem.encode("ascii"))
+    ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app import validators
 from app.execution import vault
 from app.extensions import db
 from app.models import Deployment, StepRun
@@ -64,6 +65,8 @@ def deployment_dict(deployment: Deployment) -> dict[str, Any]:
         "guide": deployment.guide_key,
         "guide_version": deployment.guide_version,
         "nodes": [node_dict(n) for n in deployment.nodes],
+        "ca_certificates": validators.ca_bundle_summary(deployment.ca_bundle),
+        "unvalidated_nodes": [n.name for n in deployment.unvalidated_nodes],
         "steps": [step_dict(s, records[s.key]) for s in guide.steps if s.key in records],
         "secrets_held": sorted(vault.secret_names(deployment.id)),
     }
@@ -136,6 +139,8 @@ def status_dict(deployment: Deployment) -> dict[str, Any]:
         "current_step": deployment.current_step,
         "active_run": run_dict(active) if active else None,
         "nodes": [node_dict(n) for n in deployment.nodes],
+        "ca_certificates": validators.ca_bundle_summary(deployment.ca_bundle),
+        "unvalidated_nodes": [n.name for n in deployment.unvalidated_nodes],
         "steps": steps,
         "last_event_seq": deployment.event_seq,
     }

@@ -44,6 +44,13 @@ class StepOut(ma.Schema):
     updated_at = f.DateTime(allow_none=True)
 
 
+class CertificateOut(ma.Schema):
+    subject = f.String(required=True)
+    issuer = f.String(required=True)
+    not_after = f.String(required=True, metadata={"description": "YYYY-MM-DD (UTC)"})
+    sha256 = f.String(required=True)
+
+
 class DeploymentOut(ma.Schema):
     id = f.Integer(required=True)
     name = f.String(required=True)
@@ -56,6 +63,16 @@ class DeploymentOut(ma.Schema):
     created_at = f.DateTime(required=True)
     last_activity_at = f.DateTime(required=True)
     nodes = f.List(f.Nested(NodeOut), required=True)
+    ca_certificates = f.List(
+        f.Nested(CertificateOut),
+        required=True,
+        metadata={"description": "The internal CA certificates trusted for HTTPS nodes"},
+    )
+    unvalidated_nodes = f.List(
+        f.String(),
+        required=True,
+        metadata={"description": "HTTPS nodes whose certificate is not validated (a warning)"},
+    )
     steps = f.List(f.Nested(StepOut), required=True)
     secrets_held = f.List(
         f.String(), required=True, metadata={"description": "Names of secrets held (never values)"}

@@ -1,7 +1,17 @@
 """The deployment form: a name, the AD domain and the cluster nodes with their WinRM settings."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FieldList, Form, FormField, IntegerField, SelectField, StringField
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import ValidationError
 
 from app import validators
@@ -48,6 +58,23 @@ class DeploymentForm(FlaskForm):
         description="The DNS name of the domain, e.g. corp.example.com.",
     )
     nodes = FieldList(FormField(NodeForm), min_entries=2, max_entries=MAX_NODES)
+    ca_bundle = TextAreaField(
+        "Internal CA certificates (PEM)",
+        description=(
+            "For HTTPS listeners whose certificates an internal CA issued: paste the CA's certificate "
+            "(Base-64 X.509, -----BEGIN CERTIFICATE-----), root first or any order. Leave empty to "
+            "trust only this server's own CA store. Public data: never a private key."
+        ),
+    )
+
+    def validate_ca_bundle(self, field) -> None:
+        if not (field.data or "").strip():
+            field.data = None
+            return
+        try:
+            field.data = validators.ca_bundle(field.data)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
 
     def validate_nodes(self, field) -> None:
         names = [entry.form.name.data or "" for entry in field.entries]
@@ -57,3 +84,20 @@ class DeploymentForm(FlaskForm):
             validators.node_names(names)
         except ValueError as error:
             raise ValidationError(str(error)) from None
+
+
+class DeploymentPageForm(DeploymentForm):
+    """The browser's form: the CA certificates may also come as an uploaded file, which replaces
+    what the text box holds (the API takes the PEM text only)."""
+
+    ca_file = FileField("Or upload the CA certificate file (.cer, .crt, .pem)")
+
+    def validate_ca_file(self, field) -> None:
+        upload = field.data
+        if not upload or not getattr(upload, "filename", ""):
+            return
+        raw = upload.stream.read(validators.MAX_CA_BUNDLE + 1)
+        try:
+            self.ca_bundle.data = validators.ca_bundle(raw)
+        except ValueError as error:
+            raise ValidationError(f"{upload.filename}: {error}") from None

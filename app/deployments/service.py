@@ -31,6 +31,7 @@ def create_deployment(
     deployment = Deployment(
         name=data["name"],
         domain_fqdn=data["domain_fqdn"],
+        ca_bundle=data.get("ca_bundle") or None,
         guide_key=guide.key,
         guide_version=guide.version,
         current_step=guide.steps[0].key,
@@ -65,6 +66,7 @@ def update_deployment(deployment: Deployment, data: dict, user: User) -> None:
     """Change the name, domain or nodes; allowed until remote work has started."""
     deployment.name = data["name"]
     deployment.domain_fqdn = data["domain_fqdn"]
+    deployment.ca_bundle = data.get("ca_bundle") or None
     _apply_nodes(deployment, data["nodes"])
     deployment.last_activity_at = utcnow()
     db.session.commit()

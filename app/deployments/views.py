@@ -3,8 +3,9 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app import validators
 from app.auth.decorators import requires
-from app.deployments.forms import MAX_NODES, DeploymentForm
+from app.deployments.forms import MAX_NODES, DeploymentPageForm
 from app.deployments.service import (
     create_deployment,
     list_deployments,
@@ -19,7 +20,7 @@ from app.models import Deployment
 bp = Blueprint("deployments", __name__)
 
 
-def _grow(form: DeploymentForm) -> bool:
+def _grow(form: DeploymentPageForm) -> bool:
     """Handle the 'add node' / 'remove node' buttons; True when the form must be shown again."""
     if "add_node" in request.form and len(form.nodes) < MAX_NODES:
         form.nodes.append_entry()
@@ -44,7 +45,7 @@ def create():
     lab = demo.lab_state(current_app.config["INSTANCE_DIR"]) if _lab_offered() else None
     use_lab = lab is not None and request.values.get("from_lab") == "1"
     prefill = demo.deployment_values(lab, current_app.config["LAB_BASE_PORT"]) if use_lab else None
-    form = DeploymentForm(data=prefill) if request.method == "GET" else DeploymentForm()
+    form = DeploymentPageForm(data=prefill) if request.method == "GET" else DeploymentPageForm()
     if not _grow(form) and form.validate_on_submit():
         guide = get_guide(DEFAULT_GUIDE)
         inputs = demo.step_inputs(lab, guide) if use_lab else None
@@ -65,11 +66,17 @@ def _lab_offered() -> bool:
 def edit(deployment_id: int):
     deployment = db.get_or_404(Deployment, deployment_id)
     locked = nodes_locked(deployment)
-    form = DeploymentForm(obj=deployment)
+    form = DeploymentPageForm(obj=deployment)
     if locked and request.method == "POST":
         flash(locked, "error")
     elif not _grow(form) and form.validate_on_submit():
         update_deployment(deployment, form.data, current_user)
         flash("Deployment saved.", "success")
         return redirect(url_for("wizard.resume", deployment_id=deployment.id))
-    return render_template("deployments/form.html", form=form, deployment=deployment, locked=locked)
+    return render_template(
+        "deployments/form.html",
+        form=form,
+        deployment=deployment,
+        locked=locked,
+        ca_certificates=validators.ca_bundle_summary(deployment.ca_bundle),
+    )

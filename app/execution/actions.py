@@ -92,6 +92,7 @@ def connection_for(node: Node, username: str, password: str | None, timeout: flo
         transport=node.transport,
         auth=node.auth,
         cert_validation=node.cert_validation,
+        ca_bundle=node.deployment.ca_bundle,
         username=username,
         password=password,
         read_timeout=max(30, int(min(timeout, 120))),

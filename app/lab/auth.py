@@ -228,9 +228,13 @@ class ConnectionAuth:
         return head.encode() + payload
 
 
-def tls_context(folder: Path) -> ssl.SSLContext:
-    """A server TLS context with a self-signed certificate kept under the lab folder."""
-    cert, key = folder / "tls-cert.pem", folder / "tls-key.pem"
+def tls_context(folder: Path, certificate: tuple[Path, Path] | None = None) -> ssl.SSLContext:
+    """A server TLS context: the given (certificate, key) files, e.g. issued by app.lab.certs'
+    test CA, or else a self-signed certificate kept under the lab folder."""
+    if certificate is not None:
+        cert, key = certificate
+    else:
+        cert, key = folder / "tls-cert.pem", folder / "tls-key.pem"
     if not (cert.exists() and key.exists()):
         _write_self_signed(cert, key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

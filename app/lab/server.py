@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
 from app.lab import auth, wsman
 from app.lab.dispatch import Dispatcher, ScriptCatalog
@@ -59,6 +60,7 @@ class LabServer:
         idle_timeout_ms: int = wsman.IDLE_TIMEOUT_MS,
         max_timeout_ms: int = wsman.MAX_TIMEOUT_MS,
         max_envelope_kb: int = wsman.MAX_ENVELOPE_KB,
+        certificate: tuple[Path, Path] | None = None,
     ) -> None:
         self.store = store
         self.node_names = list(node_names)
@@ -66,6 +68,7 @@ class LabServer:
         self.username = username
         self.password = password
         self.https = https
+        self.certificate = certificate  # HTTPS: (cert, key) files; None = self-signed
         self.host = host
         self.max_shells_per_user = max_shells_per_user
         self.idle_timeout_ms = idle_timeout_ms
@@ -89,7 +92,7 @@ class LabServer:
     def start(self) -> "LabServer":
         """Bind every node's socket and serve in background threads."""
         auth.register_ntlm_user(self.store.folder, self.username, self.password)
-        tls = auth.tls_context(self.store.folder) if self.https else None
+        tls = auth.tls_context(self.store.folder, self.certificate) if self.https else None
         for index, node in enumerate(self.node_names):
             port = self.base_port + index if self.base_port else 0
             server = NodeServer((self.host, port), self, node, tls)

@@ -29,6 +29,9 @@ class Deployment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     event_seq: Mapped[int] = mapped_column(default=0)
+    # PEM certificates of the internal CA(s) that issued the nodes' WinRM HTTPS certificates
+    # (validated by app.validators.ca_bundle; public data, not a secret). None: system CAs.
+    ca_bundle: Mapped[str | None] = mapped_column(Text)
 
     created_by = relationship("User", lazy="joined")
     nodes: Mapped[list["Node"]] = relationship(
@@ -41,6 +44,11 @@ class Deployment(db.Model):
     def step(self, key: str) -> "DeploymentStep | None":
         """The per-step record for a step key, if any."""
         return next((s for s in self.steps if s.step_key == key), None)
+
+    @property
+    def unvalidated_nodes(self) -> list["Node"]:
+        """HTTPS nodes whose certificate is not validated: encrypted, but not authenticated."""
+        return [n for n in self.nodes if n.transport == "https" and not n.cert_validation]
 
     @property
     def active_nodes(self) -> list["Node"]:

@@ -18,6 +18,7 @@ TIMEOUT = "timeout"
 CANCELLED = "cancelled"
 INTERRUPTED = "interrupted"
 WINRM_LIMIT = "winrm_limit"
+CERTIFICATE = "certificate"
 
 REMEDIATION = {
     UNREACHABLE: (
@@ -117,6 +118,40 @@ CREDSSP_STATUS = {
     0xC0000072: "the account is disabled (STATUS_ACCOUNT_DISABLED)",
 }
 
+# The node's HTTPS certificate did not validate: what OpenSSL said -> (what it means, what to do).
+CERTIFICATE_FAULTS = (
+    (
+        ("hostname mismatch", "doesn't match", "not valid for"),
+        "its certificate was issued to another name",
+        "The certificate on the node's WinRM HTTPS listener does not name the host this wizard "
+        "connects to. Enter the WinRM host exactly as the certificate names it (usually the node's "
+        "FQDN, not an IP address or short name), or issue the node a certificate whose Subject "
+        "Alternative Names include that host, and bind it to the listener (winrm enumerate "
+        "winrm/config/listener shows the thumbprint).",
+    ),
+    (
+        ("certificate has expired", "not yet valid"),
+        "its certificate has expired (or is not valid yet)",
+        "Renew the certificate of the node's WinRM HTTPS listener (or check the node's and this "
+        "server's clocks), then update the listener to the new thumbprint: winrm set "
+        'winrm/config/Listener?Address=*+Transport=HTTPS @{CertificateThumbprint="..."}.',
+    ),
+    (
+        (
+            "unable to get local issuer",
+            "self-signed certificate",
+            "self signed certificate",
+            "unable to verify the first certificate",
+            "unknown ca",
+        ),
+        "its certificate comes from a CA this deployment does not trust",
+        "Add the certificate of the CA that issued the node's WinRM certificate (PEM; the "
+        "root and any intermediate) to this deployment's CA certificates, on the deployment's edit "
+        "page. Only if you cannot, turn certificate validation off for the node: the connection "
+        "is then encrypted but not authenticated, and the report says so.",
+    ),
+)
+
 _DOUBLE_HOP_HINTS = (
     "double hop",
     "network logon",
@@ -189,6 +224,8 @@ def classify(exc: BaseException, *, host: str = "") -> RemoteError:
         return _classify_http(exc, where)
     if isinstance(exc, WSManFaultError):
         return _classify_fault(exc, where)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _classify_tls(exc, where)
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return make(UNREACHABLE, f"Cannot reach the node{where}: {_short(exc)}")
     if isinstance(exc, (socket.gaierror, ConnectionError, TimeoutError, OSError)):
@@ -218,6 +255,21 @@ def _classify_credssp(exc: Exception, where: str) -> RemoteError:
         f"Authentication failed{where} (CredSSP): {_short(exc)}",
         CREDSSP_REFUSED_REMEDIATION,
     )
+
+
+def _classify_tls(exc: requests.exceptions.SSLError, where: str) -> RemoteError:
+    """A TLS failure: a certificate that did not validate gets its own message; anything else
+    (protocol versions, a reset during the handshake) stays "cannot reach"."""
+    text = str(exc)
+    lowered = text.lower()
+    for hints, meaning, remediation in CERTIFICATE_FAULTS:
+        if any(h in lowered for h in hints):
+            return RemoteError(
+                CERTIFICATE,
+                f"The node{where} failed certificate validation: {meaning}.",
+                remediation,
+            )
+    return make(UNREACHABLE, f"Cannot reach the node{where}: TLS failed: {_short(exc)}")
 
 
 def _classify_http(exc: WinRMTransportError, where: str) -> RemoteError:

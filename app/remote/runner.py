@@ -66,6 +66,9 @@ class Connection:
     transport: str = "http"
     auth: str = "negotiate"
     cert_validation: bool = True
+    # HTTPS: PEM certificates of the CAs to trust for this node (the deployment's internal CA);
+    # None: the system's trust store. Public data, not a secret.
+    ca_bundle: str | None = field(default=None, repr=False)
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     connection_timeout: int = 10
@@ -98,8 +101,16 @@ class Connection:
             self.username,
             secret,
             self.cert_validation,
+            hashlib.sha256((self.ca_bundle or "").encode()).hexdigest(),
             self.configuration_name,
         )
+
+    @property
+    def verify(self) -> bool | str:
+        """What pypsrp's cert_validation takes: False, True (system CAs), or a CA bundle file."""
+        if not self.cert_validation:
+            return False
+        return ca_bundle_file(self.ca_bundle) if self.ca_bundle else True
 
     def wsman(self) -> WSMan:
         """A pypsrp WSMan transport for this node."""
@@ -110,13 +121,35 @@ class Connection:
             auth=self.auth,
             username=self.username,
             password=self.password,
-            cert_validation=self.cert_validation,
+            cert_validation=self.verify,
             encryption=self.encryption,
             connection_timeout=self.connection_timeout,
             read_timeout=self.read_timeout,
             operation_timeout=self.operation_timeout,
             no_proxy=self.no_proxy,
         )
+
+
+_CA_DIR: str | None = None
+_CA_LOCK = threading.Lock()
+
+
+def ca_bundle_file(pem: str) -> str:
+    """The path of a file holding `pem`, for requests' `verify` (which takes only paths): one
+    file per distinct bundle, named by its hash, in a folder of this process (CA certificates
+    are public, so sharing a file between connections that trust the same CA is harmless)."""
+    global _CA_DIR
+    digest = hashlib.sha256(pem.encode()).hexdigest()[:32]
+    with _CA_LOCK:
+        if _CA_DIR is None or not os.path.isdir(_CA_DIR):
+            _CA_DIR = tempfile.mkdtemp(prefix="amsw-ca-")
+        path = os.path.join(_CA_DIR, f"{digest}.pem")
+        if not os.path.exists(path):
+            temp = f"{path}.tmp"
+            with open(temp, "w", encoding="ascii") as handle:
+                handle.write(pem)
+            os.replace(temp, path)
+    return path
 
 
 @dataclass

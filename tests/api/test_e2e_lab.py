@@ -12,7 +12,7 @@ import pytest
 
 from app.api.tokens import create_token
 from app.extensions import db
-from app.lab import scenarios
+from app.lab import certs, scenarios
 from app.lab.server import LabServer
 from app.lab.store import LabStore
 from app.models import User
@@ -57,13 +57,19 @@ def lab_api(exec_ctx, worker):  # noqa: F811 - fixtures imported from the harnes
     return call
 
 
-def create(call, store: LabStore, server: LabServer, auth: str = "ntlm") -> int:
+def create(
+    call, store: LabStore, server: LabServer, auth: str = "ntlm", **https: str | None
+) -> int:
+    """A deployment on every lab node; `ca_bundle=PEM` (or None) puts the nodes on HTTPS."""
+    transport = {"transport": "https", "cert_validation": True} if https else {}
     nodes = [
-        {"name": n, "host": "127.0.0.1", "port": server.ports[n], "auth": auth}
+        {"name": n, "host": "127.0.0.1", "port": server.ports[n], "auth": auth} | transport
         for n in server.node_names
     ]
     domain = store.read()["domain"]["fqdn"]
     body = {"name": "API e2e", "domain_fqdn": domain, "nodes": nodes}
+    if https.get("ca_bundle"):
+        body["ca_bundle"] = https["ca_bundle"]
     return call("POST", "/deployments", body, expect=201)["id"]
 
 
@@ -176,3 +182,38 @@ def test_prerequisites_on_three_nodes_then_a_fault_answered_with_retry(world, la
     assert [r["attempt"] for r in retried["runs"]] == [2, 1]
     password_free = call("GET", f"/deployments/{second}/status")
     assert LAB_PASSWORD not in str(password_free)
+
+
+def test_https_nodes_are_validated_against_the_deployments_ca(tmp_path, lab_api):
+    """The worker's connections trust the CA the deployment carries, and only it: the same HTTPS
+    listeners, a deployment without the CA, and every action fails with the certificate message."""
+    store = LabStore(tmp_path / "lab" / "state.json")
+    store.replace(scenarios.load_scenario("default", NODES[:2]))
+    ca = certs.make_ca("E2E Issuing CA")
+    pair = certs.issue(ca, ["127.0.0.1"], tmp_path / "tls")
+    server = LabServer(store, NODES[:2], 0, LAB_USER, LAB_PASSWORD, https=True, certificate=pair)
+    server.start()
+    try:
+        call = lab_api
+        trusted = create(call, store, server, ca_bundle=ca.cert_pem)
+        call(
+            "PUT",
+            f"/deployments/{trusted}/steps/prerequisites/inputs",
+            inputs_for(store)["prerequisites"],
+        )
+        settled = run_prerequisites(call, trusted)
+        assert settled["status"] == "done", settled["runs"][0]["outcome"]["summary"]
+        assert set(server.last_auth.values()) == {"ntlm"}
+
+        untrusted = create(call, store, server, ca_bundle=None)
+        call(
+            "PUT",
+            f"/deployments/{untrusted}/steps/prerequisites/inputs",
+            inputs_for(store)["prerequisites"],
+        )
+        failed = run_step(call, untrusted, "prerequisites")
+        actions = failed["runs"][0]["actions"]
+        assert actions and {a["error_category"] for a in actions} == {"certificate"}, actions
+        assert all("does not trust" in a["error_message"] for a in actions)
+    finally:
+        server.stop()
