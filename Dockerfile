@@ -10,8 +10,14 @@ RUN groupadd --system amsw && useradd --system --gid amsw --home /app amsw \
     && mkdir -p /data && chown amsw:amsw /data
 WORKDIR /app
 
+# Kerberos: the MIT libraries at run time; the headers and compiler only while pip builds gssapi/krb5.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libkrb5-3 libgssapi-krb5-2 \
+       libkrb5-dev gcc \
+    && pip install --no-cache-dir -r requirements.txt \
+    && apt-get purge -y --auto-remove libkrb5-dev gcc \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY --chown=amsw:amsw . .
 USER amsw

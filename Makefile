@@ -8,6 +8,7 @@ export FLASK_APP := app:create_app
 .PHONY: run test lint format setup db worker web lab clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
+	.ci/system-packages build
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -22,6 +23,7 @@ run: setup
 
 ## Lint, format check, then the whole test suite.
 test: $(STAMP)
+	.ci/system-packages test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

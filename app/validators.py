@@ -108,6 +108,31 @@ def hostname(value: str) -> str:
     return value.lower()
 
 
+MAX_KDCS = 10
+
+
+def kdc_list(value: str | None) -> str | None:
+    """Kerberos KDCs as `host[:port]`, separated by commas or spaces; normalised to
+    "host:port, host:port" (port 88 when not given), or None when empty."""
+    items = [i for i in re.split(r"[,\s;]+", (value or "").strip()) if i]
+    if not items:
+        return None
+    if len(items) > MAX_KDCS:
+        raise ValueError(f"At most {MAX_KDCS} KDCs.")
+    found = []
+    for item in items:
+        host, _, number = item.partition(":") if item.count(":") == 1 else (item, "", "")
+        if item.count(":") > 1 or item.startswith("["):
+            raise ValueError(
+                f"KDC '{item}': give a host name or IPv4 address (IPv6: use its name)."
+            )
+        try:
+            found.append(f"{hostname(host)}:{port(number) if number else 88}")
+        except ValueError as error:
+            raise ValueError(f"KDC '{item}': {error}") from None
+    return ", ".join(dict.fromkeys(found))
+
+
 def port(value: int | str) -> int:
     """A TCP port number."""
     try:

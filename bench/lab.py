@@ -15,9 +15,12 @@ from pypsrp.client import Client  # noqa: E402
 from pypsrp.powershell import PowerShell, RunspacePool  # noqa: E402
 from pypsrp.wsman import WSMan  # noqa: E402
 
+from app.lab import scenarios  # noqa: E402
 from app.lab.handlers import handler  # noqa: E402
 from app.lab.server import LabServer  # noqa: E402
 from app.lab.store import LabStore  # noqa: E402
+from app.remote.runner import Connection, NodeSession, run_script  # noqa: E402
+from tests.kdc import LAB_REALM, lab_realm  # noqa: E402
 
 SCRIPTS = ROOT / "tests" / "lab" / "scripts"
 USER, PASSWORD = "benchadmin", "Bench-Passw0rd!"
@@ -95,6 +98,53 @@ def copy_speed(port: int, auth: str, source: Path) -> float:
     return source.stat().st_size / (1024 * 1024) / (time.perf_counter() - start)
 
 
+def auth_round_trips(folder: Path) -> dict[str, dict[str, float]]:
+    """The product's runner on the connection probe, per authentication: `reused` on one open
+    pool (what every action after the first on a node costs), `fresh` a new connection, sign-in
+    and pool each time (the first action on a node: for Kerberos a ticket from the KDC, for
+    CredSSP the TLS and NTLM handshake and the delegated password)."""
+    realm = lab_realm(folder / "kdc", {USER: PASSWORD})
+    store = LabStore(folder / "auth" / "state.json")
+    store.replace(scenarios.default_state(["AMS1"]))
+    with store.transaction() as state:
+        scenarios.apply_fault(state, "credssp:AMS1")
+    server = LabServer(store, ["AMS1"], 0, USER, PASSWORD, keytab=realm.keytab).start()
+    figures = {}
+    try:
+        for auth in ("ntlm", "kerberos", "credssp"):
+            conn = Connection(
+                "127.0.0.1",
+                port=server.ports["AMS1"],
+                auth=auth,
+                username=USER,
+                password=PASSWORD,
+                realm=LAB_REALM,
+                kdcs=(realm.kdc,),
+                spn_host="ams1.corp.example.test",
+            )
+            session, reused = NodeSession(conn), []
+            for _ in range(60):
+                start = time.perf_counter()
+                session.run("connection_probe", {}, timeout=30)
+                reused.append(time.perf_counter() - start)
+            session.close()
+            fresh = []
+            for _ in range(25):
+                start = time.perf_counter()
+                run_script(conn, "connection_probe", {}, timeout=30)
+                fresh.append(time.perf_counter() - start)
+            assert server.auth_methods["AMS1"] >= {auth}, server.auth_methods
+            figures[auth] = {
+                "reused_p50_ms": round(percentile(reused[5:], 50), 1),
+                "fresh_p50_ms": round(percentile(fresh[3:], 50), 1),
+                "fresh_p99_ms": round(percentile(fresh[3:], 99), 1),
+            }
+    finally:
+        server.stop()
+        realm.stop()
+    return figures
+
+
 def main() -> None:
     """Run every measurement and print the figures."""
     folder = Path(tempfile.mkdtemp(prefix="lab-bench-"))
@@ -109,6 +159,7 @@ def main() -> None:
         basic, ntlm = copy_speed(port, "basic", source), copy_speed(port, "ntlm", source)
     finally:
         server.stop()
+    by_auth = auth_round_trips(folder)
     result = {
         "reused_p50_ms": round(percentile(reused, 50), 2),
         "reused_p99_ms": round(percentile(reused, 99), 2),
@@ -116,6 +167,7 @@ def main() -> None:
         "fresh_p99_ms": round(percentile(fresh, 99), 2),
         "copy_basic_mbps": round(basic, 1),
         "copy_ntlm_mbps": round(ntlm, 1),
+        "connection_probe": by_auth,
     }
     print(
         f"reused pool: p50 {result['reused_p50_ms']} ms, p99 {result['reused_p99_ms']} ms "
@@ -126,6 +178,11 @@ def main() -> None:
         f"Client.copy {COPY_MB} MB: basic {result['copy_basic_mbps']} MB/s, "
         f"ntlm+encryption {result['copy_ntlm_mbps']} MB/s"
     )
+    for auth, figures in by_auth.items():
+        print(
+            f"connection probe, {auth:8}: reused pool p50 {figures['reused_p50_ms']} ms; fresh "
+            f"sign-in p50 {figures['fresh_p50_ms']} ms, p99 {figures['fresh_p99_ms']} ms"
+        )
     print(json.dumps(result))
 
 

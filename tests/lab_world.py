@@ -31,12 +31,17 @@ LICENSE = "LAB-LICENSE-" + "7" * 20
 
 
 def start_world(
-    folder: Path, nodes: list[str], scenario: str = "default", password: str = LAB_PASSWORD
+    folder: Path,
+    nodes: list[str],
+    scenario: str = "default",
+    password: str = LAB_PASSWORD,
+    keytab: Path | None = None,
 ) -> tuple[LabStore, LabServer]:
-    """A lab on loopback (one port per node) with a fresh state built from `scenario`."""
+    """A lab on loopback (one port per node) with a fresh state built from `scenario`; with a
+    keytab (tests/kdc.py) its nodes accept Kerberos."""
     store = LabStore(folder / "lab" / "state.json")
     store.replace(scenarios.load_scenario(scenario, nodes))
-    server = LabServer(store, nodes, 0, LAB_USER, password).start()
+    server = LabServer(store, nodes, 0, LAB_USER, password, keytab=keytab).start()
     return store, server
 
 

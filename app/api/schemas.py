@@ -63,6 +63,9 @@ class DeploymentOut(ma.Schema):
     created_at = f.DateTime(required=True)
     last_activity_at = f.DateTime(required=True)
     nodes = f.List(f.Nested(NodeOut), required=True)
+    kerberos_kdcs = f.String(
+        allow_none=True, metadata={"description": "The realm's KDCs; null: found through DNS"}
+    )
     ca_certificates = f.List(
         f.Nested(CertificateOut),
         required=True,

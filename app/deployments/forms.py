@@ -8,21 +8,22 @@ from wtforms import (
     Form,
     FormField,
     IntegerField,
+    PasswordField,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from app import validators
 from app.wizard.fields import Rule
 
 AUTH_CHOICES = [
-    ("negotiate", "Negotiate (Kerberos, falling back to NTLM)"),
-    ("kerberos", "Kerberos"),
-    ("ntlm", "NTLM"),
-    ("credssp", "CredSSP"),
-    ("basic", "Basic (local accounts, HTTPS only in production)"),
+    ("kerberos", "Kerberos (recommended in a domain)"),
+    ("negotiate", "Negotiate (Kerberos if possible, else NTLM)"),
+    ("ntlm", "NTLM (when Kerberos cannot be used)"),
+    ("credssp", "CredSSP (second hop; turn off afterwards)"),
+    ("basic", "Basic (local accounts, HTTPS only)"),
 ]
 MAX_NODES = 16
 
@@ -36,7 +37,7 @@ class NodeForm(Form):
     host = StringField("WinRM host", [Rule(validators.hostname)])
     port = IntegerField("Port", default=5985)
     transport = SelectField("Transport", choices=[("http", "HTTP"), ("https", "HTTPS")])
-    auth = SelectField("Authentication", choices=AUTH_CHOICES)
+    auth = SelectField("Authentication", choices=AUTH_CHOICES, default="negotiate")
     cert_validation = BooleanField("Validate certificate", default=True)
 
     def validate_port(self, field) -> None:
@@ -58,6 +59,14 @@ class DeploymentForm(FlaskForm):
         description="The DNS name of the domain, e.g. corp.example.com.",
     )
     nodes = FieldList(FormField(NodeForm), min_entries=2, max_entries=MAX_NODES)
+    kerberos_kdcs = StringField(
+        "Kerberos KDCs (optional)",
+        description=(
+            "Only for nodes using Kerberos, when this server cannot find the domain controllers "
+            "through DNS (_kerberos._tcp SRV records of the domain): their names or addresses, "
+            "comma separated, e.g. dc1.corp.example.com, dc2.corp.example.com:88."
+        ),
+    )
     ca_bundle = TextAreaField(
         "Internal CA certificates (PEM)",
         description=(
@@ -66,6 +75,12 @@ class DeploymentForm(FlaskForm):
             "trust only this server's own CA store. Public data: never a private key."
         ),
     )
+
+    def validate_kerberos_kdcs(self, field) -> None:
+        try:
+            field.data = validators.kdc_list(field.data)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
 
     def validate_ca_bundle(self, field) -> None:
         if not (field.data or "").strip():
@@ -101,3 +116,15 @@ class DeploymentPageForm(DeploymentForm):
             self.ca_bundle.data = validators.ca_bundle(raw)
         except ValueError as error:
             raise ValidationError(f"{upload.filename}: {error}") from None
+
+
+class ConnectionTestForm(FlaskForm):
+    """Test connection: the credentials to sign in with, and the node (the button pressed)."""
+
+    username = StringField(
+        "WinRM user",
+        [Rule(lambda v: validators.plain_text(v, "WinRM user", 255))],
+        description="user@domain or DOMAIN\\user",
+    )
+    password = PasswordField("Password", [DataRequired(), Length(max=1024)])
+    node = SelectField("Node", coerce=int, choices=[])

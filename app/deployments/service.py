@@ -32,6 +32,7 @@ def create_deployment(
         name=data["name"],
         domain_fqdn=data["domain_fqdn"],
         ca_bundle=data.get("ca_bundle") or None,
+        kerberos_kdcs=data.get("kerberos_kdcs") or None,
         guide_key=guide.key,
         guide_version=guide.version,
         current_step=guide.steps[0].key,
@@ -67,6 +68,7 @@ def update_deployment(deployment: Deployment, data: dict, user: User) -> None:
     deployment.name = data["name"]
     deployment.domain_fqdn = data["domain_fqdn"]
     deployment.ca_bundle = data.get("ca_bundle") or None
+    deployment.kerberos_kdcs = data.get("kerberos_kdcs") or None
     _apply_nodes(deployment, data["nodes"])
     deployment.last_activity_at = utcnow()
     db.session.commit()

@@ -5,13 +5,14 @@ from flask_login import current_user
 
 from app import validators
 from app.auth.decorators import requires
-from app.deployments.forms import MAX_NODES, DeploymentPageForm
+from app.deployments.forms import MAX_NODES, ConnectionTestForm, DeploymentPageForm
 from app.deployments.service import (
     create_deployment,
     list_deployments,
     nodes_locked,
     update_deployment,
 )
+from app.execution import probe, vault
 from app.extensions import db
 from app.guides import DEFAULT_GUIDE, get_guide
 from app.lab import demo
@@ -79,4 +80,28 @@ def edit(deployment_id: int):
         deployment=deployment,
         locked=locked,
         ca_certificates=validators.ca_bundle_summary(deployment.ca_bundle),
+    )
+
+
+@bp.route("/deployments/<int:deployment_id>/connections", methods=["GET", "POST"])
+@requires("drive")
+def connections(deployment_id: int):
+    """Test connection, per node: sign in with the typed credentials and run the probe."""
+    deployment = db.get_or_404(Deployment, deployment_id)
+    form = ConnectionTestForm()
+    form.node.choices = [(n.id, n.name) for n in deployment.nodes]
+    if form.validate_on_submit():
+        node = next(n for n in deployment.nodes if n.id == form.node.data)
+        probe.request(deployment, node, form.username.data, form.password.data, current_user.id)
+        flash(f"Testing the connection to {node.name}: the result appears below.", "success")
+        return redirect(url_for("deployments.connections", deployment_id=deployment.id))
+    if request.method == "GET" and not form.username.data:
+        form.username.data = vault.username(deployment.id) or ""
+    results = probe.latest(deployment.id)
+    return render_template(
+        "deployments/connections.html",
+        deployment=deployment,
+        form=form,
+        results=results,
+        pending=any(r["pending"] for r in results.values()),
     )

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, select, update
 from app.events.publish import publish_many
 from app.extensions import db
 from app.models import Node, NodeAction, StepRun, utcnow
+from app.remote import kerberos
 from app.remote.runner import Connection
 from app.remote.sessions import SessionCache
 
@@ -86,16 +87,20 @@ def _claimed() -> dict:
 
 def connection_for(node: Node, username: str, password: str | None, timeout: float) -> Connection:
     """A runner Connection from a Node row and the vault's credentials."""
+    deployment = node.deployment
     return Connection(
         host=node.host,
         port=node.port,
         transport=node.transport,
         auth=node.auth,
         cert_validation=node.cert_validation,
-        ca_bundle=node.deployment.ca_bundle,
+        ca_bundle=deployment.ca_bundle,
         username=username,
         password=password,
         read_timeout=max(30, int(min(timeout, 120))),
+        realm=kerberos.realm_of(deployment.domain_fqdn),
+        kdcs=kerberos.parse_kdcs(deployment.kerberos_kdcs),
+        spn_host=kerberos.service_host(node.host, node.name, deployment.domain_fqdn),
     )
 
 

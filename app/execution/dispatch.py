@@ -15,6 +15,12 @@ class Enqueue(Protocol):
     def action(self, action_id: int, countdown: float = 0) -> None: ...
 
 
+class ProbeEnqueue(Protocol):
+    """Where a Test connection goes (app.execution.probe)."""
+
+    def probe(self, deployment_id: int, node_id: int) -> None: ...
+
+
 @runtime_checkable
 class Keeper(Enqueue, Protocol):
     """A worker's Enqueue that keeps the first action of a phase it starts and runs it itself
@@ -39,6 +45,7 @@ class CeleryEnqueue:
 
     ADVANCE = "app.execution.tasks.advance_step_run"
     ACTION = "app.execution.tasks.run_node_action"
+    PROBE = "app.execution.tasks.test_connection"
 
     def _send(self, name: str, arg: int, countdown: float) -> None:
         current_app.extensions["celery"].send_task(name, (arg,), countdown=countdown or None)
@@ -48,6 +55,9 @@ class CeleryEnqueue:
 
     def action(self, action_id: int, countdown: float = 0) -> None:
         self._send(self.ACTION, action_id, countdown)
+
+    def probe(self, deployment_id: int, node_id: int) -> None:
+        current_app.extensions["celery"].send_task(self.PROBE, (deployment_id, node_id))
 
 
 def default_enqueue() -> Enqueue:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from app.execution import reaper, service
+from app.execution import probe, reaper, service
 
 OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -17,6 +17,12 @@ def advance_step_run(run_id: int) -> str:
 def run_node_action(action_id: int) -> str:
     """Run one vetted script on one node."""
     return service.execute_action(action_id)
+
+
+@shared_task(**OPTIONS)
+def test_connection(deployment_id: int, node_id: int) -> str:
+    """Test connection: the read-only connection probe on one node."""
+    return probe.run(deployment_id, node_id)
 
 
 @shared_task(**OPTIONS)

@@ -1,5 +1,10 @@
-"""HTTP authentication for the lab: Basic, NTLM/Negotiate and CredSSP with WinRM message
-encryption, TLS.
+"""HTTP authentication for the lab: Basic, NTLM/Negotiate, Kerberos and CredSSP with WinRM
+message encryption, TLS.
+
+Kerberos is real too (rule kerberos_server): given a keytab of `HTTP/<node FQDN>` keys from an
+MIT KDC (tests/kdc.py starts one), pyspnego's acceptor verifies the client's service ticket with
+GSSAPI, raw or inside SPNEGO, and the session is recorded as "kerberos". Without a keytab a node
+has no key, and a Kerberos token is refused, as on a machine whose SPN is missing.
 
 CredSSP is the real handshake (MS-CSSP, pyspnego's acceptor): TLS inside the Authorization
 tokens, NTLM inside the TLS, then the client's password delegated to the node. A node offers it
@@ -77,6 +82,28 @@ def known_password(username: str, password: str) -> bool:
         )
 
 
+# In a Kerberos AP-REQ the ticket's service name is in clear: name-string, a SEQUENCE OF
+# GeneralString (tag 0x1B), here "HTTP" then the host.
+_SNAME = re.compile(rb"\x1b\x04(HTTP)\x1b([\x01-\x7f])", re.I)
+
+
+def ticket_service(token: bytes) -> str | None:
+    """The `HTTP/<host>` a Kerberos token (raw or inside SPNEGO) carries a ticket for, or None
+    for a token that holds no Kerberos ticket (NTLM, a later leg)."""
+    match = _SNAME.search(token)
+    if match is None:
+        return None
+    start = match.end()
+    host = token[start : start + match.group(2)[0]]
+    return f"{match.group(1).decode()}/{host.decode('ascii', 'replace')}"
+
+
+def use_keytab(keytab: Path) -> None:
+    """Accept Kerberos with the HTTP/<node> keys in `keytab` (process-wide KRB5_KTNAME, like
+    NTLM_USER_FILE): the lab's nodes then accept tickets from the KDC that issued the keys."""
+    os.environ["KRB5_KTNAME"] = f"FILE:{keytab}"
+
+
 def register_ntlm_user(folder: Path, username: str, password: str) -> None:
     """Add a credential to the private NTLM_USER_FILE (process-wide) read by pyspnego's acceptor."""
     with _ntlm_lock:
@@ -106,9 +133,11 @@ def challenge(credssp: bool) -> list[tuple[str, str]]:
 class ConnectionAuth:
     """Authentication state of one HTTP keep-alive connection."""
 
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, username: str, password: str, kerberos_host: str | None = None) -> None:
         self.username = username
         self.password = password
+        # Kerberos: the node accepts tickets for HTTP/<kerberos_host> only (its own key)
+        self.kerberos_host = kerberos_host
         self.method: str | None = None
         self.client_user: str | None = None
         # CredSSP: the (user, password) the client delegated to the node, once the handshake ends.
@@ -129,9 +158,8 @@ class ConnectionAuth:
         scheme, value = match.group(1).lower(), base64.b64decode(match.group(2))
         if scheme == "basic":
             return self._basic(value.decode("utf-8", "replace"), reject_all)
-        if scheme == "kerberos":
-            self.method = "kerberos-not-supported"
-            raise AuthDenied("Kerberos is not supported by the lab")
+        if scheme == "kerberos":  # WinRM's own "Kerberos" scheme: a raw Kerberos token
+            return self._negotiate(value, reject_all)
         if scheme == "credssp":
             if not credssp:
                 raise AuthDenied("CredSSP is not enabled in this node's WinRM service")
@@ -150,6 +178,11 @@ class ConnectionAuth:
             self.method = "ntlm" if token.startswith(b"NTLMSSP\x00") else "negotiate"
             options = spnego.NegotiateOptions.wrapping_winrm
             self._context = spnego.server(protocol="negotiate", options=options)
+        target = ticket_service(token)
+        if target is not None and target.lower() != f"http/{self.kerberos_host}":
+            # The node holds only its own key: a ticket for another principal does not decrypt.
+            self._context = None
+            raise AuthDenied(f"KRB_AP_ERR_MODIFIED: a ticket for {target}, not this node")
         try:
             out = self._context.step(token)
         except spnego.exceptions.SpnegoError as exc:
@@ -157,6 +190,8 @@ class ConnectionAuth:
             raise AuthDenied(str(exc)) from exc
         if not self._context.complete:
             return AuthStep(False, out)
+        if self._context.negotiated_protocol == "kerberos":
+            self.method = "kerberos"  # a service ticket for HTTP/<node> from the lab's KDC
         self.client_user = str(self._context.client_principal or self.username)
         if reject_all:
             self._context = None

@@ -47,6 +47,17 @@ RULES: tuple[Rule, ...] = (
         "tests/lab/test_credssp.py::test_node_without_credssp_does_not_offer_it",
     ),
     Rule(
+        "kerberos_server",
+        "1",
+        "about_Remote_Troubleshooting (Kerberos needs the computer's SPN; an IP address has none, "
+        "so Windows falls back to NTLM or fails); MS-KILE; RFC 4559 (Negotiate over HTTP)",
+        "a node accepts Kerberos only with a keytab holding its HTTP/<node FQDN> key from the "
+        "realm's KDC (a real MIT KDC in the tests); a ticket for another name, or any ticket when "
+        "the node has no key, is refused with 401; the session is 'kerberos', which, like NTLM, "
+        "makes no second hop (no delegation is modelled)",
+        "tests/lab/test_kerberos.py::test_ticket_for_another_node_is_refused",
+    ),
+    Rule(
         "ad_module",
         "2",
         "Install-WindowsFeature docs (RSAT-AD-PowerShell is a separate feature); "

@@ -61,6 +61,7 @@ class LabServer:
         max_timeout_ms: int = wsman.MAX_TIMEOUT_MS,
         max_envelope_kb: int = wsman.MAX_ENVELOPE_KB,
         certificate: tuple[Path, Path] | None = None,
+        keytab: Path | None = None,
     ) -> None:
         self.store = store
         self.node_names = list(node_names)
@@ -69,6 +70,7 @@ class LabServer:
         self.password = password
         self.https = https
         self.certificate = certificate  # HTTPS: (cert, key) files; None = self-signed
+        self.keytab = keytab  # Kerberos: the HTTP/<node FQDN> keys; None = no Kerberos
         self.host = host
         self.max_shells_per_user = max_shells_per_user
         self.idle_timeout_ms = idle_timeout_ms
@@ -85,6 +87,7 @@ class LabServer:
         self.ports: dict[str, int] = {}
         self.shells: dict[str, dict[str, Shell]] = {n: {} for n in self.node_names}
         self.last_auth: dict[str, str] = {}
+        self.auth_methods: dict[str, set[str]] = {}  # every method a session of the node used
         self._servers: dict[str, NodeServer] = {}
         self._down_until: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -92,6 +95,8 @@ class LabServer:
     def start(self) -> "LabServer":
         """Bind every node's socket and serve in background threads."""
         auth.register_ntlm_user(self.store.folder, self.username, self.password)
+        if self.keytab is not None:
+            auth.use_keytab(self.keytab)
         tls = auth.tls_context(self.store.folder, self.certificate) if self.https else None
         for index, node in enumerate(self.node_names):
             port = self.base_port + index if self.base_port else 0
@@ -159,6 +164,12 @@ class LabServer:
             return True
         return auth.known_password(user, password)
 
+    def kerberos_host(self, node: str) -> str | None:
+        """The FQDN of the node's HTTP/ service principal when it accepts Kerberos, else None."""
+        if self.keytab is None:
+            return None
+        return str(self.store.peek("nodes", node, "fqdn", default=node)).lower()
+
     def credssp_enabled(self, node: str) -> bool:
         """Whether the node's WinRM service accepts CredSSP (Enable-WSManCredSSP -Role Server);
         Windows ships with it off (rule credssp_server)."""
@@ -170,6 +181,7 @@ class LabServer:
         user = conn.client_user or self.username
         method = conn.method or "none"
         self.last_auth[node] = method
+        self.auth_methods.setdefault(node, set()).add(method)
         return Session(node=node, auth=method, username=user)
 
     def handle(self, node: str, request: wsman.Request, conn: auth.ConnectionAuth) -> bytes:
@@ -394,7 +406,8 @@ class LabRequestHandler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         """Create the connection's auth context."""
         super().setup()
-        self.conn = auth.ConnectionAuth(self.server.lab.username, self.server.lab.password)
+        lab, node = self.server.lab, self.server.node
+        self.conn = auth.ConnectionAuth(lab.username, lab.password, lab.kerberos_host(node))
 
     def log_message(self, format, *args) -> None:
         """Quiet: one debug line per request."""

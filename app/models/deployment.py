@@ -32,6 +32,9 @@ class Deployment(db.Model):
     # PEM certificates of the internal CA(s) that issued the nodes' WinRM HTTPS certificates
     # (validated by app.validators.ca_bundle; public data, not a secret). None: system CAs.
     ca_bundle: Mapped[str | None] = mapped_column(Text)
+    # Kerberos: the realm's KDCs, "host:port" comma separated (app.validators.kdc_list); None:
+    # DNS SRV records (_kerberos._tcp.<domain>) find them.
+    kerberos_kdcs: Mapped[str | None] = mapped_column(String(500))
 
     created_by = relationship("User", lazy="joined")
     nodes: Mapped[list["Node"]] = relationship(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass
 
@@ -198,6 +199,79 @@ class RemoteError(Exception):
         }
 
 
+KERBEROS_CHECK_ACCOUNT = (
+    "Check the user name (user@domain or DOMAIN\\user) and the password, and that the account is "
+    "neither locked nor disabled. Too many wrong passwords lock the account in Active Directory: "
+    "do not retry with the same password."
+)
+KERBEROS_FIND_KDC = (
+    "Check that this server can reach a domain controller on TCP 88 and that DNS answers "
+    "_kerberos._tcp.<domain> SRV records here; if it cannot (a wizard host outside the domain's "
+    "DNS), enter the domain controllers in the deployment's Kerberos KDCs field. Or choose NTLM for "
+    "the nodes if the domain allows it."
+)
+# MIT krb5 error codes (signed, as krb5 and GSSAPI minor codes report them) -> (meaning, remedy).
+KERBEROS_ERRORS: dict[int, tuple[str, str]] = {
+    -1765328378: (
+        "the domain does not know this user (KDC_ERR_C_PRINCIPAL_UNKNOWN)",
+        "Check the user name: user@domain with the domain's DNS name, or DOMAIN\\user.",
+    ),
+    -1765328360: ("wrong password (KDC_ERR_PREAUTH_FAILED)", KERBEROS_CHECK_ACCOUNT),
+    -1765328353: ("wrong password (KRB_AP_ERR_BAD_INTEGRITY)", KERBEROS_CHECK_ACCOUNT),
+    -1765328366: (
+        "the account is locked or disabled (KDC_ERR_CLIENT_REVOKED)",
+        KERBEROS_CHECK_ACCOUNT,
+    ),
+    -1765328361: (
+        "the password has expired (KDC_ERR_KEY_EXPIRED)",
+        "Change the account's password (Ctrl+Alt+Del on a domain machine, or Set-ADAccountPassword), "
+        "then enter the new one.",
+    ),
+    -1765328347: (
+        "the clocks differ by more than 5 minutes (KRB_AP_ERR_SKEW)",
+        "Kerberos refuses a ticket when the clocks of this server and the domain controller differ "
+        "by more than 5 minutes. Synchronise this server's clock (NTP, e.g. against a domain "
+        "controller: timedatectl / chrony), then retry.",
+    ),
+    -1765328228: ("no KDC of the realm answered (KRB5_KDC_UNREACH)", KERBEROS_FIND_KDC),
+    -1765328230: ("no KDC of the realm could be found (KRB5_REALM_UNKNOWN)", KERBEROS_FIND_KDC),
+    -1765328377: (
+        "the domain has no service principal for this node (KDC_ERR_S_PRINCIPAL_UNKNOWN)",
+        "Kerberos asks for a ticket to HTTP/<node FQDN>. Give the node's WinRM host as its DNS name "
+        "in the domain (not an alias; an IP address is replaced by the AD computer name and the "
+        "domain). Check on a domain machine with setspn -Q HTTP/<fqdn> (every domain member has "
+        "it through HOST/<fqdn>). Or choose NTLM for this node.",
+    ),
+    -1765328370: (
+        "the domain controller and this server share no encryption type (KDC_ERR_ETYPE_NOSUPP)",
+        "The account needs AES keys: in Active Directory, tick 'This account supports Kerberos AES "
+        "256 bit encryption' and set the password again.",
+    ),
+}
+KERBEROS_NETWORK = frozenset({-1765328228})  # a KDC that does not answer: retrying may help
+_MINOR = re.compile(r"Minor \((\d+)\)")
+
+
+def kerberos_code(exc: BaseException) -> int | None:
+    """The MIT krb5 error code of a krb5 or GSSAPI (pyspnego) failure, signed."""
+    code = getattr(exc, "err_code", None)
+    if isinstance(code, int):
+        return code
+    for value in _MINOR.findall(str(exc)):
+        number = int(value)
+        return number - (1 << 32) if number >= 1 << 31 else number
+    return None
+
+
+def _classify_kerberos(exc: BaseException, where: str) -> RemoteError | None:
+    code = kerberos_code(exc)
+    if code not in KERBEROS_ERRORS:
+        return None
+    meaning, remedy = KERBEROS_ERRORS[code]
+    category = UNREACHABLE if code in KERBEROS_NETWORK else AUTH_FAILED
+    return RemoteError(category, f"Kerberos failed{where}: {meaning}.", remedy)
+
+
 def make(category: str, message: str) -> RemoteError:
     """A RemoteError with the standard remediation for its category."""
     return RemoteError(category, message)
@@ -216,6 +290,10 @@ def classify(exc: BaseException, *, host: str = "") -> RemoteError:
     if isinstance(exc, RemoteError):
         return exc
     where = f" ({host})" if host else ""
+    if type(exc).__module__.startswith(("krb5", "gssapi", "spnego")):
+        translated = _classify_kerberos(exc, where)
+        if translated is not None:
+            return translated
     if isinstance(exc, AuthenticationError):
         return make(AUTH_FAILED, f"Authentication failed{where}: {exc}")
     if isinstance(exc, (CredSSPAuthError, NTStatusException)):

@@ -14,11 +14,10 @@ Contract:
 - `NodeSession` keeps one RunspacePool open and reuses it for later actions on the same node with the same
   settings (app.remote.sessions lends them out); a reused pool whose shell the node dropped is replaced once.
 
-Kerberos limitation: the credential cache location (KRB5CCNAME) is process-global. Each Kerberos pool opening
-gets its own FILE cache in a private temp dir, set in the environment under a process-wide lock for the
-duration of the credential acquisition and handshake (pool open); Kerberos pool openings in one worker
-process are therefore serialised (running actions are not). With a password, pyspnego keeps the tickets in a
-unique MEMORY cache bound to the security context, so later re-authentication does not read the FILE cache.
+Kerberos (app.remote.kerberos): the realm and its KDCs come from the Connection, the principal is
+`user@REALM`, the service principal `HTTP/<node FQDN>`; each pool opening holds a private credential cache
+and the process's Kerberos configuration under one lock, so Kerberos pool openings in one worker process
+are serialised (running actions are not).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -44,7 +42,7 @@ from pypsrp.powershell import DEFAULT_CONFIGURATION_NAME, PowerShell, RunspacePo
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
 
-from app.remote import errors, scripts
+from app.remote import errors, kerberos, scripts
 from app.remote.errors import RemoteError
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,6 @@ AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
 TEXT_LIMIT = 8000
 Record = dict[str, Any]
 OnRecord = Callable[[Record], None]
-_KRB_LOCK = threading.Lock()
 _SALT = os.urandom(16)  # per process: identity hashes cannot be compared elsewhere
 
 
@@ -77,6 +74,11 @@ class Connection:
     poll_seconds: int = 1
     configuration_name: str = DEFAULT_CONFIGURATION_NAME
     no_proxy: bool = True
+    # Kerberos: the realm (the AD domain in capitals), its KDCs ("host:port"; empty: DNS SRV
+    # records) and the node's FQDN for its service principal (None: `host`).
+    realm: str | None = None
+    kdcs: tuple[str, ...] = ()
+    spn_host: str | None = None
 
     def __post_init__(self) -> None:
         if self.transport not in ("http", "https"):
@@ -103,6 +105,9 @@ class Connection:
             self.cert_validation,
             hashlib.sha256((self.ca_bundle or "").encode()).hexdigest(),
             self.configuration_name,
+            self.realm,
+            self.kdcs,
+            self.spn_host,
         )
 
     @property
@@ -112,14 +117,32 @@ class Connection:
             return False
         return ca_bundle_file(self.ca_bundle) if self.ca_bundle else True
 
+    @property
+    def kerberos(self) -> bool:
+        """Whether this connection authenticates by Kerberos only."""
+        return self.auth in kerberos.KERBEROS_AUTHS
+
+    @property
+    def principal(self) -> str | None:
+        """The user name as sent: `user@REALM` for Kerberos, as typed otherwise."""
+        if self.kerberos and self.username and self.realm:
+            return kerberos.principal(self.username, self.realm)
+        return self.username
+
     def wsman(self) -> WSMan:
         """A pypsrp WSMan transport for this node."""
+        spn = {}
+        if self.kerberos:
+            spn = {
+                "negotiate_service": kerberos.SERVICE,
+                "negotiate_hostname_override": self.spn_host or self.host,
+            }
         return WSMan(
             self.host,
             port=self.port or (5986 if self.transport == "https" else 5985),
             ssl=self.transport == "https",
             auth=self.auth,
-            username=self.username,
+            username=self.principal,
             password=self.password,
             cert_validation=self.verify,
             encryption=self.encryption,
@@ -127,6 +150,7 @@ class Connection:
             read_timeout=self.read_timeout,
             operation_timeout=self.operation_timeout,
             no_proxy=self.no_proxy,
+            **spn,
         )
 
 
@@ -312,22 +336,12 @@ class _StreamCursor:
 
 @contextlib.contextmanager
 def kerberos_ccache(conn: Connection) -> Iterator[None]:
-    """For Kerberos: a private FILE credential cache in KRB5CCNAME while the block runs (see module doc)."""
-    if conn.auth != "kerberos":
+    """For Kerberos: the realm's settings and a private credential cache while the block runs."""
+    if not conn.kerberos:
         yield
         return
-    folder = tempfile.mkdtemp(prefix="amsw-krb5-")
-    with _KRB_LOCK:
-        previous = os.environ.get("KRB5CCNAME")
-        os.environ["KRB5CCNAME"] = f"FILE:{os.path.join(folder, 'ccache')}"
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop("KRB5CCNAME", None)
-            else:
-                os.environ["KRB5CCNAME"] = previous
-            shutil.rmtree(folder, ignore_errors=True)
+    with kerberos.opening(conn.realm or "", conn.kdcs):
+        yield
 
 
 # --------------------------------------------------------------------------- sessions

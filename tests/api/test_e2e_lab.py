@@ -1,8 +1,8 @@
 """Installs on lab nodes driven only through the JSON API, with the real Celery worker.
 
 Happy path: every step from the prerequisites to the failover test, on three nodes over NTLM (the
-second hop by a scheduled task) and on two nodes over a real CredSSP handshake (the second hop by
-the delegated password). A fault: the domain loses its KDS root key, the prerequisites pause, the
+second hop by a scheduled task), on two nodes over a real CredSSP handshake (the second hop by
+the delegated password), and on two nodes over Kerberos with tickets from a real MIT KDC. A fault: the domain loses its KDS root key, the prerequisites pause, the
 fault is cleared in the lab and the pause is answered with `retry` through the API.
 """
 
@@ -24,6 +24,7 @@ from tests.execution.harness import (  # noqa: F401 - fixtures
     exec_db_url,
     worker,
 )
+from tests.kdc import lab_realm
 from tests.lab_world import (  # noqa: F401 - the world fixture
     NODES,
     STEPS,
@@ -58,9 +59,15 @@ def lab_api(exec_ctx, worker):  # noqa: F811 - fixtures imported from the harnes
 
 
 def create(
-    call, store: LabStore, server: LabServer, auth: str = "ntlm", **https: str | None
+    call,
+    store: LabStore,
+    server: LabServer,
+    auth: str = "ntlm",
+    kdcs: str | None = None,
+    **https: str | None,
 ) -> int:
-    """A deployment on every lab node; `ca_bundle=PEM` (or None) puts the nodes on HTTPS."""
+    """A deployment on every lab node; `ca_bundle=PEM` (or None) puts the nodes on HTTPS;
+    `kdcs`: the realm's KDCs, for Kerberos."""
     transport = {"transport": "https", "cert_validation": True} if https else {}
     nodes = [
         {"name": n, "host": "127.0.0.1", "port": server.ports[n], "auth": auth} | transport
@@ -68,6 +75,8 @@ def create(
     ]
     domain = store.read()["domain"]["fqdn"]
     body = {"name": "API e2e", "domain_fqdn": domain, "nodes": nodes}
+    if kdcs:
+        body["kerberos_kdcs"] = kdcs
     if https.get("ca_bundle"):
         body["ca_bundle"] = https["ca_bundle"]
     return call("POST", "/deployments", body, expect=201)["id"]
@@ -99,24 +108,29 @@ def wait_settled(call, deployment_id: int, step: str, timeout: float = 120) -> d
     pytest.fail(f"{step} did not settle in {timeout} s")
 
 
-@pytest.fixture(params=["ntlm-3", "credssp-2"])
+@pytest.fixture(params=["ntlm-3", "credssp-2", "kerberos-2"])
 def route_world(request, tmp_path):
-    """(auth, store, server): three nodes over NTLM, or two whose WinRM services accept CredSSP
-    (the operator ran Enable-WSManCredSSP -Role Server on each)."""
+    """(auth, store, server, kdcs): three nodes over NTLM; two whose WinRM services accept CredSSP
+    (the operator ran Enable-WSManCredSSP -Role Server on each); or two that accept Kerberos
+    tickets from a real MIT KDC (kdcs: its address, given on the deployment)."""
     auth, count = request.param.split("-")
-    store, server = start_world(tmp_path, NODES[: int(count)])
+    realm = lab_realm(tmp_path / "kdc", {LAB_USER: LAB_PASSWORD}) if auth == "kerberos" else None
+    keytab = realm.keytab if realm else None
+    store, server = start_world(tmp_path, NODES[: int(count)], keytab=keytab)
     if auth == "credssp":
         with store.transaction() as state:
             for node in server.node_names:
                 scenarios.apply_fault(state, f"credssp:{node}")
-    yield auth, store, server
+    yield auth, store, server, (realm.kdc if realm else None)
     server.stop()
+    if realm:
+        realm.stop()
 
 
 def test_install_through_the_api(route_world, lab_api):
-    auth, store, server = route_world
+    auth, store, server, kdcs = route_world
     call = lab_api
-    deployment_id = create(call, store, server, auth)
+    deployment_id = create(call, store, server, auth, kdcs)
     for step, body in inputs_for(store).items():
         call("PUT", f"/deployments/{deployment_id}/steps/{step}/inputs", body)
 
@@ -138,9 +152,10 @@ def test_install_through_the_api(route_world, lab_api):
         }
 
     assert set(server.last_auth.values()) == {auth}, server.last_auth
-    # The second hop: by a scheduled task over NTLM; directly in the CredSSP sessions (where only
-    # the service account test still runs as a task, as the gMSA itself).
-    assert bool(operator_tasks) == (auth == "ntlm"), operator_tasks
+    assert set().union(*server.auth_methods.values()) == {auth}, server.auth_methods
+    # The second hop: by a scheduled task over NTLM and Kerberos; directly in the CredSSP sessions
+    # (where only the service account test still runs as a task, as the gMSA itself).
+    assert bool(operator_tasks) == (auth != "credssp"), operator_tasks
     deployment = call("GET", f"/deployments/{deployment_id}")
     assert deployment["status"] == "completed"
     assert deployment["secrets_held"] == []  # the vault is wiped when the deployment completes

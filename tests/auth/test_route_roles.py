@@ -19,6 +19,7 @@ EXPECTED = {
     "deployments.index": ("view", "view"),
     "deployments.create": ("create", "create"),
     "deployments.edit": ("drive", "drive"),
+    "deployments.connections": ("drive", "drive"),
     "wizard.resume": ("view", "view"),
     "wizard.step": ("view", "drive"),
     "wizard.run": ("drive", "drive"),

@@ -280,6 +280,11 @@ class QueueEnqueue:
             countdown=countdown or None,
         )
 
+    def probe(self, deployment_id: int, node_id: int) -> None:
+        self.celery.send_task(
+            "app.execution.tasks.test_connection", (deployment_id, node_id), queue=self.queue
+        )
+
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
     """Poll until predicate() is truthy; returns its value or fails the test."""
