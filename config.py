@@ -78,6 +78,9 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    # Kerberos: find a domain's KDCs through DNS SRV records when the deployment lists none. Off
+    # where this server's DNS does not serve the domain (then only the deployment's list counts).
+    KERBEROS_DNS = _bool("AMSW_KERBEROS_DNS", True)
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
     # Hand-over, history, notices and directory sign-in (issue 6).

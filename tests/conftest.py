@@ -16,6 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # Screenshots and other files worth a look after a run (gitignored). .ci/run gives each of its two
 # suites, which run at the same time, a folder of its own.
 ARTIFACTS = Path(os.environ.get("AMSW_TEST_ARTIFACTS") or ROOT / "tests" / "artifacts")
+# The lab's domain (corp.example.test) is in no DNS: KDCs come only from a deployment's list.
+os.environ.setdefault("AMSW_KERBEROS_DNS", "0")
+os.environ.setdefault(
+    "KRB5_CONFIG", str(Path(__file__).resolve().parents[1] / "tests" / "krb5-neutral.conf")
+)
 os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
 
 from app import create_app  # noqa: E402

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import bindparam, select, update
 
 from app.events.publish import publish_many
@@ -101,6 +101,7 @@ def connection_for(node: Node, username: str, password: str | None, timeout: flo
         realm=kerberos.realm_of(deployment.domain_fqdn),
         kdcs=kerberos.parse_kdcs(deployment.kerberos_kdcs),
         spn_host=kerberos.service_host(node.host, node.name, deployment.domain_fqdn),
+        kdc_dns=current_app.config["KERBEROS_DNS"] if has_app_context() else True,
     )
 
 

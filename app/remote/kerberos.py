@@ -5,8 +5,13 @@ principal and the service name, and a private credential cache per pool.
   (`host[:port]`, comma separated) or, when the list is empty, DNS SRV records
   (`_kerberos._tcp.<domain>`), as a domain-joined Windows machine finds them.
 - This process keeps one Kerberos configuration file of its own (mode 0600 in a private folder),
-  naming every realm it has been given KDCs for, and puts it first in KRB5_CONFIG, ahead of the
-  machine's own configuration, which stays in effect for everything else.
+  naming every realm it has been given KDCs for, with the realm of the pool being opened as the
+  default realm, and puts it first in KRB5_CONFIG, ahead of the machine's own configuration,
+  which stays in effect for everything else. That matters for Negotiate and CredSSP too, which
+  try Kerberos first: Debian's stock /etc/krb5.conf names ATHENA.MIT.EDU as the default realm,
+  and a bare user name would otherwise send this server to kerberos.mit.edu.
+- DNS discovery of KDCs can be turned off (setting KERBEROS_DNS) where the domain's records are
+  not in this server's DNS; the deployment's KDC list is then the only source.
 - `DOMAIN\\user` and `user@domain` become `user@REALM`; a plain `user` gets the deployment's
   realm.
 - The service principal is `HTTP/<node FQDN>`: Windows maps HTTP to the computer's HOST
@@ -32,6 +37,8 @@ from collections.abc import Iterator
 
 SERVICE = "HTTP"
 KERBEROS_AUTHS = frozenset({"kerberos"})
+# Methods that may use Kerberos: Negotiate tries it first, and so does CredSSP for its inner logon.
+MAY_USE_KERBEROS = frozenset({"kerberos", "negotiate", "credssp"})
 
 _LOCK = threading.RLock()
 _REALMS: dict[str, tuple[str, ...]] = {}
@@ -75,11 +82,14 @@ def parse_kdcs(text: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
-def _write_config(folder: str) -> str:
-    """The configuration file naming every realm this process knows KDCs for."""
+def _write_config(folder: str, realm: str, dns: bool) -> str:
+    """The configuration file naming every realm this process knows KDCs for, with `realm` as
+    the default (a user name without a realm, `DOMAIN\\user` inside Negotiate or CredSSP, is
+    looked up there, never in the machine's own default realm)."""
     lines = [
         "[libdefaults]",
-        "  dns_lookup_kdc = true",
+        f"  default_realm = {realm}",
+        f"  dns_lookup_kdc = {'true' if dns else 'false'}",
         "  dns_lookup_realm = false",
         "  rdns = false",
         "  dns_canonicalize_hostname = fallback",
@@ -89,6 +99,9 @@ def _write_config(folder: str) -> str:
     for realm, kdcs in sorted(_REALMS.items()):
         lines.append(f"  {realm} = {{")
         lines += [f"    kdc = {kdc}" for kdc in kdcs]
+        # Every AD domain controller is writable: naming them as primaries too stops MIT asking
+        # DNS for _kerberos-master records after each ticket (5 s stalls where DNS is slow).
+        lines += [f"    {name} = {kdc}" for kdc in kdcs for name in ("primary_kdc", "master_kdc")]
         lines.append("  }")
     path = os.path.join(folder, "krb5.conf")
     temp = f"{path}.tmp"
@@ -106,8 +119,9 @@ def _base_config() -> str:
     return ":".join(p for p in current.split(":") if p and p != ours)
 
 
-def configure(realm: str, kdcs: tuple[str, ...]) -> None:
-    """Make `realm`'s KDCs known to this process (none: DNS SRV records find them)."""
+def configure(realm: str, kdcs: tuple[str, ...], dns: bool = True) -> None:
+    """Make `realm`'s KDCs known to this process (none: DNS SRV records find them, unless `dns`
+    is off) and make it the default realm."""
     global _FOLDER
     with _LOCK:
         if _FOLDER is None or not os.path.isdir(_FOLDER):
@@ -117,16 +131,16 @@ def configure(realm: str, kdcs: tuple[str, ...]) -> None:
             _REALMS[realm] = kdcs
         else:
             _REALMS.pop(realm, None)
-        path = _write_config(_FOLDER)
+        path = _write_config(_FOLDER, realm, dns)
         os.environ["KRB5_CONFIG"] = f"{path}:{base}" if base else path
 
 
 @contextlib.contextmanager
-def opening(realm: str, kdcs: tuple[str, ...]) -> Iterator[None]:
+def opening(realm: str, kdcs: tuple[str, ...], dns: bool = True) -> Iterator[None]:
     """Hold the process-wide Kerberos settings for one pool opening (see module doc)."""
     folder = tempfile.mkdtemp(prefix="amsw-krb5-")
     with _LOCK:
-        configure(realm, kdcs)
+        configure(realm, kdcs, dns)
         previous = os.environ.get("KRB5CCNAME")
         os.environ["KRB5CCNAME"] = f"FILE:{os.path.join(folder, 'ccache')}"
         try:

@@ -79,6 +79,7 @@ class Connection:
     realm: str | None = None
     kdcs: tuple[str, ...] = ()
     spn_host: str | None = None
+    kdc_dns: bool = True  # find the realm's KDCs through DNS SRV records when kdcs is empty
 
     def __post_init__(self) -> None:
         if self.transport not in ("http", "https"):
@@ -108,6 +109,7 @@ class Connection:
             self.realm,
             self.kdcs,
             self.spn_host,
+            self.kdc_dns,
         )
 
     @property
@@ -132,7 +134,7 @@ class Connection:
     def wsman(self) -> WSMan:
         """A pypsrp WSMan transport for this node."""
         spn = {}
-        if self.kerberos:
+        if self.auth in ("kerberos", "negotiate"):  # Negotiate asks for the same ticket first
             spn = {
                 "negotiate_service": kerberos.SERVICE,
                 "negotiate_hostname_override": self.spn_host or self.host,
@@ -336,11 +338,12 @@ class _StreamCursor:
 
 @contextlib.contextmanager
 def kerberos_ccache(conn: Connection) -> Iterator[None]:
-    """For Kerberos: the realm's settings and a private credential cache while the block runs."""
-    if not conn.kerberos:
+    """For every method that may use Kerberos (Negotiate and CredSSP try it first): the realm's
+    settings and a private credential cache while the block runs."""
+    if conn.auth not in kerberos.MAY_USE_KERBEROS or not conn.realm:
         yield
         return
-    with kerberos.opening(conn.realm or "", conn.kdcs):
+    with kerberos.opening(conn.realm, conn.kdcs, conn.kdc_dns):
         yield
 
 

@@ -22,6 +22,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# The lab's domain (corp.example.test) is in no DNS: KDCs come only from a deployment's list.
+os.environ.setdefault("AMSW_KERBEROS_DNS", "0")
+os.environ.setdefault(
+    "KRB5_CONFIG", str(Path(__file__).resolve().parents[2] / "tests" / "krb5-neutral.conf")
+)
 os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
 QUEUE = f"amsw-test-{uuid.uuid4().hex[:8]}"
 os.environ["AMSW_CELERY_QUEUE"] = QUEUE

@@ -130,6 +130,8 @@ def test_the_realm_configuration_is_private_and_keeps_the_machines(lab, realm):
     with open(ours) as handle:
         text = handle.read()
     assert f"{LAB_REALM} = {{" in text and f"kdc = {realm.kdc}" in text
+    assert f"default_realm = {LAB_REALM}" in text  # never the machine's (Debian: ATHENA.MIT.EDU)
+    assert f"primary_kdc = {realm.kdc}" in text  # no DNS query for _kerberos-master records
     assert rest  # the machine's own configuration stays in effect, after ours
 
 
@@ -191,3 +193,16 @@ def test_an_ip_address_host_asks_for_the_computer_name(lab, realm):
 )
 def test_principal_forms(typed, expected):
     assert kerberos.principal(typed, LAB_REALM) == expected
+
+
+def test_negotiate_uses_kerberos_when_the_realm_answers(lab, realm):
+    """Negotiate asks for the same HTTP/<fqdn> ticket first, in the deployment's realm even for a
+    bare user name; NTLM is only the fallback."""
+    probe(conn(lab, realm, auth="negotiate", username="labadmin"))
+    assert lab.last_auth["AMS1"] == "kerberos"
+
+
+def test_negotiate_falls_back_to_ntlm_without_a_kdc(lab, realm):
+    dead = (f"127.0.0.1:{free_port()}",)
+    probe(conn(lab, realm, auth="negotiate", username="labadmin", kdcs=dead))
+    assert lab.last_auth["AMS1"] == "negotiate"  # NTLM inside SPNEGO
