@@ -3,6 +3,7 @@ is set, as in CI), migrated with Alembic, emptied between tests."""
 
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from app import create_app  # noqa: E402
 from app.auth.cli import create_user  # noqa: E402
 from app.extensions import db  # noqa: E402
 from config import TestConfig  # noqa: E402
+from tests import ci_rules  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
@@ -44,6 +46,21 @@ def postgres_database(base_url: str, prefix: str = "amsw_test"):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def pytest_collection_modifyitems(items):
+    """A `postgres` test is skipped on SQLite (reported under its own name)."""
+    verdict, reason = ci_rules.postgres_verdict(os.environ)
+    for item in items:
+        if verdict == ci_rules.SKIP and item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_runtest_setup(item):
+    """A `postgres` test fails in CI's services run when that is not on PostgreSQL."""
+    verdict, reason = ci_rules.postgres_verdict(os.environ)
+    if verdict == ci_rules.FAIL and item.get_closest_marker("postgres"):
+        pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +143,17 @@ def make_user(app):
         return username
 
     return make
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)  # the poll interval, not a guess at how long something takes
+    pytest.fail(f"timed out after {timeout} s waiting for {message}")
 
 
 def csrf_token(client, path: str = "/login") -> str:

@@ -35,7 +35,7 @@ def test_a_connection_used_moments_ago_is_not_pinged(engine):
     _use(engine)  # a new connection: never pinged
     _use(engine)  # checked in moments ago
     assert engine.pings == []
-    time.sleep(IDLE + 0.1)
+    time.sleep(IDLE + 0.1)  # the point: idle for longer than the ping threshold
     _use(engine)
     assert len(engine.pings) == 1
 
@@ -52,7 +52,7 @@ def test_a_dead_idle_connection_is_replaced_before_anyone_uses_it(engine):
         killer.dispose()
     else:
         raw.close()
-    time.sleep(IDLE + 0.1)
+    time.sleep(IDLE + 0.1)  # the point: idle for longer than the ping threshold
     with engine.connect() as conn:  # would fail here with a dead connection, without the ping
         assert conn.execute(text("SELECT 1")).scalar() == 1
         if postgres:
@@ -72,12 +72,10 @@ def _prepared(conn) -> int:
     return conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
 
 
+@pytest.mark.postgres
 def test_prepared_statements_outlive_a_rollback(keeping):
     query = text("SELECT count(*) FROM pg_class WHERE relname = :name")
     with keeping.connect() as conn:
-        if keeping.dialect.name != "postgresql":  # SQLite's connections stay as they are
-            assert not isinstance(conn.connection.dbapi_connection, KeepPreparedConnection)
-            return
         assert isinstance(conn.connection.dbapi_connection, KeepPreparedConnection)
         for _ in range(6):  # psycopg prepares a statement at its sixth run on a connection
             conn.execute(query, {"name": "x"})
@@ -93,9 +91,8 @@ def test_prepared_statements_outlive_a_rollback(keeping):
         assert _prepared(conn) == 1
 
 
+@pytest.mark.postgres
 def test_a_kept_statement_follows_a_table_that_was_dropped_and_made_again(keeping, database_url):
-    if keeping.dialect.name != "postgresql":
-        return  # SQLite connections prepare nothing across calls here
     other = create_engine(database_url, isolation_level="AUTOCOMMIT")
     with other.connect() as ddl:
         ddl.exec_driver_sql("DROP TABLE IF EXISTS pool_probe")
@@ -118,6 +115,12 @@ def test_a_kept_statement_follows_a_table_that_was_dropped_and_made_again(keepin
         with other.connect() as ddl:
             ddl.exec_driver_sql("DROP TABLE IF EXISTS pool_probe")
         other.dispose()
+
+
+def test_only_postgresql_connections_keep_prepared_statements(keeping):
+    with keeping.connect() as conn:
+        kept = isinstance(conn.connection.dbapi_connection, KeepPreparedConnection)
+    assert kept == (keeping.dialect.name == "postgresql")
 
 
 def test_the_apps_connections_keep_prepared_statements(ctx):

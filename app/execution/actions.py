@@ -148,7 +148,19 @@ class SecretRedactor(logging.Filter):
             message = record.getMessage()
             if any(s in message for s in secrets):
                 record.msg, record.args = redact(message, secrets), None
+            _redact_traceback(record, secrets)
         return True
+
+
+def _redact_traceback(record: logging.LogRecord, secrets: list[str]) -> None:
+    """An exception's text (log.exception) and a stack dump may quote a secret too: format them
+    here, masked, so the handler's formatter prints the masked copy."""
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text, secrets)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info, secrets)
 
 
 REDACTOR = SecretRedactor()

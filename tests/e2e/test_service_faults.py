@@ -9,13 +9,13 @@ the earlier steps seeded as done), injects its fault, and runs only that step.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from app.lab import scenarios
+from tests.conftest import wait_for
 from tests.lab_world import (
     STEPS,
     configure_by_hand,
@@ -264,14 +264,13 @@ def _clear(store) -> None:
 
 
 def _wait_back(store, node: str, boots: int, timeout: float = 15) -> None:
-    """Until a node restarted by the reboot fault answers again (the operator waits too)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if int(store.peek("nodes", node, "boot_count", default=0) or 0) > boots:
-            time.sleep(0.2)
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{node} did not come back")
+    """Until a node restarted by the reboot fault answers again (the operator waits too): the lab
+    counts the boot once its down time is over (LabServer._back_up)."""
+
+    def booted() -> bool:
+        return int(store.peek("nodes", node, "boot_count", default=0) or 0) > boots
+
+    wait_for(booted, timeout, 0.1, f"{node} to come back from its reboot")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -41,7 +41,7 @@ from app.lab.handlers import HANDLERS, load_handlers
 from app.models import Deployment, DeploymentStep, Node, User
 from app.remote import scripts
 from config import Config, TestConfig
-from tests.conftest import postgres_database
+from tests.conftest import postgres_database, wait_for  # noqa: F401 - wait_for: re-exported
 from tests.execution import (
     labkit,
     testguide,  # noqa: F401 - registers the test guides
@@ -190,6 +190,7 @@ class Worker:
         extra_env: dict | None = None,
         beat: bool = False,
         settings: dict | None = None,
+        includes: tuple[str, ...] = (),
     ) -> None:
         self.log_path = log_path
         self.queue = queue
@@ -219,18 +220,18 @@ class Worker:
             "-n",
             f"{queue}-{uuid.uuid4().hex[:4]}@%h",
             "--include",
-            "tests.execution.testguide",
+            ",".join(("tests.execution.testguide", *includes)),
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
             "--loglevel",
             loglevel,
         ]
-        if beat:  # as `make run` starts it: the periodic reaper runs inside this worker
-            cmd += ["-B", "-s", str(log_path.parent / "celerybeat-schedule")]
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = spawn_group(cmd, env, self.log)
         self._wait_ready()
+        # As `make run` starts them: the reaper's beat in a process of its own beside the worker.
+        self.beat = Beat(env, log_path.parent / "beat.log") if beat else None
 
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -251,6 +252,24 @@ class Worker:
         """Warm shutdown (SIGTERM: running tasks finish; Celery takes about 4.5 s even when idle),
         or SIGKILL where nothing after the test depends on the worker (end of the session)."""
         stop_group(self.proc, signal.SIGTERM if graceful else signal.SIGKILL)
+        if self.beat is not None:
+            self.beat.stop()
+        self.log.close()
+
+
+class Beat:
+    """`celery beat` (the reaper's schedule) in a process of its own, its log in `log_path`."""
+
+    def __init__(self, env: dict, log_path: Path, schedule: Path | None = None) -> None:
+        self.log_path = log_path
+        schedule = schedule or log_path.parent / "celerybeat-schedule"
+        cmd = [sys.executable, "-m", "celery", "-A", "app.execution.worker", "beat"]
+        cmd += ["--loglevel", "INFO", "-s", str(schedule)]
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = spawn_group(cmd, env, self.log)
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        stop_group(self.proc, signum, timeout=10)
         self.log.close()
 
 
@@ -266,8 +285,8 @@ def worker(exec_app, exec_db_url, tmp_path_factory):
 class QueueEnqueue:
     """Send tasks to a given queue (to aim work at one particular worker)."""
 
-    def __init__(self, app, queue: str) -> None:
-        self.celery, self.queue = app.extensions["celery"], queue
+    def __init__(self, app, queue: str, celery=None) -> None:
+        self.celery, self.queue = celery or app.extensions["celery"], queue
 
     def advance(self, run_id: int, countdown: float = 0) -> None:
         self.celery.send_task(
@@ -289,17 +308,6 @@ class QueueEnqueue:
         self.celery.send_task(
             "app.execution.tasks.test_connection", (deployment_id, node_id), queue=self.queue
         )
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
-    """Poll until predicate() is truthy; returns its value or fails the test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out waiting for {message}")
 
 
 def events_of(deployment_id: int, kind: str | None = None) -> list:

@@ -18,6 +18,7 @@ class Observed:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.started = threading.Event()
+        self.applying = 0  # exec_apply handlers running now
         self.stopped = threading.Event()
         self.applies: dict[str, int] = {}
         self.stops: dict[str, int] = {}
@@ -32,6 +33,15 @@ def handlers(observed: Observed) -> dict:
         return {"applied": bool(node.get(MARKER))}
 
     def apply(ctx):
+        with observed.lock:
+            observed.applying += 1
+        try:
+            return applying(ctx)
+        finally:
+            with observed.lock:
+                observed.applying -= 1
+
+    def applying(ctx):
         observed.started.set()
         secret = ctx.params.get("Secret")
         if secret:

@@ -8,9 +8,10 @@ import time
 import uuid
 from pathlib import Path
 
-from app import create_app
+from app import create_app, wake
 from app.execution import broker as broker_module
 from config import TestConfig, _celery_settings
+from tests.conftest import wait_for
 
 
 def test_messages_are_written_whole_then_renamed_into_place(tmp_path, monkeypatch):
@@ -41,6 +42,17 @@ def _connection(tmp_path, polling_interval: float):
     return create_app(TestConfig, settings).extensions["celery"].connection_for_write()
 
 
+def _wait_until_listening(conn) -> None:
+    """Until the consumer announced its wake-up socket (right before its first wait)."""
+    folder = Path(broker_module.wake_folder(conn.transport_options))
+    wait_for(
+        lambda: any(p.name.startswith(wake.PREFIX) for p in folder.glob("*")),
+        10,
+        0.01,
+        f"the consumer's wake-up marker in {folder}",
+    )
+
+
 def _take_one(tmp_path, polling_interval: float, body: str) -> tuple[str, float]:
     """Start a consumer, put a message from another connection, time how long it took to arrive."""
     queue = f"wake-{uuid.uuid4().hex[:6]}"
@@ -56,7 +68,7 @@ def _take_one(tmp_path, polling_interval: float, body: str) -> tuple[str, float]
 
         thread = threading.Thread(target=consume)
         thread.start()
-        time.sleep(0.3)  # the consumer has looked, found nothing, and is waiting
+        _wait_until_listening(consumer_conn)  # it has looked, found nothing, and is waiting
         with _connection(tmp_path, polling_interval) as producer_conn:
             put_at = time.monotonic()
             producer_conn.SimpleQueue(queue).put(body)

@@ -1,14 +1,18 @@
 """A whole step run with a canary WinRM password: it must appear nowhere we keep or show things."""
 
 import base64
+import io
 import logging
 import threading
 
+import pytest
 from sqlalchemy import inspect, select, text
 
-from app.execution import service
+from app.execution import service, vault
+from app.execution.actions import MASK, NOISY_LOGGERS, REDACTOR, install_log_redaction
 from app.extensions import db
 from config import Config
+from tests.execution import logprobe
 from tests.execution.harness import (
     QUEUE,
     LiveServer,
@@ -149,3 +153,73 @@ def test_canary_password_is_nowhere(exec_ctx, exec_db_url, tmp_path, observed, c
         assert not _leaks(page), "canary in a rendered page"
     rows = db.session.execute(select(text("count(*)")).select_from(text("events"))).scalar()
     assert rows > 10
+
+
+# What a running action holds: the WinRM password and the step's secret fields.
+SECRETS = {
+    vault.WINRM_PASSWORD: "Winrm-Pw-3c9e!",
+    "cloud_access_key": base64.b64encode(bytes(range(64))).decode(),  # as Azure shows one
+    "license_key": "LIC-7F3A-99B1-C2D4",
+}
+SECRET = SECRETS[vault.WINRM_PASSWORD]
+
+
+def _log_exception(log: logging.Logger) -> None:
+    try:
+        raise RuntimeError(f"the node refused {SECRET}")
+    except RuntimeError:
+        log.exception("the action crashed")
+
+
+LOG_CALLS = {
+    "arguments": lambda log: log.warning("password %s", SECRET),
+    "message": lambda log: log.warning(f"password {SECRET}"),
+    "traceback": _log_exception,
+}
+
+
+@pytest.fixture
+def redacted_logger(request):
+    """A logger of its own whose handler writes to a string, set up by install_log_redaction."""
+    noisy = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    logger, stream = logging.getLogger(f"tests.redaction.{request.node.name}"), io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    install_log_redaction(logger)
+    yield logger, stream
+    logger.removeHandler(handler)
+    for name, level in noisy.items():  # it also quietens protocol loggers, process-wide
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("call", list(LOG_CALLS))
+def test_the_redactor_masks_a_held_secret_in_a_log_line(redacted_logger, call):
+    logger, stream = redacted_logger
+    REDACTOR.hold([SECRET])
+    try:
+        LOG_CALLS[call](logger)
+    finally:
+        REDACTOR.release([SECRET])
+    output = stream.getvalue()
+    assert SECRET not in output and MASK in output, output
+
+
+def test_a_workers_log_masks_the_secrets_its_actions_hold(exec_ctx, exec_db_url, lab, tmp_path):
+    deployment_id = seed_deployment(lab, password=SECRETS[vault.WINRM_PASSWORD])
+    vault.merge_secrets(
+        deployment_id, {k: v for k, v in SECRETS.items() if k != vault.WINRM_PASSWORD}
+    )
+    queue, log_path = f"{QUEUE}-logs", tmp_path / "log-worker.log"
+    worker = Worker(exec_db_url, log_path, queue=queue, includes=("tests.execution.logprobe",))
+    try:
+        celery = exec_ctx.extensions["celery"]
+        celery.send_task("tests.execution.logprobe.log_secrets", (deployment_id,), queue=queue)
+        done = logprobe.DONE.encode()
+        wait_for(lambda: done in log_path.read_bytes(), 30, 0.1, "the probe task's last line")
+    finally:
+        worker.stop(graceful=False)
+    log_text = log_path.read_text(errors="replace")
+    assert not [name for name, value in SECRETS.items() if value in log_text], log_text[-3000:]
+    for channel in logprobe.CHANNELS:
+        assert log_text.count(f"{channel}: {MASK}") == len(SECRETS), (channel, log_text[-3000:])

@@ -93,7 +93,8 @@ def test_kill9_mid_action_is_reaped_and_resume_does_not_repeat(
     assert any(e.kind == "action.interrupted" for e in events_of(deployment_id))
     db.session.commit()
 
-    time.sleep(3)  # let orphaned lab work (2 s) finish or be dropped before resuming
+    # The killed worker's applies (2 s each) go on in the lab: let them finish or be dropped.
+    wait_for(lambda: observed.applying == 0, 10, message="the orphaned lab work to end")
     before = dict(observed.applies)
     resumed = reaper.resume(deployment_id, "exec_step", None)
     assert resumed.attempt == 2

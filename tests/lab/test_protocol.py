@@ -13,6 +13,7 @@ from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 
 from app.lab.dispatch import UNRECOGNISED
 from app.lab.server import LabServer
+from tests.conftest import wait_for
 from tests.lab.conftest import NODES, PASSWORD, SCRIPTS, USER, script_text
 
 OPERATION_TIMEOUT = 2150858793
@@ -258,6 +259,12 @@ def test_fault_auth_failure(connect, store, auth):
         RunspacePool(connect("node2", auth=auth)).open()
 
 
+def _slow_progress(ps: PowerShell) -> bool:
+    """Receive once (the node answers as soon as it has a record); True once it is working."""
+    ps.poll_invoke()
+    return any("slow node" in p.description for p in ps.streams.progress)
+
+
 def test_fault_slow_node_emits_progress_and_honours_stop(connect, store):
     with store.transaction() as state:
         state["faults"]["slow"] = {"node1": 1.2}
@@ -272,7 +279,7 @@ def test_fault_slow_node_emits_progress_and_honours_stop(connect, store):
         ps = PowerShell(pool)
         ps.add_script(script_text("lab_echo")).add_parameters({"Name": "s"})
         ps.begin_invoke()
-        time.sleep(0.3)
+        wait_for(lambda: _slow_progress(ps), 10, 0, "the node's first progress")  # Receive waits
         ps.stop()
         assert ps.state == PSInvocationState.STOPPED
 
@@ -299,10 +306,11 @@ def test_fault_reboot_mid_action(connect, store, lab):
         run(connect("node1"), "lab_state", {"Key": "k", "Value": "v"})
     with pytest.raises(requests.exceptions.ConnectionError):
         RunspacePool(connect("node1")).open()
-    deadline = time.monotonic() + 5
-    while lab.is_down("node1") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.2)
+
+    def back() -> bool:
+        return not lab.is_down("node1") and not store.read()["nodes"]["node1"]["pending_reboot"]
+
+    wait_for(back, 10, 0.05, "node1 to come back from its reboot")
     state = store.read()
     assert state["nodes"]["node1"]["pending_reboot"] is False
     assert state["nodes"]["node1"]["values"] == {"k": "v"}, "the action's effect was applied"

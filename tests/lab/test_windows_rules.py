@@ -341,7 +341,7 @@ def test_scheduled_restart_ends_shells(lab):
         with store.transaction() as world:
             world["nodes"]["AMS2"].update(restart_at=moment, down_until=moment)
         while datetime.now(UTC) <= scenarios.parse_iso(moment):
-            time.sleep(0.05)
+            time.sleep(0.05)  # the restart is a wall-clock moment (at most 1 s away)
         transport = wsman(server, "AMS2")
         with RunspacePool(transport) as fresh:  # any request reaches the node after the restart
             PowerShell(fresh).add_script(scripts.load("connection_probe")).invoke()

@@ -285,7 +285,7 @@ def test_idle_shell_is_deleted(make_lab):
     server = make_lab(idle_timeout_ms=400, max_shells_per_user=1)
     pool = RunspacePool(client(server))
     pool.open()
-    time.sleep(0.8)
+    time.sleep(0.8)  # the point: unused for longer than its IdleTimeout (0.4 s)
     assert pool.is_alive() is False
     ps = PowerShell(pool)
     ps.add_script(script_text("lab_echo")).add_parameters({"Name": "late"})
@@ -311,7 +311,7 @@ def test_idle_timeout_the_client_asks_for(make_lab):
     server = make_lab()
     with RunspacePool(client(server), idle_timeout=1) as pool:
         assert pool.shell.idle_time_out == "PT1.000S"
-        time.sleep(1.5)
+        time.sleep(1.5)  # the point: unused for longer than the 1 s it asked for
         assert pool.is_alive() is False
     with RunspacePool(client(server)) as pool:
         assert pool.shell.idle_time_out == "PT7200.000S"

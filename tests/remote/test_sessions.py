@@ -61,7 +61,7 @@ def test_broken_session_is_dropped_on_checkin():
 def test_idle_sessions_expire():
     cache = SessionCache(idle_seconds=0.05)
     pool = used(cache, conn())._pool
-    time.sleep(0.1)
+    time.sleep(0.1)  # the point: idle for longer than idle_seconds
     cache.expire()
     assert pool.closed and cache.idle_count() == 0
 
