@@ -74,6 +74,8 @@ class Config:
     HEARTBEAT_SECONDS = int(os.environ.get("HEARTBEAT_SECONDS", "5"))
     REAPER_GRACE_SECONDS = int(os.environ.get("REAPER_GRACE_SECONDS", "30"))
     REAPER_INTERVAL_SECONDS = float(os.environ.get("REAPER_INTERVAL_SECONDS", "15"))
+    # How often each worker tries to send the tasks that waited for the broker (app/execution/outbox.py).
+    OUTBOX_FLUSH_SECONDS = float(os.environ.get("OUTBOX_FLUSH_SECONDS", "1"))
     SSE_KEEPALIVE_SECONDS = int(os.environ.get("SSE_KEEPALIVE_SECONDS", "15"))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -103,6 +105,16 @@ class Config:
     LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "(uid={username})")
     LDAP_GROUP_ROLE_MAP = os.environ.get("LDAP_GROUP_ROLE_MAP", "")
     LDAP_TIMEOUT_SECONDS = int(os.environ.get("LDAP_TIMEOUT_SECONDS", "5"))
+    # Sign-in throttling (app/auth/throttle.py), kept in the database for every web process: once
+    # an account name or a client address has this many failures within the window, each further
+    # attempt waits a delay that doubles from the base up to the cap.
+    LOGIN_ACCOUNT_FAILURES = int(os.environ.get("LOGIN_ACCOUNT_FAILURES", "5"))
+    LOGIN_ADDRESS_FAILURES = int(os.environ.get("LOGIN_ADDRESS_FAILURES", "20"))
+    LOGIN_WINDOW_SECONDS = int(os.environ.get("LOGIN_WINDOW_SECONDS", "900"))
+    LOGIN_BASE_DELAY_SECONDS = int(os.environ.get("LOGIN_BASE_DELAY_SECONDS", "2"))
+    LOGIN_MAX_DELAY_SECONDS = int(os.environ.get("LOGIN_MAX_DELAY_SECONDS", "300"))
+    # Reverse proxies in front of the web app whose X-Forwarded-For/-Proto are believed (0: none).
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     LAB_ENABLED = _bool("LAB_ENABLED", True)
     LAB_BASE_PORT = int(os.environ.get("LAB_BASE_PORT", "55985"))
 

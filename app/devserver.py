@@ -1,4 +1,5 @@
-"""`make run`: the web app, a real Celery worker (with its beat) and the demo lab, stopped together."""
+"""`make run`: the web app, a real Celery worker, the beat (the reaper's schedule, a process of its
+own) and the demo lab, stopped together."""
 
 import os
 import secrets
@@ -15,20 +16,13 @@ LAB_NODES = int(os.environ.get("LAB_NODES", "2"))
 
 def _commands(lab_password: str) -> dict[str, list[str]]:
     flask = [sys.executable, "-m", "flask"]
+    celery = [sys.executable, "-m", "celery", "-A", "app.execution.worker"]
     return {
         "web": [*flask, "run", "--host", "127.0.0.1", "--port", str(WEB_PORT), "--with-threads"],
-        "worker": [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "app.execution.worker",
-            "worker",
-            "-B",
-            "-P",
-            "threads",
-            "-c",
-            "8",
+        "worker": [*celery, "worker", "-P", "threads", "-c", "8", "--loglevel", "INFO"],
+        "beat": [
+            *celery,
+            "beat",
             "--loglevel",
             "INFO",
             "-s",

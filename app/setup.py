@@ -23,6 +23,7 @@ from app.handover.views import bp as handover_bp
 from app.history.views import bp as history_bp
 from app.lab.cli import lab_cli
 from app.pool import install_idle_ping, keep_prepared_statements
+from app.security import register_security
 from app.wizard.views import bp as wizard_bp
 
 
@@ -85,6 +86,7 @@ def register_all(app: Flask) -> None:
     register_blueprints(app)
     register_commands(app)
     register_errorhandlers(app)
+    register_security(app)
     if app.config.get("GC_FREEZE_AT_START") and not app.testing:
         freeze_startup_objects()
 

@@ -22,12 +22,83 @@ _UNC_RE = re.compile(
     r"^\\\\(?P<server>[A-Za-z0-9][A-Za-z0-9.-]{0,254})\\(?P<share>[^\\/:*?\"<>|]{1,80})(?:\\[^\\/:*?\"<>|]{1,255})*$"
 )
 MAX_TEXT = 4096
+# Characters that make text display in another order than it is stored (Trojan Source): the
+# embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069 and the implicit marks.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_SEPARATORS = frozenset("\u2028\u2029")  # line and paragraph separators: never typed in a form
+
+
+def _allowed_break(value: str, index: int) -> bool:
+    """In multi-line text: a tab, a line feed, or a carriage return that starts a CR LF."""
+    ch = value[index]
+    return ch in "\t\n" or (ch == "\r" and value[index + 1 : index + 2] == "\n")
+
+
+def refused_character(value: str, multiline: bool = False) -> tuple[str, str] | None:
+    """(character, kind) of the first character free text may not hold, or None.
+
+    Refused: control characters (NUL included; tab, LF and CR LF allowed in multi-line text),
+    unpaired surrogates, line/paragraph separators and bidirectional controls."""
+    for index, ch in enumerate(value):
+        if ch in BIDI_CONTROLS:
+            return ch, "bidi"
+        category = unicodedata.category(ch)
+        if category == "Cc" and not (multiline and _allowed_break(value, index)):
+            return ch, "control"
+        if category == "Cs" or ch in _SEPARATORS:
+            return ch, "control"
+    return None
+
+
+def check_characters(value: str, what: str, multiline: bool = False) -> str:
+    """The one character rule for every free text (names, user names, notes, reasons, search)."""
+    found = refused_character(value, multiline)
+    if found is None:
+        return value
+    ch, kind = found
+    if kind == "bidi":
+        raise ValueError(
+            f"{what} contains a bidirectional text control (U+{ord(ch):04X}), which makes text "
+            "display in another order than it was typed; remove it."
+        )
+    raise ValueError(
+        f"{what} contains a control character (U+{ord(ch):04X}), which is not allowed here; remove it."
+    )
+
+
+def free_text(
+    value: str | None, what: str, limit: int = 200, *, multiline: bool = False, required=False
+) -> str:
+    """Free text (a note, a reason, a search term): the character rule, bounded, stripped."""
+    value = check_characters((value or "").strip(), what, multiline)
+    if len(value) > limit:
+        raise ValueError(f"{what} is too long ({len(value)} characters, at most {limit}).")
+    if required and not value:
+        raise ValueError(f"{what} is required.")
+    return value
+
+
+def secret(value: str | None, what: str, limit: int = 1024) -> str:
+    """A password or key: kept exactly as typed (never stripped or shown), no control characters."""
+    value = value or ""
+    if len(value) > limit:
+        raise ValueError(f"{what} is too long ({len(value)} characters, at most {limit}).")
+    for ch in value:
+        if unicodedata.category(ch) in {"Cc", "Cs"}:
+            raise ValueError(
+                f"{what} contains a control character (U+{ord(ch):04X}), which cannot be used; "
+                "remove it."
+            )
+    return value
 
 
 def _printable(value: str, what: str, limit: int = MAX_TEXT) -> str:
     """Reject control characters, NUL and oversize values before any other rule."""
     if len(value) > limit:
         raise ValueError(f"{what} is too long ({len(value)} characters, at most {limit}).")
+    check_characters(value, what)
     for ch in value:
         if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"}:
             raise ValueError(f"{what} contains a control or invisible character ({ord(ch):#06x}).")
@@ -272,6 +343,19 @@ def license_key(value: str) -> str:
     if len(value) < 16:
         raise ValueError("That license key is too short to be a real key.")
     return value
+
+
+def access_key(value: str) -> str:
+    """A storage account access key: the rule of the other step secret (the license key)."""
+    return _printable((value or "").strip(), "Storage account access key", 512)
+
+
+MAX_PAGE = 100_000
+
+
+def page_number(number: int | None) -> int:
+    """A page of a list, 1 to MAX_PAGE (a huge number would overflow the database's OFFSET)."""
+    return min(max(number or 1, 1), MAX_PAGE)
 
 
 def plain_text(value: str, what: str, limit: int = 200, required: bool = True) -> str:

@@ -1,11 +1,12 @@
 """Forms of the user administration screens; the rules themselves live in app.admin.service."""
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField
+from wtforms import SelectField
 from wtforms.validators import EqualTo, InputRequired, ValidationError
 
 from app.admin import service
 from app.auth.roles import ROLES
+from app.wizard.fields import SecretField, TextField
 
 
 def _rule(check):
@@ -30,13 +31,13 @@ def _role_field() -> SelectField:
     )
 
 
-def _password_fields(label: str) -> tuple[PasswordField, PasswordField]:
-    password = PasswordField(
+def _password_fields(label: str) -> tuple[SecretField, SecretField]:
+    password = SecretField(
         label,
         [InputRequired(), _rule(service.check_password)],
         description=f"At least {service.MIN_PASSWORD} characters. Tell the user through a safe channel.",
     )
-    confirm = PasswordField(
+    confirm = SecretField(
         "Repeat the password", [InputRequired(), EqualTo("password", "The passwords do not match.")]
     )
     return password, confirm
@@ -45,7 +46,7 @@ def _password_fields(label: str) -> tuple[PasswordField, PasswordField]:
 class CreateUserForm(FlaskForm):
     """A new local account: name, role and an initial password typed by the admin."""
 
-    username = StringField(
+    username = TextField(
         "Username",
         [InputRequired(), _rule(service.check_username)],
         description=f"{service.USERNAME_RULE[0].upper()}{service.USERNAME_RULE[1:]}.",

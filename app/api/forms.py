@@ -1,16 +1,15 @@
 """Forms of the API token page."""
 
 from flask_wtf import FlaskForm
-from wtforms import StringField
 
 from app import validators
-from app.wizard.fields import Rule
+from app.wizard.fields import Rule, TextField
 
 
 class TokenForm(FlaskForm):
     """Name a new token so it can be told apart (and revoked) later."""
 
-    name = StringField(
+    name = TextField(
         "Token name",
         [Rule(lambda v: validators.plain_text(v, "Token name", 80))],
         description="What the token is for, e.g. 'install script on build01'.",

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app import validators
-from app.execution import vault
+from app.execution import health, vault
 from app.extensions import db
 from app.models import Deployment, StepRun
 from app.wizard.context import guide_for, run_view
@@ -145,6 +145,9 @@ def status_dict(deployment: Deployment) -> dict[str, Any]:
         "unvalidated_nodes": [n.name for n in deployment.unvalidated_nodes],
         "steps": steps,
         "last_event_seq": deployment.event_seq,
+        "service_notices": health.notices(
+            (active.started_at or active.created_at) if active else None
+        ),
     }
 
 

@@ -6,11 +6,36 @@ import marshmallow as ma
 from marshmallow import fields as f
 from marshmallow import validate as v
 
+from app import validators
 from app.execution.service import DECISIONS
 from app.models.deployment import DEPLOYMENT_STATUSES, STEP_STATUSES
 from app.models.execution import ACTION_STATUSES, RUN_STATUSES
 
 MAX_INT = 2**31 - 1  # database integer columns (PostgreSQL int4)
+
+
+def characters(what: str, multiline: bool = False):
+    """A marshmallow validator running the one free-text character rule of app.validators."""
+
+    def check(value: str) -> None:
+        try:
+            validators.check_characters(value, what, multiline)
+        except ValueError as error:
+            raise ma.ValidationError(str(error)) from None
+
+    return check
+
+
+def secret(what: str):
+    """A marshmallow validator running app.validators.secret (no control characters)."""
+
+    def check(value: str) -> None:
+        try:
+            validators.secret(value, what, limit=8192)
+        except ValueError as error:
+            raise ma.ValidationError(str(error)) from None
+
+    return check
 
 
 class Strict(ma.Schema):
@@ -139,17 +164,17 @@ class PlanOut(ma.Schema):
 class RunIn(Strict):
     username = f.String(
         required=True,
-        validate=v.Length(min=1, max=255),
+        validate=[v.Length(min=1, max=255), characters("WinRM user")],
         metadata={"description": "WinRM user, DOMAIN\\user or user@domain"},
     )
     password = f.String(
         required=True,
-        validate=v.Length(min=1, max=1024),
+        validate=[v.Length(min=1, max=1024), secret("Password")],
         load_only=True,
         metadata={"description": "Stored encrypted while work is pending; never echoed"},
     )
     fix = f.String(
-        validate=v.Length(min=1, max=64),
+        validate=[v.Length(min=1, max=64), characters("Fix")],
         metadata={
             "description": "Optional: the id of a fix a failed check offered (its fix.id, e.g. "
             "install_ad_module), applied with consent before the checks run again"
@@ -159,18 +184,20 @@ class RunIn(Strict):
 
 class DecisionIn(Strict):
     decision = f.String(required=True, validate=v.OneOf(DECISIONS))
-    reason = f.String(load_default="", validate=v.Length(max=2000))
+    reason = f.String(
+        load_default="", validate=[v.Length(max=2000), characters("Reason", multiline=True)]
+    )
     nodes = f.List(
-        f.String(validate=v.Length(min=1, max=15)),
+        f.String(validate=[v.Length(min=1, max=15), characters("Node name")]),
         load_default=list,
         validate=v.Length(max=16),
         metadata={"description": "Nodes to exclude (decision 'exclude')"},
     )
     username = f.String(
-        validate=v.Length(min=1, max=255),
+        validate=[v.Length(min=1, max=255), characters("WinRM user")],
         metadata={"description": "Optional new WinRM user (with password) for the next attempt"},
     )
-    password = f.String(validate=v.Length(min=1, max=1024), load_only=True)
+    password = f.String(validate=[v.Length(min=1, max=1024), secret("Password")], load_only=True)
 
     @ma.validates_schema
     def _both_or_neither(self, data, **kwargs):
@@ -226,6 +253,8 @@ class StatusOut(ma.Schema):
     nodes = f.List(f.Nested(NodeOut), required=True)
     steps = f.List(f.Nested(StepStatusOut), required=True)
     last_event_seq = f.Integer(required=True)
+    # The broker backlog, or a late reaper while a step runs (app/execution/health.py).
+    service_notices = f.List(f.String(), required=True)
 
 
 class DecisionOut(ma.Schema):

@@ -8,11 +8,12 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from app.audit.service import record
-from app.auth import ldap
+from app.auth import ldap, throttle
 from app.auth.decorators import public, requires
 from app.auth.forms import LoginForm
 from app.extensions import db, login_manager
 from app.models import User, utcnow
+from app.models.user import check_dummy_password
 
 bp = Blueprint("auth", __name__)
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.favicon", "static"})
@@ -58,11 +59,53 @@ def _safe_next(target: str | None) -> str:
 
 
 def _authenticate(username: str, password: str) -> User | None:
-    """A local account first; the directory (when configured) for everyone else."""
+    """A local account first; the directory (when configured) for everyone else.
+
+    Exactly one Argon2 verification per attempt, a throwaway one for unknown and directory
+    accounts, so the time taken does not tell which local names exist. A directory sign-in then
+    takes what the directory takes."""
     user = db.session.scalar(select(User).where(User.username == username))
-    if user and user.active and user.check_password(password):
-        return user
+    if user is not None and user.has_local_password():
+        if user.check_password(password) and user.active:
+            return user
+    else:
+        check_dummy_password(password)
     return ldap.directory_login(username, password) if ldap.enabled() else None
+
+
+def _signed_in(user: User, username: str, attempt: throttle.Claim):
+    user.last_login_at = utcnow()
+    db.session.commit()
+    throttle.succeeded(attempt)
+    login_user(user)
+    record("login.succeeded", username, {"role": user.role})
+    return redirect(_safe_next(request.args.get("next")))
+
+
+def _failed(username: str, attempt: throttle.Claim) -> None:
+    """Audit the failure (and a lock it started) and say so; the count was taken by the claim."""
+    db.session.rollback()
+    name = username[:64]
+    record("login.failed", name, actor_name=name)
+    for kind, seconds in attempt.locked.items():
+        details = {"scope": kind, "seconds": seconds}
+        record("login.locked", attempt.keys[kind], details, actor_name=name)
+    flash("Unknown username or wrong password.", "error")
+    if attempt.locked:
+        flash(_too_many(max(attempt.locked.values())), "error")
+
+
+def _too_many(seconds: int) -> str:
+    return f"Too many failed sign-ins: try again in {seconds} s."
+
+
+def _throttled(form: LoginForm, username: str, attempt: throttle.Claim):
+    """Refused without checking the password while the account or the address is locked."""
+    name = username[:64]
+    record("login.throttled", name, {"retry_after": attempt.retry_after}, actor_name=name)
+    flash(_too_many(attempt.retry_after), "error")
+    page = render_template("auth/login.html", form=form)
+    return page, 429, {"Retry-After": str(attempt.retry_after)}
 
 
 @bp.route("/favicon.ico")
@@ -78,16 +121,13 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         username = form.username.data.strip()
+        attempt = throttle.claim(username, request.remote_addr or "")
+        if not attempt.allowed:
+            return _throttled(form, username, attempt)
         user = _authenticate(username, form.password.data)
         if user is not None:
-            user.last_login_at = utcnow()
-            db.session.commit()
-            login_user(user)
-            record("login.succeeded", username, {"role": user.role})
-            return redirect(_safe_next(request.args.get("next")))
-        db.session.rollback()
-        record("login.failed", username[:64], actor_name=username[:64])
-        flash("Unknown username or wrong password.", "error")
+            return _signed_in(user, username, attempt)
+        _failed(username, attempt)
     return render_template("auth/login.html", form=form)
 
 

@@ -8,15 +8,12 @@ from wtforms import (
     Form,
     FormField,
     IntegerField,
-    PasswordField,
     SelectField,
-    StringField,
-    TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app import validators
-from app.wizard.fields import Rule
+from app.wizard.fields import NoteField, Rule, SecretField, TextField
 
 AUTH_CHOICES = [
     ("kerberos", "Kerberos (recommended in a domain)"),
@@ -31,10 +28,10 @@ MAX_NODES = 16
 class NodeForm(Form):
     """One cluster node. A subform: the parent form carries the CSRF token."""
 
-    name = StringField(
+    name = TextField(
         "AD computer name", [Rule(lambda v: validators.netbios_name(v, "Computer name"))]
     )
-    host = StringField("WinRM host", [Rule(validators.hostname)])
+    host = TextField("WinRM host", [Rule(validators.hostname)])
     port = IntegerField("Port", default=5985)
     transport = SelectField("Transport", choices=[("http", "HTTP"), ("https", "HTTPS")])
     auth = SelectField("Authentication", choices=AUTH_CHOICES, default="negotiate")
@@ -50,16 +47,16 @@ class NodeForm(Form):
 class DeploymentForm(FlaskForm):
     """Create or edit a deployment."""
 
-    name = StringField(
+    name = TextField(
         "Deployment name", [Rule(lambda v: validators.plain_text(v, "Deployment name", 120))]
     )
-    domain_fqdn = StringField(
+    domain_fqdn = TextField(
         "Active Directory domain",
         [Rule(validators.domain_fqdn)],
         description="The DNS name of the domain, e.g. corp.example.com.",
     )
     nodes = FieldList(FormField(NodeForm), min_entries=2, max_entries=MAX_NODES)
-    kerberos_kdcs = StringField(
+    kerberos_kdcs = TextField(
         "Kerberos KDCs (optional)",
         description=(
             "Only for nodes using Kerberos, when this server cannot find the domain controllers "
@@ -67,7 +64,7 @@ class DeploymentForm(FlaskForm):
             "comma separated, e.g. dc1.corp.example.com, dc2.corp.example.com:88."
         ),
     )
-    ca_bundle = TextAreaField(
+    ca_bundle = NoteField(
         "Internal CA certificates (PEM)",
         description=(
             "For HTTPS listeners whose certificates an internal CA issued: paste the CA's certificate "
@@ -121,10 +118,10 @@ class DeploymentPageForm(DeploymentForm):
 class ConnectionTestForm(FlaskForm):
     """Test connection: the credentials to sign in with, and the node (the button pressed)."""
 
-    username = StringField(
+    username = TextField(
         "WinRM user",
         [Rule(lambda v: validators.plain_text(v, "WinRM user", 255))],
         description="user@domain or DOMAIN\\user",
     )
-    password = PasswordField("Password", [DataRequired(), Length(max=1024)])
+    password = SecretField("Password", [DataRequired(), Length(max=1024)])
     node = SelectField("Node", coerce=int, choices=[])

@@ -35,7 +35,7 @@ def _grow(form: DeploymentPageForm) -> bool:
 @bp.route("/")
 @requires("view")
 def index():
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = validators.page_number(request.args.get("page", type=int))
     rows, total = list_deployments(page)
     return render_template("deployments/index.html", rows=rows, total=total, page=page)
 

@@ -233,5 +233,6 @@ def notify(deployment_id: int, seq: int, events: list[dict] | None = None) -> No
             client.publish(channel(deployment_id), notify_message(seq, events))
         else:
             wake.wake(wake_folder(current_app), str(deployment_id).encode())
-    except Exception:
-        log.warning("Redis notify failed for deployment %s", deployment_id, exc_info=True)
+    except Exception as exc:  # the event is committed; the notify only wakes its listeners
+        log.warning("Redis notify failed for deployment %s: %r", deployment_id, exc)
+        log.debug("Redis notify failure", exc_info=True)

@@ -29,6 +29,7 @@ from app.models import Deployment
 bp = Blueprint("events", __name__, url_prefix="/deployments/<int:deployment_id>")
 
 MAX_PAGE = 1000
+MAX_SEQ = 2**31 - 1  # events.seq is a 32-bit integer column
 
 
 def _check_access(deployment_id: int) -> None:
@@ -42,7 +43,7 @@ def _check_access(deployment_id: int) -> None:
 def _after() -> int:
     raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
     try:
-        return max(0, int(raw))
+        return min(max(0, int(raw)), MAX_SEQ)  # beyond the column's range: nothing after it
     except ValueError:
         return 0
 

@@ -2,11 +2,12 @@
 
 import os
 
-from celery import Celery, Task
+from celery import Celery, Task, bootsteps
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     worker_process_shutdown,
+    worker_ready,
     worker_shutdown,
     worker_shutting_down,
 )
@@ -14,6 +15,7 @@ from flask import Flask
 
 from app.execution.actions import SESSIONS, STOPPING, install_log_redaction
 from app.execution.broker import TRANSPORT
+from app.execution.outbox import Flusher
 
 REAP_TASK = "app.execution.tasks.reap"
 
@@ -28,6 +30,8 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(_settings(app))
+    celery_app.steps["worker"].add(StopKeeping)
+    celery_app.flask_app = app  # for the worker's signal handlers (the outbox flusher)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
@@ -44,6 +48,7 @@ def _settings(app: Flask) -> dict:
     interval = float(app.config.get("REAPER_INTERVAL_SECONDS", 15))
     settings.setdefault("beat_schedule", {"reap": {"task": REAP_TASK, "schedule": interval}})
     settings.setdefault("include", ["app.execution.tasks"])
+    settings.setdefault("beat_scheduler", "app.execution.beat:SingleBeatScheduler")
     return settings
 
 
@@ -59,16 +64,46 @@ def _filesystem_options(app: Flask, settings: dict) -> dict:
     return options
 
 
+class StopKeeping(bootsteps.StartStopStep):
+    """However the worker stops (Ctrl-C, SIGTERM, or an unrecoverable error, which sends no
+    worker_shutting_down), STOPPING is set before the pool waits for its running tasks: they
+    finish, but this worker keeps no next phase's action and claims no new one (tasks.py)."""
+
+    requires = ("celery.worker.components:Pool",)  # started after the pool, so stopped before it
+
+    def stop(self, worker) -> None:
+        STOPPING.set()
+
+    def shutdown(self, worker) -> None:
+        STOPPING.set()
+
+    def terminate(self, worker) -> None:
+        STOPPING.set()
+
+
 @worker_shutting_down.connect
 def _stop_keeping(**_kwargs) -> None:
     """A stopping worker finishes what it runs but keeps no new phase's action (KeepFirst)."""
     STOPPING.set()
 
 
+_FLUSHERS: list[Flusher] = []
+
+
+@worker_ready.connect
+def _start_flusher(sender=None, **_kwargs) -> None:
+    """Tasks that waited for the broker are sent by the workers once it is back (outbox.py)."""
+    flask_app = getattr(getattr(sender, "app", None), "flask_app", None)
+    if flask_app is not None and not _FLUSHERS:
+        _FLUSHERS.append(Flusher(flask_app).start())
+
+
 @worker_shutdown.connect
 @worker_process_shutdown.connect
 def _close_sessions(**_kwargs) -> None:
-    """Close pooled WinRM sessions when a worker stops."""
+    """Close pooled WinRM sessions (and stop the outbox flusher) when a worker stops."""
+    for flusher in _FLUSHERS:
+        flusher.stop()
     SESSIONS.close_all()
 
 

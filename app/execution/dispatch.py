@@ -6,6 +6,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from flask import current_app
 
+from app.execution import outbox
+
 
 class Enqueue(Protocol):
     """Where follow-up work goes (Celery in production, a list or direct calls in tests)."""
@@ -48,7 +50,7 @@ class CeleryEnqueue:
     PROBE = "app.execution.tasks.test_connection"
 
     def _send(self, name: str, arg: int, countdown: float) -> None:
-        current_app.extensions["celery"].send_task(name, (arg,), countdown=countdown or None)
+        outbox.send(name, (arg,), countdown)
 
     def advance(self, run_id: int, countdown: float = 0) -> None:
         self._send(self.ADVANCE, run_id, countdown)
@@ -57,7 +59,7 @@ class CeleryEnqueue:
         self._send(self.ACTION, action_id, countdown)
 
     def probe(self, deployment_id: int, node_id: int) -> None:
-        current_app.extensions["celery"].send_task(self.PROBE, (deployment_id, node_id))
+        outbox.send(self.PROBE, (deployment_id, node_id))
 
 
 def default_enqueue() -> Enqueue:

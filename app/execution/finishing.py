@@ -67,6 +67,9 @@ def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
         return "already-finished"
     deployment.step(run.step_key).status = "done" if outcome.status == "done" else "needs_attention"
     extra = settle_deployment(deployment, run.step_key, paused=outcome.status != "done")
+    if outcome.status == "done":
+        step = get_guide(deployment.guide_key).step(run.step_key)
+        vault.forget(deployment.id, step.wipe_on_success, commit=False)
     base = {"step_key": run.step_key, "step_run_id": run.id}
     items = [{**base, "kind": "step.finished", "payload": _payload(outcome)}]
     if outcome.status != "done":

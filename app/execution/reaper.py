@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from app.events.publish import publish_many
-from app.execution import vault
+from app.execution import health, outbox, vault
 from app.execution.decisions import resolve_pause
 from app.execution.dispatch import default_enqueue
 from app.execution.finishing import mark_interrupted
@@ -39,46 +39,69 @@ def reap_stale_actions() -> list[int]:
     """Mark running actions with a stale heartbeat interrupted; returns their ids."""
     cutoff = utcnow() - _grace()
     stale = db.session.scalars(
-        select(NodeAction).where(NodeAction.status == "running", NodeAction.heartbeat_at < cutoff)
+        select(NodeAction)
+        .where(NodeAction.status == "running", NodeAction.heartbeat_at < cutoff)
+        .order_by(NodeAction.step_run_id, NodeAction.id)
     ).all()
-    return [action.id for action in stale if _interrupt(action, cutoff)]
+    by_run: dict[int, list[NodeAction]] = {}
+    for action in stale:
+        by_run.setdefault(action.step_run_id, []).append(action)
+    return [a for actions in by_run.values() for a in _interrupt_run(actions, cutoff)]
 
 
-def _interrupt(action: NodeAction, cutoff) -> bool:
-    """running -> interrupted if still stale, with its event; the run then pauses for a person."""
-    worker = action.worker or "its worker"
-    message = f"No heartbeat from {worker} since {action.heartbeat_at:%H:%M:%S} UTC."
+def _interrupt_run(actions: list[NodeAction], cutoff) -> list[int]:
+    """A run's stale actions -> interrupted, each with its event, then one step.paused naming
+    every node (after every action.interrupted it sums up). Returns the ids it interrupted."""
+    run = db.session.get(StepRun, actions[0].step_run_id)
+    ended = [(a.id, a.node_name, a.script, _message(a)) for a in actions]
+    ended = [item for item in ended if _mark_stale(item[0], item[3], cutoff)]
+    if not ended:
+        db.session.commit()
+        return []
     remediation = errors.REMEDIATION[errors.INTERRUPTED]
-    done = db.session.execute(
-        update(NodeAction)
-        .where(
-            NodeAction.id == action.id,
-            NodeAction.status == "running",
-            NodeAction.heartbeat_at < cutoff,
-        )
-        .values(
-            status="interrupted",
-            finished_at=utcnow(),
-            error_category=errors.INTERRUPTED,
-            error_message=message,
-            remediation=remediation,
-        )
-    ).rowcount
-    db.session.commit()
-    if done != 1:
-        return False
-    run = db.session.get(StepRun, action.step_run_id)
-    event = {
+    publish_many(run.deployment_id, [_event(run, item, remediation) for item in ended])
+    stopped = ", ".join(f"{script} on {node}" for _, node, script, _ in ended)
+    mark_interrupted(run, f"The worker running {stopped} stopped (no heartbeat).")
+    return [item[0] for item in ended]
+
+
+def _message(action: NodeAction) -> str:
+    worker = action.worker or "its worker"
+    return f"No heartbeat from {worker} since {action.heartbeat_at:%H:%M:%S} UTC."
+
+
+def _mark_stale(action_id: int, message: str, cutoff) -> bool:
+    """running -> interrupted if still stale (not committed: the events join the transaction)."""
+    return (
+        db.session.execute(
+            update(NodeAction)
+            .where(
+                NodeAction.id == action_id,
+                NodeAction.status == "running",
+                NodeAction.heartbeat_at < cutoff,
+            )
+            .values(
+                status="interrupted",
+                finished_at=utcnow(),
+                error_category=errors.INTERRUPTED,
+                error_message=message,
+                remediation=errors.REMEDIATION[errors.INTERRUPTED],
+            )
+        ).rowcount
+        == 1
+    )
+
+
+def _event(run: StepRun, item: tuple, remediation: str) -> dict:
+    action_id, node, _, message = item
+    return {
         "kind": "action.interrupted",
         "step_key": run.step_key,
-        "node": action.node_name,
+        "node": node,
         "step_run_id": run.id,
-        "node_action_id": action.id,
+        "node_action_id": action_id,
         "payload": {"message": message, "remediation": remediation},
     }
-    publish_many(run.deployment_id, [event])
-    mark_interrupted(run, f"A worker stopped while running {action.script} on {action.node_name}.")
-    return True
 
 
 def requeue_lost_actions(enqueue=None) -> list[int]:
@@ -122,7 +145,9 @@ def advance_stalled_runs(enqueue=None) -> list[int]:
 
 def reap(enqueue=None) -> dict:
     """One sweep; returns what it did (logged by the task)."""
+    health.record_beat()
     result = {
+        "resent": outbox.flush(),
         "interrupted": reap_stale_actions(),
         "requeued": requeue_lost_actions(enqueue),
         "advanced": advance_stalled_runs(enqueue),

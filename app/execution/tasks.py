@@ -1,8 +1,10 @@
 """Celery glue: ids in, a service call out. Never a secret in the arguments."""
 
 from celery import shared_task
+from celery.exceptions import Reject
 
 from app.execution import probe, reaper, service
+from app.execution.actions import STOPPING
 
 OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -15,7 +17,9 @@ def advance_step_run(run_id: int) -> str:
 
 @shared_task(**OPTIONS)
 def run_node_action(action_id: int) -> str:
-    """Run one vetted script on one node."""
+    """Run one vetted script on one node; a stopping worker hands it back to the queue unclaimed."""
+    if STOPPING.is_set():
+        raise Reject("this worker is stopping", requeue=True)
     return service.execute_action(action_id)
 
 

@@ -174,6 +174,25 @@ def wipe(deployment_id: int, *, commit: bool = True) -> None:
         db.session.commit()
 
 
+def forget(deployment_id: int, names: tuple[str, ...], *, commit: bool = True) -> None:
+    """Drop some secrets (a step's, once it succeeded) and keep the others and their expiry."""
+    row = _row(deployment_id, lock=True) if names else None
+    if row is None:
+        return
+    try:
+        held = _decrypt(row)
+    except VaultEmpty:  # unreadable (CREDENTIAL_KEY changed): nothing in it can be used anyway
+        wipe(deployment_id, commit=commit)
+        return
+    if not set(names) & held.keys():
+        return
+    kept = {k: v for k, v in held.items() if k not in names}
+    row.secret = _fernet().encrypt(json.dumps(kept).encode())
+    _cache()[deployment_id] = (row.username, kept)
+    if commit:
+        db.session.commit()
+
+
 def wipe_expired(now: datetime | None = None) -> int:
     """Delete expired entries; returns how many (run by the beat schedule)."""
     _cache().clear()

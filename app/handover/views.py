@@ -11,6 +11,7 @@ from app.handover import drift, lease
 from app.handover.forms import NoteForm, TakeOverForm
 from app.handover.service import first_unfinished, needs_attention, take_over
 from app.models import Deployment
+from app.wizard.fields import refusal
 from app.wizard.forms import RunForm
 
 bp = Blueprint("handover", __name__)
@@ -64,7 +65,8 @@ def resume(deployment_id: int):
     form = RunForm()
     if request.method == "POST":
         if not form.validate():
-            flash("Enter your own WinRM user name and password to verify and continue.", "error")
+            message = "Enter your own WinRM user name and password to verify and continue."
+            flash(refusal(form) or message, "error")
         else:
             return _start_checks(deployment, (form.username.data, form.password.data))
     batch = drift.latest_batch(deployment.id)
@@ -102,7 +104,8 @@ def take(deployment_id: int):
     deployment = db.get_or_404(Deployment, deployment_id)
     form = TakeOverForm()
     if not form.validate():
-        flash("Give a reason for taking over: it is recorded with the deployment.", "error")
+        message = "Give a reason for taking over: it is recorded with the deployment."
+        flash(refusal(form) or message, "error")
         return redirect(url_for("wizard.resume", deployment_id=deployment.id))
     take_over(deployment, current_user, form.reason.data.strip())
     flash("You are driving this deployment now. Enter your own WinRM credentials.", "success")
@@ -141,5 +144,5 @@ def note(deployment_id: int):
         )
         flash("Note added.", "success")
     else:
-        flash("Write a note first.", "error")
+        flash(refusal(form) or "Write a note first.", "error")
     return redirect(url_for("history.detail", deployment_id=deployment.id))

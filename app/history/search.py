@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Select, func, or_, select
 
+from app import validators
 from app.extensions import db
 from app.models import Deployment, DeploymentStep, User
 
@@ -27,13 +28,14 @@ class Filters:
 
     @classmethod
     def from_args(cls, args) -> Filters:
+        """The filters of a query string; ValueError (a message to show) for a refused term."""
         return cls(
-            q=(args.get("q") or "").strip()[:120],
+            q=_term(args, "q", "The search text", 120),
             status=args.get("status") if args.get("status") in STATUSES else "",
-            operator=(args.get("operator") or "").strip()[:64],
+            operator=_term(args, "operator", "The operator", 64),
             date_from=_date(args.get("from")),
             date_to=_date(args.get("to")),
-            ams_version=(args.get("ams_version") or "").strip()[:32],
+            ams_version=_term(args, "ams_version", "The version", 32),
         )
 
     def as_args(self) -> dict:
@@ -47,6 +49,11 @@ class Filters:
             "ams_version": self.ams_version,
         }
         return {k: str(v) for k, v in values.items() if v}
+
+
+def _term(args, name: str, what: str, limit: int) -> str:
+    """A search term: the free-text character rule, then cut to `limit` characters."""
+    return validators.check_characters((args.get(name) or "").strip(), what)[:limit]
 
 
 def _date(text: str | None) -> date | None:

@@ -2,9 +2,10 @@
 
 import json
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from sqlalchemy import select
 
+from app import validators
 from app.audit.service import latest, record
 from app.auth.decorators import requires
 from app.extensions import db
@@ -20,8 +21,8 @@ CSV_LIMIT = 50000
 @bp.get("/history")
 @requires("view")
 def index():
-    filters = search.Filters.from_args(request.args)
-    number = max(request.args.get("page", 1, type=int), 1)
+    filters = _filters()
+    number = validators.page_number(request.args.get("page", type=int))
     rows, total = search.page(filters, number)
     operators = db.session.scalars(select(User.username).order_by(User.username)).all()
     return render_template(
@@ -37,10 +38,18 @@ def index():
     )
 
 
+def _filters() -> search.Filters:
+    """The request's filters, or a 400 page that says which term was refused."""
+    try:
+        return search.Filters.from_args(request.args)
+    except ValueError as error:
+        abort(400, description=f"{error} Nothing was searched")
+
+
 @bp.get("/history.csv")
 @requires("export")
 def export_csv():
-    filters = search.Filters.from_args(request.args)
+    filters = _filters()
     rows, _ = search.page(filters, 1, CSV_LIMIT)
     record("export.csv", "/history.csv", {"filters": filters.as_args(), "rows": len(rows)})
     headers = {"Content-Disposition": "attachment; filename=deployments.csv"}
@@ -88,5 +97,5 @@ def dashboard():
 @bp.get("/audit")
 @requires("audit")
 def audit():
-    number = max(request.args.get("page", 1, type=int), 1)
+    number = validators.page_number(request.args.get("page", type=int))
     return render_template("history/audit.html", rows=latest(number), page=number)

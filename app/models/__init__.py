@@ -7,6 +7,8 @@ from app.models.deployment import Deployment, DeploymentStep, Node
 from app.models.event import Event
 from app.models.execution import Credential, NodeAction, StepRun
 from app.models.lease import DeploymentLease
+from app.models.login import LoginThrottle
+from app.models.service import ServiceBeat, TaskOutbox
 from app.models.user import User
 
 __all__ = [
@@ -17,9 +19,12 @@ __all__ = [
     "DeploymentLease",
     "DeploymentStep",
     "Event",
+    "LoginThrottle",
     "Node",
     "NodeAction",
+    "ServiceBeat",
     "StepRun",
+    "TaskOutbox",
     "User",
     "utcnow",
 ]

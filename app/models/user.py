@@ -1,7 +1,10 @@
 """Accounts and roles."""
 
+import contextlib
+import functools
 import hashlib
 import hmac
+import secrets
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -16,6 +19,18 @@ from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
 
 _hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def check_dummy_password(password: str) -> None:
+    """Verify against a throwaway hash, so that a sign-in as an unknown or directory account
+    costs the same Argon2 work as one as a local account (no timing hint of who exists)."""
+    with contextlib.suppress(VerifyMismatchError, InvalidHashError):
+        _hasher.verify(_dummy_hash(), password)
 
 
 class User(UserMixin, db.Model):
@@ -56,6 +71,10 @@ class User(UserMixin, db.Model):
     def set_password(self, password: str) -> None:
         """Hash with Argon2id."""
         self.password_hash = _hasher.hash(password)
+
+    def has_local_password(self) -> bool:
+        """False for directory accounts, whose password only the directory checks."""
+        return self.password_hash.startswith("$argon2")
 
     def check_password(self, password: str) -> bool:
         """Constant-time verification; never raises for a bad hash."""

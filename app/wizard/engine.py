@@ -147,6 +147,8 @@ class Step:
     guidance: ClassVar[tuple[str, ...]] = ()
     form_class: ClassVar[type | None] = None
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Secret fields wiped from the vault as soon as the step succeeds (its screen says so).
+    wipe_on_success: ClassVar[tuple[str, ...]] = ()
     runnable: ClassVar[bool] = True
     read_only: ClassVar[bool] = False
     per_node_retry: ClassVar[bool] = False

@@ -2,7 +2,10 @@
 
 from collections.abc import Callable
 
-from wtforms.validators import ValidationError
+from wtforms import PasswordField, StringField, TextAreaField
+from wtforms.validators import StopValidation, ValidationError
+
+from app import validators
 
 
 class Rule:
@@ -31,3 +34,48 @@ def required_when(other: str, *values: str):
             raise ValidationError("This is required for the option you chose.")
 
     return validate
+
+
+class CharacterRule:
+    """Field mixin: the one character rule (app.validators.check_characters) before any other
+    validator, so a NUL or a bidirectional control gets its own message and never reaches a query."""
+
+    multiline = False
+    refusal: str | None = None
+
+    def check(self, value: str) -> None:
+        """Raise ValueError for a value this field refuses outright."""
+        validators.check_characters(value, str(self.label.text), self.multiline)
+
+    def pre_validate(self, form) -> None:
+        super().pre_validate(form)
+        self.refusal = None
+        if not isinstance(self.data, str):
+            return
+        try:
+            self.check(self.data)
+        except ValueError as error:
+            self.refusal = str(error)
+            raise StopValidation(self.refusal) from None
+
+
+class TextField(CharacterRule, StringField):
+    """A one-line free text: a name, a user name, a search term."""
+
+
+class NoteField(CharacterRule, TextAreaField):
+    """Multi-line free text (a note, a reason): tabs and line breaks allowed."""
+
+    multiline = True
+
+
+class SecretField(CharacterRule, PasswordField):
+    """A password or key: no control characters (app.validators.secret), kept as typed."""
+
+    def check(self, value: str) -> None:
+        validators.secret(value, str(self.label.text), limit=8192)
+
+
+def refusal(form) -> str | None:
+    """The message of the first field the character rule refused, for a flash after a redirect."""
+    return next((f.refusal for f in form if getattr(f, "refusal", None)), None)

@@ -1,18 +1,21 @@
 """Forms the generic step view needs besides each step's own inputs form."""
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import RadioField, SelectMultipleField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from app import validators
+from app.wizard.fields import NoteField, SecretField, TextField
 
 
 class RunForm(FlaskForm):
     """WinRM credentials for this run; kept encrypted only while work is pending."""
 
-    username = StringField(
+    username = TextField(
         "WinRM user", [DataRequired(), Length(max=255)], description="DOMAIN\\user or user@domain"
     )
-    password = PasswordField("Password", [DataRequired(), Length(max=1024)])
-    fix = StringField("Fix to apply first", [Optional(), Length(max=64)])
+    password = SecretField("Password", [DataRequired(), Length(max=1024)])
+    fix = TextField("Fix to apply first", [Optional(), Length(max=64)])
 
 
 class DecisionForm(FlaskForm):
@@ -29,11 +32,19 @@ class DecisionForm(FlaskForm):
         ],
         validators=[DataRequired()],
     )
-    reason = TextAreaField("Reason", [Optional(), Length(max=2000)])
+    reason = NoteField("Reason", [Optional(), Length(max=2000)])
     nodes = SelectMultipleField("Nodes", choices=[], validate_choice=False)
+
+    def validate_nodes(self, field) -> None:
+        try:
+            for name in field.data or []:
+                validators.check_characters(name, "A node name")
+        except ValueError as error:
+            field.refusal = str(error)
+            raise ValidationError(field.refusal) from None
 
 
 class SimpleForm(FlaskForm):
     """A bare form for buttons that only need the CSRF token (cancel, skip)."""
 
-    reason = TextAreaField("Reason", [Optional(), Length(max=2000)])
+    reason = NoteField("Reason", [Optional(), Length(max=2000)])

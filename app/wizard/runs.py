@@ -1,9 +1,11 @@
 """Read-side helpers that gather what a step page shows."""
 
+from datetime import datetime
+
 from flask import current_app
 from sqlalchemy import select
 
-from app.execution import vault
+from app.execution import health, vault
 from app.extensions import db
 from app.lab import demo
 from app.models import Deployment, DeploymentStep, StepRun
@@ -75,6 +77,7 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
         "after": after,
         "runs": runs,
         "run": runs[0] if runs else None,
+        "service_notices": health.notices(_active_since(runs[0] if runs else None)),
         "blocker": blocking_step(guide, step.key, statuses),
         "stored_secrets": secrets,
         "lab_hint": _lab_hint(deployment, step.key),
@@ -83,6 +86,13 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
         "decision_form": DecisionForm(),
         "simple_form": SimpleForm(),
     }
+
+
+def _active_since(run) -> datetime | None:
+    """When the shown run started, if it is still queued or running."""
+    if run is None or run.status not in ("queued", "running"):
+        return None
+    return run.started_at or run.created_at
 
 
 def _lab_hint(deployment: Deployment, step_key: str) -> str | None:

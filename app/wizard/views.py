@@ -9,6 +9,7 @@ from app.execution import service
 from app.extensions import db
 from app.models import Deployment
 from app.wizard.context import guide_for
+from app.wizard.fields import refusal
 from app.wizard.forms import DecisionForm, RunForm, SimpleForm
 from app.wizard.inputs import cross_check, save_inputs
 from app.wizard.runs import latest_run, step_page_context
@@ -66,7 +67,7 @@ def run(deployment_id: int, step_key: str):
     deployment, _, step = _load(deployment_id, step_key)
     form = RunForm()
     if not form.validate():
-        flash("Enter the WinRM user name and password to run this step.", "error")
+        flash(refusal(form) or "Enter the WinRM user name and password to run this step.", "error")
     else:
         # Kept with the run, or dropped with it when start_step_run refuses (an unfinished
         # earlier step, a run in progress...), so refused credentials are not kept.
@@ -100,7 +101,7 @@ def decide(deployment_id: int, step_key: str):
     deployment, _, step = _load(deployment_id, step_key)
     form = DecisionForm()
     if not form.validate():
-        flash("Choose what to do next.", "error")
+        flash(refusal(form) or "Choose what to do next.", "error")
     elif (
         form.decision.data in {"skip", "exclude", "abort"} and not (form.reason.data or "").strip()
     ):
@@ -126,7 +127,9 @@ def note(deployment_id: int, step_key: str):
     deployment, _, step = _load(deployment_id, step_key)
     form = SimpleForm()
     text = (form.reason.data or "").strip() if form.validate() else ""
-    if text:
+    if refusal(form):
+        flash(refusal(form), "error")
+    elif text:
         publish(
             deployment.id,
             "note.added",

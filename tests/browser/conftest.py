@@ -68,6 +68,15 @@ def live_server(app, cutter):
     thread.join(5)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_events_hub(app):
+    """Tables are emptied between tests and SQLite hands out the same deployment ids again: the
+    live server's events hub must forget the event tails it cached for the previous test."""
+    yield
+    if hub := app.extensions.get("amsw_events_hub"):
+        hub.forget()
+
+
 @pytest.fixture
 def page(browser, live_server):
     """A fresh browser context (no cookies) per test, at a desktop size."""

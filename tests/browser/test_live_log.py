@@ -36,8 +36,10 @@ def _inject(app, deployment_id: int, items: list[dict], chunk: int = 2000) -> No
 def _open_step(page, deployment_id: int) -> float:
     """Open the step page and wait until history is rendered; returns ms since navigation start."""
     page.goto(f"/deployments/{deployment_id}/steps/{STEP}")
-    page.wait_for_function("window.amswLive && window.amswLive.ready", timeout=15_000)
-    page.wait_for_function("document.querySelector('[data-conn]').dataset.state === 'connected'")
+    page.wait_for_function("() => window.amswLive && window.amswLive.ready", timeout=15_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-conn]').dataset.state === 'connected'"
+    )
     return page.evaluate("performance.now()")
 
 
@@ -87,7 +89,7 @@ def test_ten_thousand_events_render_once_and_stay_scrollable(app, signed_in, dep
     expected = 10_001  # deployment.created + 10,000 lines
 
     elapsed_ms = _open_step(page, deployment_id)
-    page.wait_for_function(f"window.amswLive.lines() >= {expected}")
+    page.wait_for_function(f"() => window.amswLive.lines() >= {expected}")
     state = _log_state(page)
     print(f"10,001 events rendered {elapsed_ms:.0f} ms after navigation start")
     # A hang guard, not a benchmark: alone it takes about 1.5 s here; with CI's two suites
@@ -107,27 +109,27 @@ def test_ten_thousand_events_render_once_and_stay_scrollable(app, signed_in, dep
     # Home in the focused log shows the oldest lines and stops following.
     page.locator("[data-log]").focus()
     page.keyboard.press("Home")
-    page.wait_for_function("document.querySelector('[data-log]').scrollTop === 0")
-    page.wait_for_function("!document.querySelector('[data-follow]').checked")
+    page.wait_for_function("() => document.querySelector('[data-log]').scrollTop === 0")
+    page.wait_for_function("() => !document.querySelector('[data-follow]').checked")
     assert _log_state(page)["firstDom"] == 1
     page.locator("[data-log]").evaluate("v => { v.scrollTop = v.scrollHeight / 2 }")
     page.wait_for_function(
-        "(() => { const r = document.querySelectorAll('[data-log] .log-line');"
+        "() => (() => { const r = document.querySelectorAll('[data-log] .log-line');"
         " return r.length && Number(r[0].dataset.seq) > 4000; })()"
     )
 
     # Live: new events appear without a reload; while not following, the view stays where it is.
     top_before = _log_state(page)["scrollTop"]
     _inject(app, deployment_id, _lines(10_000, 50, tag="live"))
-    page.wait_for_function(f"window.amswLive.lines() === {expected + 50}", timeout=10_000)
+    page.wait_for_function(f"() => window.amswLive.lines() === {expected + 50}", timeout=10_000)
     assert _log_state(page)["scrollTop"] == top_before
 
     # Ticking Follow again jumps to the end and keeps the newest line in view.
     page.get_by_label("Follow new lines").check()
     _inject(app, deployment_id, _lines(10_050, 5, tag="tail"))
-    page.wait_for_function(f"window.amswLive.lines() === {expected + 55}")
+    page.wait_for_function(f"() => window.amswLive.lines() === {expected + 55}")
     page.wait_for_function(
-        "(() => { const v = document.querySelector('[data-log]');"
+        "() => (() => { const v = document.querySelector('[data-log]');"
         " return v.scrollTop + v.clientHeight >= v.scrollHeight - 20; })()"
     )
     state = _log_state(page)
@@ -141,17 +143,19 @@ def test_no_event_lost_or_doubled_when_the_stream_drops(app, signed_in, deployme
     _inject(app, deployment_id, _lines(0, 20))
     _open_step(page, deployment_id)
     _inject(app, deployment_id, _lines(20, 5, tag="live"))  # seen over SSE: sets lastEventId
-    page.wait_for_function("window.amswLive.lines() === 26")
+    page.wait_for_function("() => window.amswLive.lines() === 26")
     resumed = len(cutter.resumed_from)
 
     cutter.cut()  # the next chunk is swallowed and the connection closes
     _inject(app, deployment_id, _lines(25, 30, tag="across-the-cut"))
-    page.wait_for_function("window.amswLive.lines() === 56", timeout=20_000)
+    page.wait_for_function("() => window.amswLive.lines() === 56", timeout=20_000)
     assert set(cutter.resumed_from[resumed:]) == {"26"}  # EventSource's own Last-Event-ID
-    page.wait_for_function("document.querySelector('[data-conn]').dataset.state === 'connected'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-conn]').dataset.state === 'connected'"
+    )
 
     _inject(app, deployment_id, _lines(55, 10, tag="after"))
-    page.wait_for_function("window.amswLive.lines() === 66")
+    page.wait_for_function("() => window.amswLive.lines() === 66")
     time.sleep(1.5)  # give a duplicate replay the chance to show up
     state = _log_state(page)
     assert state["lines"] == 66 and state["seen"] == 66 and state["lastSeq"] == 66
@@ -162,15 +166,19 @@ def test_offline_then_online_keeps_every_line(app, signed_in, deployment_id, sho
     page = signed_in
     _inject(app, deployment_id, _lines(0, 20))
     _open_step(page, deployment_id)
-    page.wait_for_function("window.amswLive.lines() === 21")
+    page.wait_for_function("() => window.amswLive.lines() === 21")
     page.context.set_offline(True)
-    page.wait_for_function("document.querySelector('[data-conn]').dataset.state === 'offline'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-conn]').dataset.state === 'offline'"
+    )
     page.locator(".log").scroll_into_view_if_needed()
     shot(page, "live-log-offline", full_page=False)
     _inject(app, deployment_id, _lines(20, 30, tag="while-offline"))
     page.context.set_offline(False)
-    page.wait_for_function("window.amswLive.lines() === 51", timeout=20_000)
-    page.wait_for_function("document.querySelector('[data-conn]').dataset.state === 'connected'")
+    page.wait_for_function("() => window.amswLive.lines() === 51", timeout=20_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-conn]').dataset.state === 'connected'"
+    )
     state = _log_state(page)
     assert state["lines"] == 51 and state["seen"] == 51
 
@@ -213,7 +221,7 @@ def test_node_rows_and_sidebar_update_live(app, signed_in, deployment_id):
     row = page.locator('tr[data-action="9001"]')
     row.wait_for()
     page.wait_for_function(
-        "document.querySelector('tr[data-action=\"9001\"] progress').value === 40"
+        "() => document.querySelector('tr[data-action=\"9001\"] progress').value === 40"
     )
     assert "running" in row.text_content()
     assert "queued" in page.locator('tr[data-action="9002"]').text_content()
@@ -232,7 +240,7 @@ def test_node_rows_and_sidebar_update_live(app, signed_in, deployment_id):
             node_action_id=9001,
         )
     page.wait_for_function(
-        "document.querySelector('tr[data-action=\"9001\"]').innerText.includes('SQL unreachable')"
+        "() => document.querySelector('tr[data-action=\"9001\"]').innerText.includes('SQL unreachable')"
     )
     assert "failed" in row.text_content()
 
@@ -245,14 +253,15 @@ def test_finished_step_reloads_the_page_once(app, signed_in, deployment_id):
     with app.app_context():
         publish(deployment_id, "step.finished", {"status": "done"}, step_key=STEP)
     page.wait_for_function(
-        "window.amswLive && window.amswLive.ready && window.amswLive.lastSeq() >= 2", timeout=15_000
+        "() => window.amswLive && window.amswLive.ready && window.amswLive.lastSeq() >= 2",
+        timeout=15_000,
     )
     page.wait_for_timeout(2500)  # a reload loop would show up as more loads here
     assert len(loads) == 1
     # An event for another step never reloads this page.
     with app.app_context():
         publish(deployment_id, "step.finished", {"status": "done"}, step_key="quorum")
-    page.wait_for_function("window.amswLive.lastSeq() >= 3")
+    page.wait_for_function("() => window.amswLive.lastSeq() >= 3")
     page.wait_for_timeout(1000)
     assert len(loads) == 1
 
@@ -267,7 +276,9 @@ def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, dep
     run_id, action_ids = _running_attempt(app, deployment_id, nodes=("AMS-NODE1", "AMS-NODE2"))
     _open_step(page, deployment_id)
     expect_text = page.locator(".elapsed")
-    page.wait_for_function("document.querySelector('.elapsed').textContent.startsWith('elapsed')")
+    page.wait_for_function(
+        "() => document.querySelector('.elapsed').textContent.startsWith('elapsed')"
+    )
     assert expect_text.text_content().startswith("elapsed")
     loads: list[str] = []
     page.on("load", lambda: loads.append(page.url))
@@ -306,7 +317,7 @@ def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, dep
             ],
         )
     page.wait_for_function(
-        f"document.querySelector('tr[data-action=\"{action_ids[1]}\"]').textContent"
+        f"() => document.querySelector('tr[data-action=\"{action_ids[1]}\"]').textContent"
         ".includes('No route to host')"
     )
     assert not loads
@@ -340,7 +351,7 @@ def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, dep
             ],
         )
     page.wait_for_selector("form.decide", timeout=15_000)
-    page.wait_for_function("window.amswLive && window.amswLive.ready")
+    page.wait_for_function("() => window.amswLive && window.amswLive.ready")
     page.wait_for_timeout(2000)
     assert len(loads) == 1
     assert "AMS-NODE2 could not be reached." in page.locator(".outcome").inner_text()

@@ -9,7 +9,7 @@ first node's session is CredSSP, else a scheduled task on it.
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField
+from wtforms import BooleanField
 
 from app import validators
 from app.guides.cluster import validation as verdict
@@ -24,7 +24,7 @@ from app.guides.cluster.flow import (
 )
 from app.wizard import route
 from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView, Step
-from app.wizard.fields import Rule
+from app.wizard.fields import Rule, TextField
 
 CREATE_TIMEOUT = 1200
 CREDSSP_REMINDER = (
@@ -36,12 +36,12 @@ CREDSSP_REMINDER = (
 class BaseClusterForm(FlaskForm):
     """Name and address of the cluster itself (not of the Access Manager role)."""
 
-    cluster_name = StringField(
+    cluster_name = TextField(
         "Cluster name",
         [Rule(lambda v: validators.netbios_name(v, "Cluster name"))],
         description="The cluster's computer object in AD: at most 15 characters.",
     )
-    cluster_address = StringField(
+    cluster_address = TextField(
         "Cluster static IP address",
         [Rule(lambda v: validators.static_address(v, what="Cluster address"))],
     )

@@ -9,7 +9,6 @@ start type Manual). A role that does not come online gets a diagnostics phase (r
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import StringField
 
 from app import validators
 from app.guides.cluster.flow import (
@@ -24,7 +23,7 @@ from app.guides.cluster.flow import (
 )
 from app.wizard import route
 from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
-from app.wizard.fields import Rule
+from app.wizard.fields import Rule, TextField
 
 WAIT_SECONDS = 60
 MAX_WAITS = 5
@@ -35,12 +34,12 @@ RESTARTABLE = ("Failed", "Offline", "PartialOnline")
 class ClusterRoleForm(FlaskForm):
     """The client access point users will browse to."""
 
-    access_point_name = StringField(
+    access_point_name = TextField(
         "Client access point name",
         [Rule(lambda v: validators.netbios_name(v, "Access point name"))],
         description="Becomes the AD computer name and DNS name of the service.",
     )
-    access_point_address = StringField(
+    access_point_address = TextField(
         "Client access point IP address",
         [Rule(lambda v: validators.static_address(v, what="Access point address"))],
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, RadioField, StringField
+from wtforms import BooleanField, IntegerField, RadioField
 from wtforms.validators import NumberRange
 
 from app import validators
@@ -28,7 +28,7 @@ from app.guides.cluster.flow import (
     poll_results,
 )
 from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
-from app.wizard.fields import Rule
+from app.wizard.fields import Rule, TextField
 
 INSTALL_DIR = "C:\\Windows\\Temp\\"
 APP_DIR = "C:\\Program Files\\Lithnet\\Access Manager Service\\"
@@ -74,12 +74,12 @@ class InstallForm(FlaskForm):
         ],
         default="manual",
     )
-    installer_name = StringField(
+    installer_name = TextField(
         "Installer file",
         [Rule(_installer_file, optional=True)],
         description="A file placed in the wizard's instance/installers folder.",
     )
-    certificate_thumbprint = StringField("TLS certificate thumbprint", [Rule(_thumbprint)])
+    certificate_thumbprint = TextField("TLS certificate thumbprint", [Rule(_thumbprint)])
     https_port = IntegerField("HTTPS port", [NumberRange(1, 65535)], default=443)
     web_app_enabled = BooleanField("Enable the web app", default=True)
     api_enabled = BooleanField("Enable the API (agent access in version 3)", default=True)

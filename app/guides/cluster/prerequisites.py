@@ -14,14 +14,13 @@ time.
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
 
 from app import validators
 from app.guides.cluster import checks
 from app.guides.cluster.checks import Target
 from app.wizard import route
 from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView, Step
-from app.wizard.fields import Rule
+from app.wizard.fields import Rule, SecretField, TextField
 
 FIX_SCRIPTS = {
     "install_feature": "prereq_install_feature",
@@ -37,22 +36,22 @@ MAX_PROBES = 12
 class PrerequisitesForm(FlaskForm):
     """What the checks need to know."""
 
-    ams_version = StringField(
+    ams_version = TextField(
         "Access Manager version to install",
         [Rule(validators.ams_version)],
         description="As printed on the installer, e.g. 2.1.1069.0.",
     )
-    gmsa = StringField(
+    gmsa = TextField(
         "Service account (gMSA)",
         [Rule(validators.gmsa)],
         description="DOMAIN\\name$ - the same account runs the service on every node.",
     )
-    sql_connection_string = StringField(
+    sql_connection_string = TextField(
         "SQL Server connection string",
         [Rule(validators.sql_connection_string)],
         description="Server=sql01.corp.example.com;Database=AccessManager;Integrated Security=true",
     )
-    license_key = PasswordField(
+    license_key = SecretField(
         "Enterprise license key",
         [Rule(validators.license_key, optional=True)],
         description="Kept encrypted only while the install is in progress; never shown again.",

@@ -5,7 +5,7 @@ detect (quorum_get) -> decide (even node count needs a witness; already as asked
 """
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField
+from wtforms import RadioField
 
 from app import validators
 from app.guides.cluster.flow import (
@@ -17,7 +17,7 @@ from app.guides.cluster.flow import (
     outputs,
 )
 from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
-from app.wizard.fields import Rule, required_when
+from app.wizard.fields import Rule, SecretField, TextField, required_when
 
 WITNESS_KINDS = {
     "file_share": "File Share Quorum Witness",
@@ -50,25 +50,29 @@ class QuorumForm(FlaskForm):
         ],
         default="file_share",
     )
-    share_path = StringField(
+    share_path = TextField(
         "File share path",
         [required_when("witness_type", "file_share"), Rule(validators.unc_path, optional=True)],
         description="\\\\fileserver\\witness - every node's computer account needs write access.",
     )
-    cloud_account = StringField(
+    cloud_account = TextField(
         "Storage account name",
         [
             required_when("witness_type", "cloud"),
             Rule(lambda v: validators.plain_text(v, "Storage account", 24), optional=True),
         ],
     )
-    cloud_access_key = PasswordField("Storage account access key")
-    cloud_endpoint = StringField(
+    cloud_access_key = SecretField(
+        "Storage account access key",
+        [Rule(validators.access_key, optional=True)],
+        description="Kept encrypted only while this step runs; wiped once the witness is set.",
+    )
+    cloud_endpoint = TextField(
         "Endpoint",
         [Rule(validators.hostname, optional=True)],
         description="Leave empty for core.windows.net.",
     )
-    disk_name = StringField(
+    disk_name = TextField(
         "Cluster disk resource",
         [
             required_when("witness_type", "disk"),
@@ -92,6 +96,7 @@ class Quorum(Step):
     )
     form_class = QuorumForm
     secret_fields = ("cloud_access_key",)
+    wipe_on_success = ("cloud_access_key",)
 
     def preview(self, view: RunView) -> list[Phase]:
         return [self._get(view, "detect"), self._apply(view), self._get(view, "verify")]
