@@ -41,6 +41,20 @@ def _sender(url: str) -> Celery:
     return sender
 
 
+def _start(ctx, lab, db_url, redis_server, folder, queue: str, seconds: float):
+    """A worker on the private broker and a run of exec_step on the lab; (worker, deployment, run)."""
+    worker = Worker(
+        db_url, folder / "worker.log", queue=queue, extra_env={"REDIS_URL": redis_server.url}
+    )
+    deployment_id = seed_deployment(lab, inputs={"seconds": seconds})
+    enqueue = QueueEnqueue(ctx, worker.queue, _sender(redis_server.url))
+    return worker, deployment_id, service.start_step_run(deployment_id, "exec_step", None, enqueue)
+
+
+def _wait_end(run_id: int) -> str:
+    return wait_for(lambda: (s := run_status(run_id)) in TERMINAL and s, 90, 0.1, "the run to end")
+
+
 def _assert_nothing_lost_or_repeated(deployment_id: int, observed, nodes) -> None:
     events = events_of(deployment_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -55,23 +69,15 @@ def _assert_nothing_lost_or_repeated(deployment_id: int, observed, nodes) -> Non
 def test_redis_restart_mid_step_the_worker_survives_and_the_step_finishes(
     exec_ctx, lab, observed, exec_db_url, redis_server, tmp_path
 ):
-    worker = Worker(
-        exec_db_url,
-        tmp_path / "worker.log",
-        queue="broker-restart",
-        extra_env={"REDIS_URL": redis_server.url},
+    worker, deployment_id, run = _start(
+        exec_ctx, lab, exec_db_url, redis_server, tmp_path, "broker-restart", 2.5
     )
     try:
-        deployment_id = seed_deployment(lab, inputs={"seconds": 2.5})
-        enqueue = QueueEnqueue(exec_ctx, worker.queue, _sender(redis_server.url))
-        run = service.start_step_run(deployment_id, "exec_step", None, enqueue)
         wait_for(observed.started.is_set, 30, message="the lab to start applying")
         redis_server.stop()
         time.sleep(1.5)  # the outage itself: Redis is down while the nodes work
         redis_server.start()
-        status = wait_for(
-            lambda: (s := run_status(run.id)) in TERMINAL and s, 90, 0.2, "the run to end"
-        )
+        status = _wait_end(run.id)
         log = worker.log_path.read_text()
         assert worker.proc.poll() is None, f"the worker died:\n{log[-3000:]}"
         assert "Unrecoverable error" not in log, log[-3000:]
@@ -95,16 +101,10 @@ def _apply_ended(run_id: int) -> bool:
 def test_tasks_refused_while_redis_is_down_are_sent_within_seconds_of_its_return(
     exec_ctx, lab, observed, exec_db_url, redis_server, tmp_path
 ):
-    worker = Worker(
-        exec_db_url,
-        tmp_path / "worker.log",
-        queue="broker-outbox",
-        extra_env={"REDIS_URL": redis_server.url},
+    worker, deployment_id, run = _start(
+        exec_ctx, lab, exec_db_url, redis_server, tmp_path, "broker-outbox", 1
     )
     try:
-        deployment_id = seed_deployment(lab, inputs={"seconds": 1})
-        enqueue = QueueEnqueue(exec_ctx, worker.queue, _sender(redis_server.url))
-        run = service.start_step_run(deployment_id, "exec_step", None, enqueue)
         wait_for(observed.started.is_set, 30, message="the lab to start applying")
         redis_server.stop()
         # The apply phase ends while Redis is down: the verify phase's tasks cannot be sent.
@@ -115,9 +115,7 @@ def test_tasks_refused_while_redis_is_down_are_sent_within_seconds_of_its_return
         assert notice.startswith("Waiting for the message broker")
         returned = time.monotonic()
         redis_server.start()
-        status = wait_for(
-            lambda: (s := run_status(run.id)) in TERMINAL and s, 60, 0.1, "the run to end"
-        )
+        status = _wait_end(run.id)
         elapsed = time.monotonic() - returned
         log = worker.log_path.read_text()
         assert status == "succeeded", log[-3000:]
@@ -175,9 +173,7 @@ def test_a_worker_hit_by_an_unrecoverable_error_starts_nothing_new(
             "the doomed worker's unrecoverable error",
         )
         assert not _apply_ended(run.id), "the apply phase ended before the worker failed"
-        status = wait_for(
-            lambda: (s := run_status(run.id)) in TERMINAL and s, 90, 0.2, "the run to end"
-        )
+        status = _wait_end(run.id)
         assert status == "succeeded", healthy.log_path.read_text()[-3000:]
         doomed_pid = f":{doomed.proc.pid}:"
         verify = [a for a in _actions(run.id) if a.phase == "verify"]
