@@ -74,6 +74,13 @@ class Config:
     HEARTBEAT_SECONDS = int(os.environ.get("HEARTBEAT_SECONDS", "5"))
     REAPER_GRACE_SECONDS = int(os.environ.get("REAPER_GRACE_SECONDS", "30"))
     REAPER_INTERVAL_SECONDS = float(os.environ.get("REAPER_INTERVAL_SECONDS", "15"))
+    # How long a worker rides out a database it cannot reach (a PostgreSQL restart): an action's
+    # end is retried, and its unwritten output is retried after the script ended, for this long;
+    # output still unwritten then is counted as lost on the action. An outage longer than
+    # REAPER_GRACE_SECONDS may get the action marked interrupted all the same.
+    DB_OUTAGE_SECONDS = float(os.environ.get("DB_OUTAGE_SECONDS", "30"))
+    # Stream records an action keeps while the database is unreachable; beyond, they are counted.
+    EVENT_BUFFER_RECORDS = int(os.environ.get("EVENT_BUFFER_RECORDS", "5000"))
     # How often each worker tries to send the tasks that waited for the broker (app/execution/outbox.py).
     OUTBOX_FLUSH_SECONDS = float(os.environ.get("OUTBOX_FLUSH_SECONDS", "1"))
     SSE_KEEPALIVE_SECONDS = int(os.environ.get("SSE_KEEPALIVE_SECONDS", "15"))

@@ -86,6 +86,7 @@ def action_dict(action) -> dict[str, Any]:
         "error_category": action.error_category,
         "error_message": action.error_message,
         "remediation": action.remediation,
+        "output_lost": action.output_lost,
         "result": action.result,
         "started_at": action.started_at,
         "finished_at": action.finished_at,

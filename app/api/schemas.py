@@ -217,6 +217,7 @@ class NodeActionOut(ma.Schema):
     error_category = f.String(allow_none=True)
     error_message = f.String(allow_none=True)
     remediation = f.String(allow_none=True)
+    output_lost = f.Integer(required=True)  # stream records lost to a database outage
     result = f.Raw(allow_none=True)
     started_at = f.DateTime(allow_none=True)
     finished_at = f.DateTime(allow_none=True)

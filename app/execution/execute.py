@@ -13,16 +13,17 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from sqlalchemy import Select, bindparam, select, update
 
 from app.events.publish import held_events, publish_many
-from app.execution import vault
+from app.execution import outage, vault
 from app.execution.actions import (
     REDACTOR,
     SESSIONS,
@@ -37,7 +38,7 @@ from app.execution.dispatch import Enqueue, default_enqueue
 from app.execution.phases import advance, after_action, close_phase, lock_run
 from app.execution.state import ACTIVE_RUN
 from app.extensions import db
-from app.models import Credential, Node, NodeAction, StepRun, utcnow
+from app.models import Credential, Node, NodeAction, StepRun, output_lost_notice, utcnow
 from app.remote import errors
 from app.remote.runner import Connection, NodeSession, RunResult
 from app.remote.sessions import SessionCache
@@ -45,6 +46,7 @@ from app.remote.sessions import SessionCache
 log = logging.getLogger(__name__)
 
 RESULT_EVENT_LIMIT = 4000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -322,7 +324,7 @@ def _run(
     started = time.monotonic()
     REDACTOR.hold(masks)
     try:
-        result, failure = _run_with_watchers(app, job, session, secure, masks, notice)
+        result, failure, lost = _run_with_watchers(app, job, session, secure, masks, notice)
     finally:
         REDACTOR.release(masks)
         sessions.checkin(session)
@@ -330,10 +332,12 @@ def _run(
     if notice is not None and failure is not None:
         with contextlib.suppress(Exception):  # a failed write is the failure itself
             notice.wait()  # the pipeline may never have started: its start comes before its end
+    if lost:
+        log.warning("Action %s on %s: %s", job.action_id, job.node, output_lost_notice(lost))
     if failure is not None:
         failure.message = redact(failure.message, masks)
-        return _record_failure(job, failure, duration, enqueue)
-    return _record_success(job, redact(result.as_dict(), masks), duration, enqueue)
+        return _record_failure(job, failure, duration, enqueue, lost)
+    return _record_success(job, redact(result.as_dict(), masks), duration, enqueue, lost)
 
 
 def _run_with_watchers(
@@ -343,31 +347,46 @@ def _run_with_watchers(
     secure: dict,
     masks: list[str],
     notice: StartNotice | None,
-) -> tuple[RunResult | None, errors.RemoteError | None]:
-    """Run the script with the heartbeat/cancel watcher and the event pump around it."""
+) -> tuple[RunResult | None, errors.RemoteError | None, int]:
+    """Run the script with the heartbeat/cancel watcher and the event pump around it; the
+    result or failure, and how many stream records could not be written (EventPump.lost)."""
     interval = app.config.get("HEARTBEAT_SECONDS", 5)
     with (
         Heartbeat(app, job.action_id, job.run_id, interval) as beat,
         EventPump(app, job.action_id, job.deployment_id, job.base, masks) as pump,
     ):
-        try:
-            if job.upload:
-                if notice is not None:
-                    notice.wait()  # before the copy's progress
-                _upload(app, session, job.upload, pump.put)
-            params = dict(job.parameters)
-            on_started = notice.wait if notice is not None else None
-            result = session.run(
-                job.script, params, pump.put, job.timeout, beat.cancel_event, secure, on_started
-            )
-            return result, None
-        except errors.RemoteError as err:
-            return None, err
-        except Exception as exc:
-            log.exception("Action %s crashed", job.action_id)
-            return None, errors.make(
-                errors.SCRIPT_ERROR, f"Internal error: {type(exc).__name__}: {exc}"
-            )
+        result, failure = _run_script(app, job, session, secure, notice, beat, pump)
+    return result, failure, pump.lost  # read after the pump's exit has flushed what it can
+
+
+def _run_script(
+    app: Flask,
+    job: Job,
+    session: NodeSession,
+    secure: dict,
+    notice: StartNotice | None,
+    beat: Heartbeat,
+    pump: EventPump,
+) -> tuple[RunResult | None, errors.RemoteError | None]:
+    """The upload (if any) and the script itself, their records going to `pump`."""
+    try:
+        if job.upload:
+            if notice is not None:
+                notice.wait()  # before the copy's progress
+            _upload(app, session, job.upload, pump.put)
+        params = dict(job.parameters)
+        on_started = notice.wait if notice is not None else None
+        result = session.run(
+            job.script, params, pump.put, job.timeout, beat.cancel_event, secure, on_started
+        )
+        return result, None
+    except errors.RemoteError as err:
+        return None, err
+    except Exception as exc:
+        log.exception("Action %s crashed", job.action_id)
+        return None, errors.make(
+            errors.SCRIPT_ERROR, f"Internal error: {type(exc).__name__}: {exc}"
+        )
 
 
 def _upload(app: Flask, session: NodeSession, upload: dict, on_record) -> None:
@@ -391,19 +410,47 @@ def _upload(app: Flask, session: NodeSession, upload: dict, on_record) -> None:
     on_record({"stream": "information", "text": f"Copied {source.name} (checksum verified)."})
 
 
-def _record_success(job: Job, summary: dict, duration: float, enqueue: Enqueue) -> str:
+def _record_success(
+    job: Job, summary: dict, duration: float, enqueue: Enqueue, lost: int = 0
+) -> str:
     data = summary["data"]
     payload = {
         "status": "succeeded",
         "duration": round(duration, 3),
         "had_errors": summary["had_errors"],
         "data": data if len(json.dumps(data, default=str)) <= RESULT_EVENT_LIMIT else None,
+        **_lost_payload(lost),
     }
-    values = {"result": summary, "progress": 100}
+    values = {"result": summary, "progress": 100, **_lost_values(lost)}
     return _finish_action(job, "succeeded", values, job.event("node.finished", payload), enqueue)
 
 
+def _lost_payload(lost: int) -> dict[str, Any]:
+    """What node.finished (or node.retrying) says about output that never reached the log."""
+    return {"output_lost": lost, "output_lost_notice": output_lost_notice(lost)} if lost else {}
+
+
+def _lost_values(lost: int) -> dict[str, Any]:
+    """The action row's count of unrecorded output, added to what its earlier tries lost."""
+    return {"output_lost": NodeAction.__table__.c.output_lost + lost} if lost else {}
+
+
 def _finish_action(
+    job: Job, status: str, values: dict[str, Any], finished: dict, enqueue: Enqueue
+) -> str:
+    """The action's end (see _close_action), retried while the database is unreachable (a
+    restart) for DB_OUTAGE_SECONDS, so a script's result outlives a short outage."""
+    work = functools.partial(_close_action, job, status, values, finished, enqueue)
+    return _outlasting(job, "the end", work)
+
+
+def _outlasting(job: Job, what: str, work: Callable[[], T]) -> T:
+    """`work` retried while the database is unreachable, for DB_OUTAGE_SECONDS."""
+    seconds = float(current_app.config.get("DB_OUTAGE_SECONDS", 30))
+    return outage.retry_while_unreachable(work, seconds, f"{what} of action {job.action_id}")
+
+
+def _close_action(
     job: Job,
     status: str,
     values: dict[str, Any],
@@ -420,8 +467,7 @@ def _finish_action(
     advancing fail, the action's end is committed alone and a worker advances the run."""
     loaded = lock_run(job.run_id)
     if not _mark_ended(job, status, values):
-        db.session.commit()
-        return "superseded"
+        return _superseded(job, finished)
     outcome, closing, actions = close_phase(job.run_id, job.phase)
     if closing is None or not advance_here:
         items = [finished] if closing is None else [finished, closing]
@@ -432,10 +478,27 @@ def _finish_action(
     try:
         with held_events(job.deployment_id, [finished, closing]):
             return advance(job.run_id, enqueue, idle=True, loaded=loaded, actions=actions)
-    except Exception:
+    except Exception as exc:
+        if outage.connection_lost(exc):
+            raise  # _finish_action tries the whole end again
         log.exception("Could not advance run %s after action %s", job.run_id, job.action_id)
         db.session.rollback()
-        return _finish_action(job, status, values, finished, enqueue, advance_here=False)
+        return _close_action(job, status, values, finished, enqueue, advance_here=False)
+
+
+def _superseded(job: Job, finished: dict) -> str:
+    """The reaper or a cancel ended the action first (a long outage, say): whatever output of it
+    could not be recorded is still counted on its row and told in the log."""
+    lost = finished["payload"].get("output_lost", 0)
+    if not lost:
+        db.session.commit()
+        return "superseded"
+    db.session.execute(
+        update(NodeAction).where(NodeAction.id == job.action_id).values(_lost_values(lost))
+    )
+    notice = {"text": output_lost_notice(lost), "output_lost": lost}
+    publish_many(job.deployment_id, [job.event("node.warning", notice)])
+    return "superseded"
 
 
 def _mark_ended(job: Job, status: str, values: dict[str, Any]) -> bool:
@@ -473,13 +536,14 @@ def _may_retry(job: Job, err: errors.RemoteError) -> bool:
     return not cancelled
 
 
-def _requeue(job: Job, err: errors.RemoteError, enqueue: Enqueue) -> bool:
+def _requeue(job: Job, err: errors.RemoteError, enqueue: Enqueue, lost: int = 0) -> bool:
     """running -> queued with a backoff, announced by node.retrying; False if it was not running."""
     delay = current_app.config.get("ACTION_RETRY_BACKOFF_SECONDS", 2) * (2 ** (job.try_count - 1))
+    values = {"error_category": err.category, "error_message": err.message[:4000]}
     requeued = db.session.execute(
         update(NodeAction)
         .where(NodeAction.id == job.action_id, NodeAction.status == "running")
-        .values(status="queued", error_category=err.category, error_message=err.message[:4000])
+        .values(status="queued", **values, **_lost_values(lost))
     ).rowcount
     db.session.commit()
     if requeued != 1:
@@ -489,16 +553,22 @@ def _requeue(job: Job, err: errors.RemoteError, enqueue: Enqueue) -> bool:
         "message": err.message,
         "delay": delay,
         "try": job.try_count,
+        **_lost_payload(lost),
     }
     publish_many(job.deployment_id, [job.event("node.retrying", payload)])
     enqueue.action(job.action_id, countdown=delay)
     return True
 
 
-def _record_failure(job: Job, err: errors.RemoteError, duration: float, enqueue: Enqueue) -> str:
-    if _may_retry(job, err) and _requeue(job, err, enqueue):
+def _record_failure(
+    job: Job, err: errors.RemoteError, duration: float, enqueue: Enqueue, lost: int = 0
+) -> str:
+    if _outlasting(
+        job, "the retry", lambda: _may_retry(job, err) and _requeue(job, err, enqueue, lost)
+    ):
         return "retrying"
     status = "cancelled" if err.category == errors.CANCELLED else "failed"
     payload = {"status": status, "duration": round(duration, 3), **err.as_dict()}
-    finished = job.event("node.finished", payload)
-    return _finish_action(job, status, _error_values(err), finished, enqueue)
+    finished = job.event("node.finished", {**payload, **_lost_payload(lost)})
+    values = {**_error_values(err), **_lost_values(lost)}
+    return _finish_action(job, status, values, finished, enqueue)

@@ -38,6 +38,8 @@ def _action(a: NodeAction) -> dict:
         "seconds": seconds(a.started_at, a.finished_at),
         "error_category": a.error_category,
         "error": a.error_message,
+        "output_lost": a.output_lost,
+        "output_lost_notice": a.output_lost_notice,
     }
 
 

@@ -5,7 +5,7 @@ from app.models.audit import AuditRecord
 from app.models.base import utcnow
 from app.models.deployment import Deployment, DeploymentStep, Node
 from app.models.event import Event
-from app.models.execution import Credential, NodeAction, StepRun
+from app.models.execution import Credential, NodeAction, StepRun, output_lost_notice
 from app.models.lease import DeploymentLease
 from app.models.login import LoginThrottle
 from app.models.service import ServiceBeat, TaskOutbox
@@ -26,5 +26,6 @@ __all__ = [
     "StepRun",
     "TaskOutbox",
     "User",
+    "output_lost_notice",
     "utcnow",
 ]

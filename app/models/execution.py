@@ -83,8 +83,25 @@ class NodeAction(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Stream records the worker could not write while the database was unreachable (issue 18).
+    output_lost: Mapped[int] = mapped_column(default=0, server_default="0")
 
     step_run: Mapped[StepRun] = relationship(back_populates="actions")
+
+    @property
+    def output_lost_notice(self) -> str | None:
+        """What the operator reads about this action's unrecorded output (None: nothing lost)."""
+        return output_lost_notice(self.output_lost)
+
+
+def output_lost_notice(count: int | None) -> str | None:
+    """Our words for `count` lines of a node's output that never reached the log."""
+    if not count:
+        return None
+    lines = "1 line" if count == 1 else f"{count} lines"
+    return (
+        f"{lines} of this node's output could not be recorded while the database was unavailable."
+    )
 
 
 class Credential(db.Model):

@@ -259,7 +259,8 @@
         text = words(p.status || "finished") +
           (p.category || p.error_category ? " (" + (p.category || p.error_category) + ")" : "") +
           (p.duration != null ? " after " + p.duration + " s" : "") +
-          (p.message ? ": " + p.message : "") + (p.remediation ? " \u2192 " + p.remediation : "");
+          (p.message ? ": " + p.message : "") + (p.remediation ? " \u2192 " + p.remediation : "") +
+          (p.output_lost_notice ? " \u2014 " + p.output_lost_notice : "");
         extra = p.status ? " k-" + safeClass(p.status) : "";
         break;
       case "step.started":
@@ -290,7 +291,8 @@
         break;
       case "node.retrying":
         text = "Retrying in " + (p.delay || 0) + " s (try " + ((p.try || 0) + 1) + ")" +
-          (p.category ? " after " + p.category : "") + (p.message ? ": " + p.message : "");
+          (p.category ? " after " + p.category : "") + (p.message ? ": " + p.message : "") +
+          (p.output_lost_notice ? " \u2014 " + p.output_lost_notice : "");
         break;
       case "note.added":
         text = p.text || "";
@@ -459,6 +461,7 @@
       if (bar && status === "succeeded") bar.value = 100;
       if (detail) detail.textContent = p.message || (status === "succeeded" ? "" : words(status));
       if (detail && p.remediation && status !== "succeeded") detail.textContent += " \u2192 " + p.remediation;
+      if (detail && p.output_lost_notice) detail.textContent += (detail.textContent ? " " : "") + p.output_lost_notice;
       if (live) announce((ev.node || "A node") + ": " + words(status));
     } else if (ev.kind === "node.retrying") {
       setRowStatus(row, "retrying");

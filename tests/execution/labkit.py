@@ -84,6 +84,13 @@ def handlers(observed: Observed) -> dict:
         ctx.error(f"error: {message}")
         return {"done": True}
 
+    def count(ctx):
+        total, seconds = int(ctx.params.get("Count", 40)), float(ctx.params.get("Seconds", 4))
+        for number in range(1, total + 1):
+            ctx.output(f"line {number:04d}")
+            ctx.sleep(seconds / total)
+        return {"lines": total}
+
     return {
         "exec_detect": detect,
         "exec_apply": apply,
@@ -91,6 +98,7 @@ def handlers(observed: Observed) -> dict:
         "exec_wait": wait,
         "exec_fail": fail,
         "exec_streams": streams,
+        "exec_count": count,
     }
 
 

@@ -76,6 +76,26 @@ class EchoLaterStep(EchoStep):
     title = "Echo later"
 
 
+class CountStep(Step):
+    """Numbered output lines from each node over a few seconds (the database outage tests)."""
+
+    key = "exec_count"
+    title = "Count"
+    purpose = "Stream numbered lines from every node."
+
+    def advance(self, view):
+        done = view.phase("count")
+        if done is None:
+            params = {
+                "Count": int(view.inputs.get("count", 40)),
+                "Seconds": float(view.inputs.get("seconds", 4)),
+            }
+            actions = tuple(Action(n.name, "exec_count", params) for n in view.nodes)
+            return Phase("count", "Count", actions)
+        failed = tuple(n for n, r in done.items() if not r.ok)
+        return Finish("needs_attention" if failed else "done", "count", failed_nodes=failed)
+
+
 GUIDE = Guide(key="exec-test", title="Execution test", version="1", steps=(ExecStep(),))
 ECHO_GUIDE = Guide(key="exec-echo", title="Echo test", version="1", steps=(EchoStep(),))
 # The benchmark's deployment: its credentials (and pooled sessions) outlive a run of the first step.
@@ -86,7 +106,10 @@ ECHO_TWO_GUIDE = Guide(
 PHASED_TWO_GUIDE = Guide(
     key="exec-test-two", title="Phases, then echo", version="1", steps=(ExecStep(), EchoLaterStep())
 )
+# The database outage tests' step (tests/execution/test_database_outage.py).
+COUNT_GUIDE = Guide(key="exec-count", title="Count test", version="1", steps=(CountStep(),))
 GUIDES[GUIDE.key] = GUIDE
+GUIDES[COUNT_GUIDE.key] = COUNT_GUIDE
 GUIDES[PHASED_TWO_GUIDE.key] = PHASED_TWO_GUIDE
 GUIDES[ECHO_GUIDE.key] = ECHO_GUIDE
 GUIDES[ECHO_TWO_GUIDE.key] = ECHO_TWO_GUIDE
