@@ -155,6 +155,49 @@ def seed_deployment(
     return deployment.id
 
 
+def running_run(
+    deployment_id: int,
+    started_at,
+    heartbeats: dict | None = None,
+    phase: str = "detect",
+    script: str = "exec_detect",
+):
+    """A run of exec_step that claims to be running (committed), with one running action per node
+    of `heartbeats` (node -> its last heartbeat), on a worker named `gone:<node>`.
+    Returns (run, {node: action id}); needs an app context."""
+    from app.models import NodeAction, StepRun
+
+    run = StepRun(
+        deployment_id=deployment_id,
+        step_key="exec_step",
+        attempt=1,
+        status="running",
+        phase=phase,
+        started_at=started_at,
+    )
+    db.session.add(run)
+    db.session.flush()
+    actions = {}
+    for node, beat in (heartbeats or {}).items():
+        action = NodeAction(
+            step_run_id=run.id,
+            node_name=node,
+            phase=phase,
+            script=script,
+            parameters={},
+            secret_params={},
+            status="running",
+            started_at=started_at,
+            heartbeat_at=beat,
+            worker=f"gone:{node}",
+        )
+        db.session.add(action)
+        db.session.flush()
+        actions[node] = action.id
+    db.session.commit()
+    return run, actions
+
+
 def spawn_group(cmd: list[str], env: dict, log) -> subprocess.Popen:
     """A subprocess in a process group of its own, its output in `log`: signals sent with
     stop_group reach its children too (Celery's -B beat, gunicorn's workers), so none is orphaned."""

@@ -11,9 +11,16 @@ import pytest
 
 from app.execution import health
 from app.extensions import db
-from app.models import ServiceBeat, StepRun, TaskOutbox, utcnow
+from app.models import ServiceBeat, TaskOutbox, utcnow
 from config import TestConfig
-from tests.execution.harness import ROOT, SETTINGS, Beat, seed_deployment, wait_for
+from tests.execution.harness import (
+    ROOT,
+    SETTINGS,
+    Beat,
+    running_run,
+    seed_deployment,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,18 +67,8 @@ def test_a_second_beat_exits_and_a_new_one_takes_over_when_the_first_dies(exec_d
             first.stop()
 
 
-def _running_run(deployment_id: int, started_ago: timedelta) -> StepRun:
-    run = StepRun(
-        deployment_id=deployment_id,
-        step_key="exec_step",
-        attempt=1,
-        status="running",
-        phase="detect",
-        started_at=utcnow() - started_ago,
-    )
-    db.session.add(run)
-    db.session.commit()
-    return run
+def _running_run(deployment_id: int, started_ago: timedelta):
+    return running_run(deployment_id, utcnow() - started_ago)[0]
 
 
 def test_a_late_reaper_is_reported_while_a_step_runs(exec_ctx, lab):

@@ -7,40 +7,23 @@ import pytest
 
 from app.execution import reaper
 from app.extensions import db
-from app.models import NodeAction, StepRun, utcnow
-from tests.execution.harness import QUEUE, Worker, events_of, seed_deployment, wait_for
+from app.models import NodeAction, utcnow
+from tests.execution.harness import (
+    QUEUE,
+    Worker,
+    events_of,
+    running_run,
+    seed_deployment,
+    wait_for,
+)
 
 
 def _stale_action(deployment_id: int, heartbeat_at=None) -> int:
     """A run whose only action claims to be running on a worker whose last beat was at
     `heartbeat_at` (an hour ago by default)."""
     long_ago = utcnow() - timedelta(hours=1)
-    heartbeat_at = heartbeat_at or long_ago
-    run = StepRun(
-        deployment_id=deployment_id,
-        step_key="exec_step",
-        attempt=1,
-        status="running",
-        phase="detect",
-        started_at=long_ago,
-    )
-    db.session.add(run)
-    db.session.flush()
-    action = NodeAction(
-        step_run_id=run.id,
-        node_name="node1",
-        phase="detect",
-        script="exec_detect",
-        parameters={},
-        secret_params={},
-        status="running",
-        started_at=long_ago,
-        heartbeat_at=heartbeat_at,
-        worker="gone:1:Thread-1",
-    )
-    db.session.add(action)
-    db.session.commit()
-    return action.id
+    _, actions = running_run(deployment_id, long_ago, {"node1": heartbeat_at or long_ago})
+    return actions["node1"]
 
 
 def _statuses(action_id: int) -> tuple[str, str]:

@@ -4,41 +4,17 @@ from datetime import timedelta
 
 from app.execution import reaper
 from app.extensions import db
-from app.models import NodeAction, StepRun, utcnow
-from tests.execution.harness import events_of, seed_deployment
+from app.models import NodeAction, utcnow
+from tests.execution.harness import events_of, running_run, seed_deployment
 
 
 def _run_with_actions(deployment_id: int, beats: dict[str, timedelta]) -> dict[str, int]:
     """A running run with one running action per node, heartbeats `beats[node]` ago."""
     now = utcnow()
-    run = StepRun(
-        deployment_id=deployment_id,
-        step_key="exec_step",
-        attempt=1,
-        status="running",
-        phase="apply",
-        started_at=now - timedelta(hours=1),
+    heartbeats = {node: now - ago for node, ago in beats.items()}
+    _, actions = running_run(
+        deployment_id, now - timedelta(hours=1), heartbeats, "apply", "exec_apply"
     )
-    db.session.add(run)
-    db.session.flush()
-    actions = {}
-    for node, ago in beats.items():
-        action = NodeAction(
-            step_run_id=run.id,
-            node_name=node,
-            phase="apply",
-            script="exec_apply",
-            parameters={},
-            secret_params={},
-            status="running",
-            started_at=now - timedelta(hours=1),
-            heartbeat_at=now - ago,
-            worker=f"gone:{node}",
-        )
-        db.session.add(action)
-        db.session.flush()
-        actions[node] = action.id
-    db.session.commit()
     return actions
 
 
