@@ -22,7 +22,7 @@ from app.extensions import csrf, db, login_manager, migrate
 from app.handover.views import bp as handover_bp
 from app.history.views import bp as history_bp
 from app.lab.cli import lab_cli
-from app.pool import install_idle_ping, keep_prepared_statements
+from app.pool import install_idle_ping
 from app.security import register_security
 from app.wizard.views import bp as wizard_bp
 
@@ -41,7 +41,6 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         install_idle_ping(db.engine, app.config["DB_PING_IDLE_SECONDS"])
-        keep_prepared_statements(db.engine)
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
