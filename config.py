@@ -84,6 +84,18 @@ class Config:
     # How often each worker tries to send the tasks that waited for the broker (app/execution/outbox.py).
     OUTBOX_FLUSH_SECONDS = float(os.environ.get("OUTBOX_FLUSH_SECONDS", "1"))
     SSE_KEEPALIVE_SECONDS = int(os.environ.get("SSE_KEEPALIVE_SECONDS", "15"))
+    # Without Redis, how often an event stream reads the database in case a wake-up was lost.
+    SSE_POLL_SECONDS = float(os.environ.get("SSE_POLL_SECONDS", "0.1"))
+    # The embedded broker's fallback poll (a put wakes consumers at once: app/wake.py).
+    BROKER_POLL_SECONDS = float(os.environ.get("BROKER_POLL_SECONDS", "0.05"))
+    # Keep the embedded broker's consumed messages in instance/broker/processed (debugging).
+    BROKER_KEEP_PROCESSED = _bool("AMSW_BROKER_KEEP_PROCESSED", False)
+    # The Celery queue this installation's web and workers use (several installations, one Redis).
+    CELERY_QUEUE = os.environ.get("AMSW_CELERY_QUEUE", "")
+    # A transient remote failure (connection reset, WinRM busy) is retried this many times, waiting
+    # ACTION_RETRY_BACKOFF_SECONDS, then twice that, and so on.
+    ACTION_RETRY_LIMIT = int(os.environ.get("ACTION_RETRY_LIMIT", "3"))
+    ACTION_RETRY_BACKOFF_SECONDS = float(os.environ.get("ACTION_RETRY_BACKOFF_SECONDS", "2"))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)

@@ -23,6 +23,8 @@ os.environ.setdefault(
     "KRB5_CONFIG", str(Path(__file__).resolve().parents[1] / "tests" / "krb5-neutral.conf")
 )
 os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
+# This session's own Celery queue (config.py reads it once), so two suites can share one Redis.
+os.environ["AMSW_CELERY_QUEUE"] = f"amsw-test-{uuid.uuid4().hex[:8]}"
 
 from app import create_app  # noqa: E402
 from app.auth.cli import create_user  # noqa: E402

@@ -43,7 +43,7 @@ def _settings(app: Flask) -> dict:
     if str(settings.get("broker_url", "")).startswith("filesystem"):
         settings["broker_transport"] = TRANSPORT
         settings["broker_transport_options"] = _filesystem_options(app, settings)
-    if queue := app.config.get("CELERY_QUEUE") or os.environ.get("AMSW_CELERY_QUEUE"):
+    if queue := app.config.get("CELERY_QUEUE"):
         settings["task_default_queue"] = queue
     interval = float(app.config.get("REAPER_INTERVAL_SECONDS", 15))
     settings.setdefault("beat_schedule", {"reap": {"task": REAP_TASK, "schedule": interval}})
@@ -59,7 +59,7 @@ def _filesystem_options(app: Flask, settings: dict) -> dict:
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             os.makedirs(options[key], exist_ok=True)
-    if os.environ.get("AMSW_BROKER_KEEP_PROCESSED") and "processed_folder" in options:
+    if app.config.get("BROKER_KEEP_PROCESSED") and "processed_folder" in options:
         options["store_processed"] = True  # debugging/tests: keep consumed messages for inspection
     return options
 

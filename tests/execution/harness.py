@@ -28,8 +28,7 @@ os.environ.setdefault(
     "KRB5_CONFIG", str(Path(__file__).resolve().parents[2] / "tests" / "krb5-neutral.conf")
 )
 os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
-QUEUE = f"amsw-test-{uuid.uuid4().hex[:8]}"
-os.environ["AMSW_CELERY_QUEUE"] = QUEUE
+QUEUE = os.environ.setdefault("AMSW_CELERY_QUEUE", f"amsw-test-{uuid.uuid4().hex[:8]}")
 SCRIPTS = ROOT / "tests" / "execution" / "scripts"
 os.environ["AMSW_EXTRA_SCRIPT_DIRS"] = str(SCRIPTS)
 
