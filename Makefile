@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := app:create_app
 
-.PHONY: run test lint format setup db worker web lab clean bench
+.PHONY: run test lint format setup db worker web lab clean bench image-test image-lint wheelhouse lock
 
 $(STAMP): requirements.txt requirements-dev.txt
 	.ci/system-packages build
@@ -39,6 +39,29 @@ bench: $(STAMP)
 	$(BIN)/python bench/lab.py
 	$(BIN)/python bench/remote.py
 	@if [ -n "$$REDIS_URL" ]; then $(BIN)/python bench/floor.py; else echo "bench/floor.py needs REDIS_URL; not run"; fi
+
+## The production image and compose stack, built and run on a Docker engine of its own, driven
+## through the TLS proxy, checked, then torn down (docker/ci.sh; root). `image-lint`: hadolint only.
+image-test: $(STAMP)
+	docker/ci.sh
+
+image-lint:
+	docker/ci.sh lint
+
+## Every file the lock files name, into docker/wheelhouse/, for a build with no package index:
+## docker build --build-arg WHEELHOUSE=docker/wheelhouse . (README, "Docker").
+WHEELHOUSE ?= docker/wheelhouse
+wheelhouse:
+	$(PYTHON) -m pip download --quiet --no-deps --require-hashes --dest $(WHEELHOUSE) \
+	  -r requirements.lock -r docker/requirements-build.lock
+
+## Regenerate requirements.lock (and the build lock) after changing requirements.txt: pip-tools.
+lock:
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	  --output-file requirements.lock docker/requirements-lock.in
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	  --output-file docker/requirements-build.lock docker/requirements-build.txt
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

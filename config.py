@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("AMSW_INSTANCE_DIR", BASE_DIR / "instance"))
@@ -13,6 +14,44 @@ def _bool(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret(name: str, default: str = "") -> str:
+    """NAME from the environment, or the contents of the file NAME_FILE names (a Docker or
+    compose secret), without its trailing newline. Setting both is an error."""
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        return os.environ.get(name, default)
+    if os.environ.get(name):
+        raise RuntimeError(f"Set {name} or {name}_FILE, not both.")
+    try:
+        return Path(path).read_text().strip()
+    except OSError as error:
+        raise RuntimeError(f"{name}_FILE: cannot read {path}: {error.strerror}") from None
+
+
+def _database_url(instance_dir: Path) -> str:
+    """DATABASE_URL(_FILE), with DATABASE_PASSWORD(_FILE) put in when given."""
+    url = _secret("DATABASE_URL") or f"sqlite:///{instance_dir / 'amsw.sqlite3'}"
+    password = _secret("DATABASE_PASSWORD")
+    if password:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
+    return url
+
+
+def _redis_url() -> str | None:
+    """REDIS_URL(_FILE), with REDIS_PASSWORD(_FILE) put in when given; None when unset."""
+    url = _secret("REDIS_URL")
+    password = _secret("REDIS_PASSWORD")
+    if url and password:
+        parts = urlsplit(url)
+        user = quote(parts.username or "", safe="")
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{user}:{quote(password, safe='')}@{host}"
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return url or None
 
 
 def _celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
@@ -45,8 +84,8 @@ def _celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
 
 
 def _instance_secret(name: str) -> str:
-    """Environment first, then the file `flask setup` generated under instance/."""
-    value = os.environ.get(name, "")
+    """Environment (NAME or NAME_FILE) first, then the file `flask setup` generated under instance/."""
+    value = _secret(name)
     path = INSTANCE_DIR / "secrets" / name.lower()
     if not value and path.exists():
         value = path.read_text().strip()
@@ -58,14 +97,14 @@ class Config:
 
     INSTANCE_DIR = INSTANCE_DIR
     SECRET_KEY = _instance_secret("SECRET_KEY")
-    SQLALCHEMY_DATABASE_URI = os.environ.get(
-        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'amsw.sqlite3'}"
-    )
+    # Secrets (these, REDIS_URL, LDAP_BIND_PASSWORD, NOTIFY_SMTP_PASSWORD) may come from files:
+    # NAME_FILE=/run/secrets/... instead of NAME (see _secret).
+    SQLALCHEMY_DATABASE_URI = _database_url(INSTANCE_DIR)
     # gc.freeze() once create_app is done (app/setup.py): no long collector pauses in web and worker.
     GC_FREEZE_AT_START = _bool("GC_FREEZE_AT_START", True)
     # Pooled connections idle this long are pinged before use (app/pool.py); 0 pings every time.
     DB_PING_IDLE_SECONDS = float(os.environ.get("DB_PING_IDLE_SECONDS", "10"))
-    REDIS_URL = os.environ.get("REDIS_URL") or None
+    REDIS_URL = _redis_url()
     CELERY = _celery_settings(REDIS_URL, INSTANCE_DIR)
     # Fernet key for WinRM credentials held while work is pending (base64, 32 bytes).
     CREDENTIAL_KEY = _instance_secret("CREDENTIAL_KEY")
@@ -86,6 +125,9 @@ class Config:
     SSE_KEEPALIVE_SECONDS = int(os.environ.get("SSE_KEEPALIVE_SECONDS", "15"))
     # Without Redis, how often an event stream reads the database in case a wake-up was lost.
     SSE_POLL_SECONDS = float(os.environ.get("SSE_POLL_SECONDS", "0.1"))
+    # Live streams one web process serves at most (503 beyond, the page retries); 0: no cap, except
+    # under gunicorn's gthread, where app/gunicorn_config.py leaves threads for pages.
+    SSE_MAX_STREAMS = int(os.environ.get("SSE_MAX_STREAMS", "0"))
     # The embedded broker's fallback poll (a put wakes consumers at once: app/wake.py).
     BROKER_POLL_SECONDS = float(os.environ.get("BROKER_POLL_SECONDS", "0.05"))
     # Keep the embedded broker's consumed messages in instance/broker/processed (debugging).
@@ -113,13 +155,13 @@ class Config:
     NOTIFY_SMTP_PORT = int(os.environ.get("NOTIFY_SMTP_PORT", "25"))
     NOTIFY_SMTP_STARTTLS = _bool("NOTIFY_SMTP_STARTTLS", False)
     NOTIFY_SMTP_USER = os.environ.get("NOTIFY_SMTP_USER", "")
-    NOTIFY_SMTP_PASSWORD = os.environ.get("NOTIFY_SMTP_PASSWORD", "")
+    NOTIFY_SMTP_PASSWORD = _secret("NOTIFY_SMTP_PASSWORD")
     NOTIFY_SMTP_FROM = os.environ.get("NOTIFY_SMTP_FROM", "ams-wizard@localhost")
     NOTIFY_SMTP_TO = os.environ.get("NOTIFY_SMTP_TO", "")
     NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_TIMEOUT_SECONDS", "5"))
     LDAP_URL = os.environ.get("LDAP_URL", "")
     LDAP_BIND_DN = os.environ.get("LDAP_BIND_DN", "")
-    LDAP_BIND_PASSWORD = os.environ.get("LDAP_BIND_PASSWORD", "")
+    LDAP_BIND_PASSWORD = _secret("LDAP_BIND_PASSWORD")
     LDAP_USER_BASE = os.environ.get("LDAP_USER_BASE", "")
     LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "(uid={username})")
     LDAP_GROUP_ROLE_MAP = os.environ.get("LDAP_GROUP_ROLE_MAP", "")

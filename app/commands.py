@@ -28,7 +28,8 @@ def ensure_instance_secrets(instance_dir: Path) -> list[str]:
     created = []
     for name in SECRET_NAMES:
         path = folder / name
-        if os.environ.get(name.upper()) or path.exists():
+        given = os.environ.get(name.upper()) or os.environ.get(f"{name.upper()}_FILE")
+        if given or path.exists():
             continue
         path.touch(mode=0o600)
         path.write_text(_generate(name))

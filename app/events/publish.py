@@ -3,7 +3,9 @@
 The sequence is allocated with `UPDATE deployments SET event_seq = event_seq + n ... RETURNING event_seq`,
 which takes the Deployment row lock (PostgreSQL) or the database write lock (SQLite) until the commit, so
 concurrent writers get consecutive, unique numbers and a reader never sees seq N+1 committed before N.
-Only after the commit is the Redis channel `amsw:deployment:<id>` notified: the message is the last seq,
+Only after the commit is the Redis channel `amsw:<db>:[<queue>:]deployment:<id>` notified (Redis pub/sub
+ignores database numbers: the channel names this installation's, and its Celery queue when it has one of
+its own, so installations sharing a Redis server never hear each other): the message is the last seq,
 with the committed events themselves when the batch is small. Listeners append carried events that follow
 what they hold and otherwise query the database, which is the source of truth. Without Redis, the local
 web processes' hubs are woken through app.wake instead (they then read the database). Payloads must never
@@ -44,9 +46,18 @@ def wake_folder(app: Flask) -> Path:
     return Path(app.config["INSTANCE_DIR"]) / "wake" / "events"
 
 
+def channel_prefix(app: Flask | None = None) -> str:
+    """This installation's pub/sub channels begin so: its Redis database number, and its Celery
+    queue when it names one (CELERY_QUEUE: several installations, one Redis)."""
+    config = (app or current_app).config
+    database = redis.connection.parse_url(config.get("REDIS_URL") or "redis://").get("db", 0)
+    queue = config.get("CELERY_QUEUE") or ""
+    return f"amsw:{database}:{queue}:deployment:" if queue else f"amsw:{database}:deployment:"
+
+
 def channel(deployment_id: int) -> str:
     """The Redis pub/sub channel for one deployment."""
-    return f"amsw:deployment:{deployment_id}"
+    return f"{channel_prefix()}{deployment_id}"
 
 
 def redis_client(url: str | None = None):

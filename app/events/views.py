@@ -8,6 +8,10 @@ without Redis the hub reads the database when a writer wakes it (app.wake) and e
 (0.1 s) in any case. A comment line keeps idle connections open;
 before each one the stream checks that its viewer may still watch (account enabled, same password, role), and
 ends if not: a disabled account or a reset password stops an open stream within one keep-alive period.
+A stream whose browser went away ends at once (the hub watches its socket for the peer's hang-up), so its
+server thread is free again. With a threaded server, streams may take at most SSE_MAX_STREAMS of a
+process's threads (app/gunicorn_config.py sets it below the thread count): beyond, a new stream gets 503
+and the page reconnects later, so pages never queue behind streams.
 `GET /deployments/<id>/events.json?after=N&limit=M` is the same log, paginated, for first render/fallback.
 """
 
@@ -67,6 +71,10 @@ def stream(deployment_id: int):
     after = _after()
     keepalive = float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15))
     hub = get_hub()
+    cap = current_app.config.get("SSE_MAX_STREAMS") or 0
+    if cap and hub.streams() >= cap:
+        text = "This server process serves as many live streams as it may; retry shortly.\n"
+        return Response(text, 503, {"Retry-After": "5"}, mimetype="text/plain")
     hub.ensure_started(current_app._get_current_object())
     allowed = functools.partial(_session_valid, current_user.get_id())
     body = stream_with_context(_generate(hub, deployment_id, after, keepalive, allowed))
@@ -81,13 +89,20 @@ def _session_valid(session_id: str) -> bool:
     return user is not None and user.can("view")
 
 
+def _socket():
+    """The connection's socket, where the server tells it (gunicorn, werkzeug): the hub ends the
+    stream when the peer hangs up."""
+    environ = request.environ
+    return environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+
+
 def _generate(hub, deployment_id: int, last: int, keepalive: float, allowed: Callable[[], bool]):
     """The stream's body; `allowed` (which may read the database: it reads afresh, the session is
     closed after it) is asked before each keep-alive and ends the stream when False."""
     yield "retry: 2000\n\n"
-    with hub.watching(deployment_id) as watch:
+    with hub.watching(deployment_id, _socket()) as watch:
         idle_since = time.monotonic()
-        while True:
+        while not watch.ended:
             version = watch.version()
             last, text, count = hub.fetch_sse(deployment_id, last, MAX_PAGE)
             if count:
@@ -97,6 +112,8 @@ def _generate(hub, deployment_id: int, last: int, keepalive: float, allowed: Cal
                     continue
             remaining = keepalive - (time.monotonic() - idle_since)
             woke = remaining > 0 and watch.wait(version, remaining)
+            if watch.ended:
+                return
             if not woke and time.monotonic() - idle_since >= keepalive:
                 try:
                     if not allowed():
