@@ -21,11 +21,12 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/python -m app.devserver
 
-## Lint, format check, then the whole test suite.
+## Lint, format check, the import contracts (pyproject.toml), then the whole test suite.
 test: $(STAMP)
 	.ci/system-packages test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -54,6 +54,7 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
             proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 def _interrupt(signum, frame):
@@ -61,28 +62,41 @@ def _interrupt(signum, frame):
 
 
 def main() -> int:
-    """Start everything, print where to go, and stop everything on Ctrl-C or if one part dies."""
+    """Start everything, print where to go, and stop everything on Ctrl-C or if one part dies.
+
+    The parts run in a session of their own, so Ctrl-C reaches this process only: it stops them
+    in order (SIGTERM, then SIGKILL after 10 s) instead of each printing its own traceback, says
+    so, and exits 0. A part that dies on its own stops the rest and the exit status is 1."""
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     lab_password = os.environ.get("LAB_PASSWORD") or secrets.token_urlsafe(10)
     env = os.environ | {"FLASK_APP": "app:create_app", "PYTHONUNBUFFERED": "1"}
-    processes = {
-        name: subprocess.Popen(cmd, env=env) for name, cmd in _commands(lab_password).items()
-    }
-    time.sleep(3)  # let the parts print their start-up lines first
-    print(f"\n  AMS Cluster Wizard: http://127.0.0.1:{WEB_PORT}/")
-    print(f"  Demo lab: {LAB_NODES} nodes on 127.0.0.1:{Config.LAB_BASE_PORT}+ (HTTP, NTLM/Basic)")
-    print(f"  Lab WinRM user: labadmin  password: {lab_password}  (demo lab only)")
-    print("  Ctrl-C stops everything.\n", flush=True)
+    processes: dict[str, subprocess.Popen] = {}
     try:
+        for name, cmd in _commands(lab_password).items():
+            processes[name] = subprocess.Popen(cmd, env=env, start_new_session=True)
+        time.sleep(3)  # let the parts print their start-up lines first
+        print(f"\n  AMS Cluster Wizard: http://127.0.0.1:{WEB_PORT}/")
+        print(
+            f"  Demo lab: {LAB_NODES} nodes on 127.0.0.1:{Config.LAB_BASE_PORT}+ (HTTP, NTLM/Basic)"
+        )
+        print(f"  Lab WinRM user: labadmin  password: {lab_password}  (demo lab only)")
+        print("  Ctrl-C stops everything.\n", flush=True)
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
         dead = [n for n, p in processes.items() if p.poll() is not None]
         print(f"Stopping: {', '.join(dead)} exited.", flush=True)
-        return 1
+        status = 1
     except KeyboardInterrupt:
-        return 0
-    finally:
-        _stop(processes)
+        print("\nCtrl-C: stopping the web app, the worker, the beat and the lab...", flush=True)
+        status = 0
+    # A second Ctrl-C while the parts stop would only leave some of them running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _stop(processes)
+    if status == 0:
+        print("Stopped. Run `make run` to start again.", flush=True)
+    return status
 
 
 if __name__ == "__main__":

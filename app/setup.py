@@ -17,8 +17,11 @@ from app.auth.views import bp as auth_bp
 from app.commands import setup_command
 from app.deployments.views import bp as deployments_bp
 from app.events.views import bp as events_bp
+from app.execution import modes
 from app.execution.celery_app import celery_init_app
 from app.extensions import csrf, db, login_manager, migrate
+from app.formatting import register_filters
+from app.handover import drift, notify
 from app.handover.views import bp as handover_bp
 from app.history.views import bp as history_bp
 from app.lab.cli import lab_cli
@@ -82,12 +85,21 @@ def register_errorhandlers(app: Flask) -> None:
 def register_all(app: Flask) -> None:
     """Everything create_app wires, in order."""
     register_extensions(app)
+    register_run_modes()
     register_blueprints(app)
     register_commands(app)
     register_errorhandlers(app)
     register_security(app)
+    register_filters(app)
     if app.config.get("GC_FREEZE_AT_START") and not app.testing:
         freeze_startup_objects()
+
+
+def register_run_modes() -> None:
+    """What the execution engine calls without importing it: the hand-over package's read-only
+    re-verification mode and its pause notices (app.execution.modes)."""
+    modes.register(drift.VerifyMode())
+    modes.on_paused(notify.on_paused)
 
 
 def freeze_startup_objects() -> None:

@@ -9,10 +9,16 @@ done is recognised instead of repeated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 CheckStatus = Literal["pass", "warn", "fail", "info"]
+# Fewer active nodes than this and there is nowhere to fail over to (cluster) or nothing for the
+# balancer to send users to when a node stops (farm).
+HA_MIN_NODES = 2
+# The longest fix id a check may offer (the farm test's round carries the nodes reached so far).
+FIX_ID_MAX = 400
 FinishStatus = Literal["done", "needs_attention"]
 
 
@@ -152,6 +158,21 @@ class Step:
     runnable: ClassVar[bool] = True
     read_only: ClassVar[bool] = False
     per_node_retry: ClassVar[bool] = False
+    # A finished step re-verified by replaying its read-only phases (app.handover.drift), when
+    # it has no drift_check of its own. Never for a step whose detection needs the operator.
+    replay_to_verify: ClassVar[bool] = False
+    # Saved inputs the history list shows and filters on: {fact: input field}. Facts: "name"
+    # (what users reach: the cluster's or the farm's name, found by the search box) and
+    # "ams_version" (the version filter).
+    history_facts: ClassVar[dict[str, str]] = {}
+
+    def cross_check(
+        self, deployment: Any, data: dict[str, Any], probed: Callable[[], dict]
+    ) -> dict[str, str]:
+        """Rules on the form's values that need the deployment (its nodes, the other steps'
+        inputs): {field: message}; nothing saved or run while any is given. `probed()`: per node
+        name, the (address, prefix) pairs its newest connection probe reported."""
+        return {}
 
     def initial_inputs(self, view: RunView) -> dict[str, Any]:
         """Defaults shown on the form before the operator saves anything."""
@@ -183,6 +204,8 @@ class Guide:
     title: str
     version: str
     steps: tuple[Step, ...]
+    # One line for the new-deployment form: which Access Manager versions it is for, and when.
+    choice: str = ""
 
     def step(self, key: str) -> Step:
         for step in self.steps:

@@ -133,11 +133,24 @@ def netbios_name(value: str, what: str = "Name") -> str:
     return value.upper()
 
 
+def node_name(value: str, what: str = "Computer name") -> str:
+    """A cluster node's AD computer name. A DNS name typed here (AMS1.corp.example.com) is the
+    usual mix-up with the WinRM host, and gets a message saying where each part goes."""
+    text = (value or "").strip()
+    if "." in text and all(_FQDN_LABEL_RE.match(label) for label in text.rstrip(".").split(".")):
+        short = text.split(".", 1)[0].upper()
+        raise ValueError(
+            f"{what} '{text}' is a DNS name: enter {short} here (the computer name) and "
+            f"{text.lower()} as the WinRM host."
+        )
+    return netbios_name(value, what)
+
+
 def node_names(values: list[str]) -> list[str]:
     """At least two distinct, valid node names."""
-    names = [netbios_name(v, f"Node {i + 1} name") for i, v in enumerate(values)]
+    names = [node_name(v, f"Node {i + 1} name") for i, v in enumerate(values)]
     if len(names) < 2:
-        raise ValueError("A failover cluster needs at least 2 nodes.")
+        raise ValueError("High availability needs at least 2 nodes.")
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -215,8 +228,19 @@ def port(value: int | str) -> int:
     return number
 
 
-def static_address(value: str, taken: set[str] | None = None, what: str = "Address") -> str:
-    """A unicast IPv4 or IPv6 address not already used by a node."""
+APIPA = ipaddress.ip_network("169.254.0.0/16")
+LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+def static_address(
+    value: str,
+    taken: set[str] | None = None,
+    what: str = "Address",
+    networks: list | None = None,
+) -> str:
+    """A unicast IPv4 or IPv6 address a cluster can bring online: not multicast, loopback,
+    unspecified, automatic private (APIPA), broadcast or link-local, not already a node's, and,
+    given the nodes' networks (ipaddress networks), not their network or broadcast address."""
     value = _printable((value or "").strip(), what, 64)
     if not value:
         raise ValueError(f"{what} is required.")
@@ -224,13 +248,156 @@ def static_address(value: str, taken: set[str] | None = None, what: str = "Addre
         address = ipaddress.ip_address(value)
     except ValueError:
         raise ValueError(f"{what} '{value}' is not a valid IPv4 or IPv6 address.") from None
-    if address.is_multicast or address.is_unspecified or address.is_loopback:
-        raise ValueError(
-            f"{what} {address} cannot be a multicast, loopback or unspecified address."
-        )
+    if address.version == 6 and address.ipv4_mapped is not None:
+        raise ValueError(f"{what} {address}: enter the IPv4 address {address.ipv4_mapped} itself.")
+    refused = _special_address(address)
+    if refused:
+        raise ValueError(f"{what} {address} is {refused}")
     if str(address) in (taken or set()):
         raise ValueError(f"{what} {address} is already used by a node; choose a free address.")
+    for network in networks or ():
+        edge = _network_edge(address, network)
+        if edge:
+            raise ValueError(f"{what} {address} is {edge}")
     return str(address)
+
+
+def _special_address(address) -> str | None:
+    """Why an address can never be a cluster's static address, or None."""
+    if address.is_unspecified:
+        return "the unspecified address; enter the address the cluster will answer on."
+    if address.is_loopback:
+        return "a loopback address, which never leaves the machine; use an address on the nodes' network."
+    if address.is_multicast:
+        return "a multicast address; a cluster address must be a unicast address on the nodes' network."
+    if address.version == 4 and address in APIPA:
+        return (
+            "an automatic private (APIPA) address: Windows gives itself a 169.254.x.x address "
+            "when DHCP fails, and Failover Clustering does not use them. Enter a static address on "
+            "the nodes' network."
+        )
+    if address == LIMITED_BROADCAST:
+        return "the broadcast address; enter a host address on the nodes' network."
+    if address.version == 6 and address.is_link_local:
+        return (
+            "a link-local address (fe80::/10), valid on one network link only; enter a global or "
+            "unique local address (or an IPv4 address) on the nodes' network."
+        )
+    if address.version == 4 and address.is_reserved:
+        return "in the reserved range 240.0.0.0/4, which hosts cannot use."
+    return None
+
+
+def _network_edge(address, network) -> str | None:
+    """`address` is the network or the broadcast address of `network` (a subnet of the nodes)."""
+    if address.version != network.version or network.num_addresses <= 2:
+        return None
+    first, last = network.network_address + 1, network.broadcast_address - (network.version == 4)
+    usable = f"choose an address from {first} to {last}."
+    if address == network.network_address:
+        return f"the network address of the nodes' subnet {network}; {usable}"
+    if network.version == 4 and address == network.broadcast_address:
+        return f"the broadcast address of the nodes' subnet {network}; {usable}"
+    return None
+
+
+def node_network(address: str, prefix_length: int | None):
+    """The subnet of a node's address (ipaddress network), or None when the prefix is unknown."""
+    if prefix_length is None:
+        return None
+    try:
+        return ipaddress.ip_interface(f"{address}/{int(prefix_length)}").network
+    except (TypeError, ValueError):
+        return None
+
+
+def address_problem(
+    value: str,
+    what: str,
+    node_addresses: dict[str, list[tuple[str, int | None]]],
+    others: dict[str, str] | None = None,
+) -> str | None:
+    """Why a cluster or access point address clashes with what the nodes reported, or None.
+
+    node_addresses: per node name, the (address, prefix length) pairs its connection probe found.
+    others: addresses the deployment already gave out, by what they are ("the cluster address").
+    Refused: a node's own address, another entry's address, the network or broadcast address of a
+    node's subnet, and an address outside every node subnet of its IP version (Windows brings a
+    cluster address online only on a network the nodes are on)."""
+    try:
+        static_address(value, what=what)
+    except ValueError as error:
+        return str(error)
+    address = ipaddress.ip_address(value.strip())
+    for label, other in (others or {}).items():
+        if other and ipaddress.ip_address(other) == address:
+            return f"{what} {address} is already {label}; each needs an address of its own."
+    networks: dict = {}
+    for node, pairs in node_addresses.items():
+        for raw, prefix in pairs:
+            try:
+                own = ipaddress.ip_address(raw)
+            except ValueError:
+                continue
+            if own == address:
+                return (
+                    f"{what} {address} is the address of node {node}; the cluster needs an "
+                    "address no machine uses yet."
+                )
+            network = node_network(raw, prefix)
+            if network is not None and network.version == address.version:
+                networks.setdefault(network, node)
+    for network in networks:
+        edge = _network_edge(address, network)
+        if edge:
+            return f"{what} {address} is {edge}"
+    if networks and not any(address in network for network in networks):
+        listed = ", ".join(f"{n} ({node})" for n, node in networks.items())
+        return (
+            f"{what} {address} is not in a subnet of the nodes: {listed}. Windows brings the "
+            "address online only on a network a node is connected to; choose a free address there."
+        )
+    return None
+
+
+def distinct_endpoints(rows: list[tuple[str, str, int]]) -> None:
+    """Each node reached at its own WinRM host and port: (name, host, port) rows."""
+    seen: dict[tuple[str, int], str] = {}
+    for name, host, number in rows:
+        key = ((host or "").strip().rstrip(".").lower(), int(number or 0))
+        if not key[0]:
+            continue
+        if key in seen:
+            raise ValueError(
+                f"{seen[key]} and {name} have the same WinRM host and port ({key[0]}:{key[1]}): "
+                "each node needs its own host (or, behind a port forward, its own port)."
+            )
+        seen[key] = name
+
+
+_STORAGE_ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+def storage_account_name(value: str) -> str:
+    """An Azure storage account name: 3 to 24 characters, lowercase letters and digits only."""
+    value = _printable((value or "").strip(), "Storage account name", 64)
+    if not value:
+        raise ValueError("Storage account name is required.")
+    if _STORAGE_ACCOUNT_RE.match(value):
+        return value
+    if not 3 <= len(value) <= 24:
+        raise ValueError(
+            f"Storage account name '{value}' has {len(value)} characters; Azure allows 3 to 24."
+        )
+    if _STORAGE_ACCOUNT_RE.match(value.lower()):
+        raise ValueError(
+            f"Storage account name '{value}' has capital letters; Azure names are lowercase: "
+            f"{value.lower()}."
+        )
+    raise ValueError(
+        f"Storage account name '{value}' may contain only lowercase letters and digits "
+        "(no hyphens, dots or spaces), as in Azure."
+    )
 
 
 def gmsa(value: str) -> str:
@@ -321,6 +488,26 @@ def unc_path(value: str) -> str:
     if not _UNC_RE.match(value):
         raise ValueError(f"'{value}' is not a UNC path such as \\\\fileserver\\witness.")
     return value
+
+
+def unc_server(path: str) -> str:
+    """The server part of a UNC path (\\\\FS1\\witness -> FS1), as typed."""
+    match = _UNC_RE.match((path or "").strip())
+    return match["server"] if match else ""
+
+
+def share_on_node(path: str, nodes: list[tuple[str, str]]) -> str | None:
+    """The node (name) a UNC path's server is, given (name, WinRM host) pairs, or None."""
+    server = unc_server(path).rstrip(".").lower()
+    if not server:
+        return None
+    for name, host in nodes:
+        host = (host or "").rstrip(".").lower()
+        if server in (name.lower(), host) or server == host.split(".", 1)[0]:
+            return name
+        if server.split(".", 1)[0] == name.lower():
+            return name
+    return None
 
 
 def ams_version(value: str) -> str:

@@ -189,21 +189,9 @@ def operator_id(username: str = "e2e-operator") -> int:
     return user.id
 
 
-def new_deployment(
-    server: LabServer,
-    store: LabStore,
-    name: str = "E2E lab",
-    auth: str = "ntlm",
-    password: str = LAB_PASSWORD,
-) -> int:
-    """A deployment on every lab node, created like the screen does, with the WinRM credentials."""
-    from app.deployments.service import create_deployment
-    from app.execution import vault
-    from app.extensions import db
-    from app.models import User
-
-    user = db.session.get(User, operator_id())
-    nodes = [
+def lab_nodes(server: LabServer, auth: str = "ntlm") -> list[dict]:
+    """Every lab node as a row of the new-deployment form: loopback, HTTP, its own port."""
+    return [
         {
             "name": n,
             "host": "127.0.0.1",
@@ -214,8 +202,31 @@ def new_deployment(
         }
         for n in server.node_names
     ]
+
+
+def new_deployment(
+    server: LabServer,
+    store: LabStore,
+    name: str = "E2E lab",
+    auth: str = "ntlm",
+    password: str = LAB_PASSWORD,
+    guide_key: str | None = None,
+) -> int:
+    """A deployment of `guide_key` (by default the default guide) on every lab node, created like
+    the screen does, with the WinRM credentials."""
+    from app.deployments.service import create_deployment
+    from app.execution import vault
+    from app.extensions import db
+    from app.guides import DEFAULT_GUIDE
+    from app.models import User
+
+    user = db.session.get(User, operator_id())
     domain = store.read()["domain"]["fqdn"]
-    deployment = create_deployment({"name": name, "domain_fqdn": domain, "nodes": nodes}, user)
+    deployment = create_deployment(
+        {"name": name, "domain_fqdn": domain, "nodes": lab_nodes(server, auth)},
+        user,
+        guide_key=guide_key or DEFAULT_GUIDE,
+    )
     vault.store_credentials(deployment.id, LAB_USER, password, owner_id=user.id)
     return deployment.id
 

@@ -133,7 +133,7 @@ def test_step_address_must_differ_from_node_hosts(admin_client, app):
     }
     response = admin_client.post(url, data=data)
     assert response.status_code == 400
-    assert "already a node" in response.get_data(as_text=True)
+    assert "is the address of node" in response.get_data(as_text=True)
     with app.app_context():
         record = db.session.get(Deployment, dep).step("base_cluster")
         assert record.inputs == {}

@@ -54,7 +54,7 @@ def create():
     form, errors = validate_with_form(DeploymentForm, read_json())
     if errors:
         unprocessable(errors)
-    deployment = create_deployment(form.data, api_user())
+    deployment = create_deployment(form.data, api_user(), form.guide_key.data)
     location = url_for("api.get_one", deployment_id=deployment.id)
     return present.deployment_dict(deployment), 201, {"Location": location}
 

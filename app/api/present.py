@@ -10,8 +10,8 @@ from app import validators
 from app.execution import health, vault
 from app.extensions import db
 from app.models import Deployment, StepRun
+from app.steps import Phase, Step
 from app.wizard.context import guide_for, run_view
-from app.wizard.engine import Phase, Step
 
 MASK = "********"
 

@@ -10,6 +10,7 @@ from app import validators
 from app.execution.service import DECISIONS
 from app.models.deployment import DEPLOYMENT_STATUSES, STEP_STATUSES
 from app.models.execution import ACTION_STATUSES, RUN_STATUSES
+from app.steps import FIX_ID_MAX
 
 MAX_INT = 2**31 - 1  # database integer columns (PostgreSQL int4)
 
@@ -161,6 +162,17 @@ class PlanOut(ma.Schema):
     phases = f.List(f.Nested(PhaseOut), required=True)
 
 
+def _fix_field() -> f.String:
+    """The id of a fix a check offered, applied with consent when the step runs (again)."""
+    return f.String(
+        validate=[v.Length(min=1, max=FIX_ID_MAX), characters("Fix")],
+        metadata={
+            "description": "Optional: the id of a fix a failed check offered (its fix.id, e.g. "
+            "install_ad_module), applied with consent before the checks run again"
+        },
+    )
+
+
 class RunIn(Strict):
     username = f.String(
         required=True,
@@ -173,13 +185,7 @@ class RunIn(Strict):
         load_only=True,
         metadata={"description": "Stored encrypted while work is pending; never echoed"},
     )
-    fix = f.String(
-        validate=[v.Length(min=1, max=64), characters("Fix")],
-        metadata={
-            "description": "Optional: the id of a fix a failed check offered (its fix.id, e.g. "
-            "install_ad_module), applied with consent before the checks run again"
-        },
-    )
+    fix = _fix_field()
 
 
 class DecisionIn(Strict):
@@ -198,6 +204,7 @@ class DecisionIn(Strict):
         metadata={"description": "Optional new WinRM user (with password) for the next attempt"},
     )
     password = f.String(validate=[v.Length(min=1, max=1024), secret("Password")], load_only=True)
+    fix = _fix_field()
 
     @ma.validates_schema
     def _both_or_neither(self, data, **kwargs):

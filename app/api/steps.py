@@ -11,11 +11,12 @@ from app.api.deployments import DEPLOYMENT_ID, load_deployment
 from app.api.formjson import flatten_errors, schema_for, validate_with_form
 from app.api.schemas import DecisionIn, DecisionOut, PlanOut, RunIn, RunOut, StatusOut, StepOut
 from app.execution import service
+from app.execution.decisions import accept_credentials
 from app.guides import GUIDES
 from app.models import Deployment
 from app.runbook.views import runbook_response
+from app.steps import Step
 from app.wizard.context import guide_for
-from app.wizard.engine import Step
 from app.wizard.inputs import cross_check, save_inputs
 from app.wizard.runs import latest_run
 
@@ -96,13 +97,18 @@ def run(deployment_id: int, step_key: str):
     deployment, step = load_step(deployment_id, step_key)
     creds = _load(RunIn, read_json())
     user = api_user()
+    credentials = (creds["username"], creds["password"])
+
+    def keep(locked: Deployment) -> None:  # refused again if a node just refused them
+        accept_credentials(locked, credentials, user.id)
+
     try:
         started = service.start_step_run(
             deployment.id,
             step.key,
             user.id,
             options={"fix": creds["fix"]} if creds.get("fix") else None,
-            credentials=(creds["username"], creds["password"]),
+            prepare=keep,
         )
     except service.StepBlocked as error:
         abort(409, message=str(error))
@@ -147,6 +153,7 @@ def decide(deployment_id: int, step_key: str):
             answer["nodes"],
             user.id,
             credentials=credentials,
+            fix=answer.get("fix"),
         )
     except service.StepBlocked as error:
         abort(409, message=str(error))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.audit.service import record
 from app.auth import ldap, throttle
 from app.auth.decorators import public, requires
-from app.auth.forms import LoginForm
+from app.auth.forms import LoginForm, OwnPasswordForm
 from app.extensions import db, login_manager
 from app.models import User, utcnow
 from app.models.user import check_dummy_password
@@ -137,3 +137,39 @@ def logout():
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@requires("view")
+def change_password():
+    """A user changes their own password: the current one is required, the new one follows the
+    rule of an admin reset. A new password hash changes the account's session mark
+    (User.session_mark), so its sessions elsewhere end; this one is signed in again."""
+    user = db.session.get(User, current_user.id)
+    if not user.has_local_password():
+        flash("You sign in through the directory: change your password there.", "error")
+        return render_template("auth/password.html", form=None), 409
+    form = OwnPasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        if not user.check_password(form.current.data):
+            record("user.password_change_refused", user.username, {"reason": "wrong current"})
+            db.session.commit()
+            form.current.errors = ["This is not your current password."]
+            status = 400
+        elif user.check_password(form.password.data):
+            form.password.errors = ["The new password must differ from the current one."]
+            status = 400
+        else:
+            user.set_password(form.password.data)
+            db.session.commit()
+            record("user.password_changed", user.username)
+            login_user(user)  # the new mark: this session goes on, the others end
+            flash(
+                "Your password was changed. Other sessions of your account are signed out.",
+                "success",
+            )
+            return redirect(url_for("deployments.index"))
+    elif form.is_submitted():
+        status = 400
+    return render_template("auth/password.html", form=form), status

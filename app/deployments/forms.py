@@ -8,11 +8,13 @@ from wtforms import (
     Form,
     FormField,
     IntegerField,
+    RadioField,
     SelectField,
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app import validators
+from app.guides import DEFAULT_GUIDE, GUIDES
 from app.wizard.fields import NoteField, Rule, SecretField, TextField
 
 AUTH_CHOICES = [
@@ -28,14 +30,17 @@ MAX_NODES = 16
 class NodeForm(Form):
     """One cluster node. A subform: the parent form carries the CSRF token."""
 
-    name = TextField(
-        "AD computer name", [Rule(lambda v: validators.netbios_name(v, "Computer name"))]
-    )
+    name = TextField("AD computer name", [Rule(lambda v: validators.node_name(v, "Computer name"))])
     host = TextField("WinRM host", [Rule(validators.hostname)])
     port = IntegerField("Port", default=5985)
     transport = SelectField("Transport", choices=[("http", "HTTP"), ("https", "HTTPS")])
     auth = SelectField("Authentication", choices=AUTH_CHOICES, default="negotiate")
-    cert_validation = BooleanField("Validate certificate", default=True)
+    # Only HTTPS has a certificate to validate: static/js/disclose.js hides the box for HTTP.
+    cert_validation = BooleanField(
+        "Validate certificate",
+        default=True,
+        render_kw={"data-show-when": "transport=https"},
+    )
 
     def validate_port(self, field) -> None:
         try:
@@ -43,10 +48,20 @@ class NodeForm(Form):
         except ValueError as error:
             raise ValidationError(str(error)) from None
 
+    def validate_cert_validation(self, field) -> None:
+        if self.transport.data == "http":
+            field.data = True  # not offered for HTTP (nothing to validate); kept at the default
+
 
 class DeploymentForm(FlaskForm):
     """Create or edit a deployment."""
 
+    # Chosen when the deployment is created; its guide never changes afterwards.
+    guide_key = RadioField(
+        "Topology",
+        choices=[(g.key, g.title) for g in GUIDES.values()],
+        default=DEFAULT_GUIDE,
+    )
     name = TextField(
         "Deployment name", [Rule(lambda v: validators.plain_text(v, "Deployment name", 120))]
     )
@@ -91,9 +106,16 @@ class DeploymentForm(FlaskForm):
     def validate_nodes(self, field) -> None:
         names = [entry.form.name.data or "" for entry in field.entries]
         if len(names) < 2:
-            raise ValidationError("A failover cluster needs at least 2 nodes.")
+            raise ValidationError("High availability needs at least 2 nodes.")
         try:
             validators.node_names(names)
+            validators.distinct_endpoints(
+                [
+                    (e.form.name.data or f"Node {i + 1}", e.form.host.data or "", e.form.port.data)
+                    for i, e in enumerate(field.entries)
+                    if isinstance(e.form.port.data, int)
+                ]
+            )
         except ValueError as error:
             raise ValidationError(str(error)) from None
 

@@ -3,9 +3,19 @@
 from sqlalchemy import func, select
 
 from app.events.publish import publish
+from app.execution.probe import TESTED, addresses
 from app.extensions import db
 from app.guides import DEFAULT_GUIDE, get_guide
-from app.models import Deployment, DeploymentStep, Node, User, utcnow
+from app.models import (
+    Deployment,
+    DeploymentStep,
+    Event,
+    Node,
+    NodeAction,
+    StepRun,
+    User,
+    utcnow,
+)
 
 NODE_FIELDS = ("name", "host", "port", "transport", "auth", "cert_validation")
 
@@ -50,8 +60,23 @@ def create_deployment(
     return deployment
 
 
+FINISHED = ("completed", "aborted")
+
+
+def finished_refusal(deployment: Deployment) -> str | None:
+    """Why a finished deployment's nodes are no longer edited, or None while it is not finished."""
+    if deployment.status not in FINISHED:
+        return None
+    return (
+        f"This deployment is {deployment.status}: its nodes are part of its record and no longer "
+        "change. Start a new deployment to install on other nodes."
+    )
+
+
 def nodes_locked(deployment: Deployment) -> str | None:
     """Why the node list can no longer change (remote changes have started), or None."""
+    if deployment.status in FINISHED:
+        return finished_refusal(deployment)
     first = deployment.steps[0].step_key if deployment.steps else None
     started = [
         s
@@ -85,3 +110,51 @@ def list_deployments(page: int, per_page: int = 25) -> tuple[list[Deployment], i
         .offset((page - 1) * per_page)
     ).all()
     return list(rows), total
+
+
+PROBE_SCRIPT = "connection_probe"
+
+
+def node_addresses(deployment: Deployment) -> dict[str, list[tuple[str, int | None]]]:
+    """Per node name, the (address, prefix length) pairs its newest connection probe reported:
+    from Test connections (connection.tested events) or the Prerequisites step's probe phase,
+    whichever is newer. Nodes never probed are absent (nothing is known about them)."""
+
+    names = {n.name for n in deployment.nodes}
+    newest: dict[str, tuple] = {}
+    events = db.session.scalars(
+        select(Event)
+        .where(Event.deployment_id == deployment.id, Event.kind == TESTED)
+        .order_by(Event.seq.desc())
+        .limit(200)
+    )
+    for event in events:
+        payload = event.payload or {}
+        if event.node_name in names and payload.get("ok") and event.node_name not in newest:
+            newest[event.node_name] = (event.created_at, payload.get("addresses") or [])
+    actions = db.session.scalars(
+        select(NodeAction)
+        .join(StepRun, NodeAction.step_run_id == StepRun.id)
+        .where(
+            StepRun.deployment_id == deployment.id,
+            NodeAction.script == PROBE_SCRIPT,
+            NodeAction.status == "succeeded",
+        )
+        .order_by(NodeAction.id.desc())
+        .limit(200)
+    )
+    seen: set[str] = set()
+    for action in actions:
+        name = action.node_name
+        if name not in names or name in seen or not isinstance(action.result, dict):
+            continue
+        seen.add(name)
+        at = action.finished_at or action.created_at
+        if name not in newest or (at and newest[name][0] and at > newest[name][0]):
+            data = action.result.get("data")
+            newest[name] = (at, addresses(data if isinstance(data, dict) else {}))
+    return {
+        name: [(a["address"], a.get("prefix_length")) for a in found if a.get("address")]
+        for name, (_, found) in newest.items()
+        if found
+    }

@@ -8,13 +8,14 @@ from app.auth.decorators import requires
 from app.deployments.forms import MAX_NODES, ConnectionTestForm, DeploymentPageForm
 from app.deployments.service import (
     create_deployment,
+    finished_refusal,
     list_deployments,
     nodes_locked,
     update_deployment,
 )
 from app.execution import probe, vault
 from app.extensions import db
-from app.guides import DEFAULT_GUIDE, get_guide
+from app.guides import GUIDES, get_guide
 from app.lab import demo
 from app.models import Deployment
 
@@ -48,13 +49,18 @@ def create():
     prefill = demo.deployment_values(lab, current_app.config["LAB_BASE_PORT"]) if use_lab else None
     form = DeploymentPageForm(data=prefill) if request.method == "GET" else DeploymentPageForm()
     if not _grow(form) and form.validate_on_submit():
-        guide = get_guide(DEFAULT_GUIDE)
+        guide = get_guide(form.guide_key.data)
         inputs = demo.step_inputs(lab, guide) if use_lab else None
-        deployment = create_deployment(form.data, current_user, step_inputs=inputs)
+        deployment = create_deployment(form.data, current_user, guide.key, step_inputs=inputs)
         flash(f"Deployment {deployment.name} created.", "success")
         return redirect(url_for("wizard.resume", deployment_id=deployment.id))
     return render_template(
-        "deployments/form.html", form=form, deployment=None, lab=lab, from_lab=use_lab
+        "deployments/form.html",
+        form=form,
+        deployment=None,
+        lab=lab,
+        from_lab=use_lab,
+        guide_choices={g.key: g.choice for g in GUIDES.values()},
     )
 
 
@@ -66,6 +72,9 @@ def _lab_offered() -> bool:
 @requires("drive")
 def edit(deployment_id: int):
     deployment = db.get_or_404(Deployment, deployment_id)
+    if finished := finished_refusal(deployment):  # not offered, and refused when asked for
+        page = render_template("deployments/finished.html", deployment=deployment, why=finished)
+        return page, 409
     locked = nodes_locked(deployment)
     form = DeploymentPageForm(obj=deployment)
     if locked and request.method == "POST":
@@ -79,6 +88,7 @@ def edit(deployment_id: int):
         form=form,
         deployment=deployment,
         locked=locked,
+        guide_title=get_guide(deployment.guide_key).title,
         ca_certificates=validators.ca_bundle_summary(deployment.ca_bundle),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -16,6 +17,7 @@ from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, DeploymentStep, NodeAction, StepRun, utcnow
 from app.remote import errors
+from app.steps import HA_MIN_NODES
 
 DECISIONS = ("retry", "retry_failed", "skip", "abort", "exclude")
 
@@ -85,16 +87,22 @@ def resolve_pause(
     enqueue: Enqueue | None = None,
     *,
     credentials: tuple[str, str] | None = None,
+    fix: str | None = None,
+    prepare: Callable[[Deployment], None] | None = None,
 ) -> StepRun | None:
     """Apply the operator's decision on a paused step: retry, retry_failed, skip, abort or exclude.
 
-    credentials: (user name, password) kept with the decision, stored under the deployment's lock
-    (a finishing worker's order: deployment, then vault); a refused decision keeps none."""
+    credentials: (user name, password) for the next attempt, stored under the deployment's lock
+    (a finishing worker's order: deployment, then vault) only when the decision starts one; a
+    refused decision keeps none, and credentials a node just refused are refused again
+    (accept_credentials). Without credentials the stored ones are used, unless a node refused them.
+    fix: the id of an offered fix to apply before the checks run again (a retry).
+    prepare: called with the locked deployment when the decision starts an attempt, in its
+    transaction (the wizard saves the step's inputs there)."""
     reason = (reason or "").strip()
     if decision not in DECISIONS:
         raise StepBlocked(f"Unknown decision {decision!r}.")
-    # The credentials commit with the decision, or are rolled back with a refusal.
-    deployment = lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
+    deployment = lock_deployment(deployment_id)
     record = deployment.step(step_key)
     if record is None:
         raise _blocked(f"Unknown step {step_key!r}.")
@@ -106,11 +114,38 @@ def resolve_pause(
     if decision == "skip":
         return _skip(deployment, record, reason, actor_id)
     options: dict[str, Any] = {"decision": decision, "retry_of": last.id if last else None}
+    if fix:
+        options["fix"] = fix
     if decision == "retry_failed":
         options["nodes"] = _retry_failed_nodes(deployment, step_key, last)
     if decision == "exclude":
         _exclude(deployment, step_key, nodes or [], reason, actor_id)
-    return start_step_run(deployment_id, step_key, actor_id, enqueue, options)
+
+    def ready(locked: Deployment) -> None:  # under start_step_run's lock, before its checks
+        accept_credentials(locked, credentials, actor_id)
+        if prepare is not None:
+            prepare(locked)
+
+    return start_step_run(deployment_id, step_key, actor_id, enqueue, options, prepare=ready)
+
+
+def accept_credentials(
+    deployment: Deployment, credentials: tuple[str, str] | None, actor_id: int | None
+) -> None:
+    """Store the credentials typed for the next attempt (caller holds the deployment's lock), unless
+    they are the ones a node just refused: a retry with them would fail again and, against
+    Active Directory, count towards locking the account. Without credentials nothing is stored
+    and the run's own check refuses stored credentials that a node refused."""
+    if credentials is None:
+        return
+    username, password = credentials
+    if vault.refused(deployment.id, username, password):
+        raise _blocked(
+            f"These are the credentials of {username} that a node just refused. Check the user "
+            "name and password (and that the account is not locked), then enter them again; if "
+            "they are right and the node's side is fixed, sign in once with Test connections."
+        )
+    vault.store_credentials(deployment.id, username, password, owner_id=actor_id, commit=False)
 
 
 def _retry_failed_nodes(deployment: Deployment, step_key: str, last: StepRun | None) -> list[str]:
@@ -159,14 +194,31 @@ def _abort(deployment: Deployment, step_key: str, reason: str, actor_id: int | N
         cancel(active.id, actor_id)
 
 
+def exclusion_refusal(deployment: Deployment, chosen: list) -> str | None:
+    """Why excluding `chosen` is refused: a cluster needs two nodes for the role to fail over and
+    for the failover test to mean anything. None when it is allowed."""
+    left = [n.name for n in deployment.active_nodes if n not in chosen]
+    if len(left) >= HA_MIN_NODES:
+        return None
+    names = ", ".join(n.name for n in chosen)
+    kept = f"only {left[0]}" if len(left) == 1 else "no node"
+    return (
+        f"Excluding {names} would leave {kept} in this deployment: the role needs at least "
+        f"{HA_MIN_NODES} nodes to fail over, and the failover test would prove nothing. Fix the "
+        "node and choose Retry, or abort and start a new deployment with other nodes."
+    )
+
+
 def _exclude(
     deployment: Deployment, step_key: str, names: list[str], reason: str, actor_id: int | None
 ) -> None:
     if not reason or not names:
         raise _blocked("Choose the nodes to exclude and give a reason.")
     chosen = [n for n in deployment.active_nodes if n.name in set(names)]
-    if not chosen or len(chosen) == len(deployment.active_nodes):
-        raise _blocked("Exclude at least one node and keep at least one.")
+    if not chosen:
+        raise _blocked("Choose at least one node of this deployment to exclude.")
+    if (refusal := exclusion_refusal(deployment, chosen)) is not None:
+        raise _blocked(refusal)
     for node in chosen:
         node.excluded = True
         node.exclude_reason = reason

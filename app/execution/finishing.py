@@ -10,16 +10,14 @@ from typing import Any
 from sqlalchemy import update
 
 from app.events.publish import publish_many
-from app.execution import vault
+from app.execution import modes, vault
 from app.execution.actions import SESSIONS
 from app.execution.state import update_active_run
 from app.extensions import db
 from app.guides import get_guide
-from app.handover import drift
-from app.handover.notify import on_paused
 from app.models import Deployment, NodeAction, StepRun, utcnow
 from app.remote import errors
-from app.wizard.engine import Finish
+from app.steps import Finish
 
 ENDED = ("completed", "aborted")  # deployment statuses whose credentials are wiped
 
@@ -45,24 +43,35 @@ def _all_runnable_finished(deployment: Deployment) -> bool:
     return all(statuses.get(s.key) in ("done", "skipped") for s in guide.steps if s.runnable)
 
 
+def _settle_report_steps(deployment: Deployment) -> None:
+    """Steps with nothing to run (the Summary) are done exactly while the deployment is completed."""
+    for step in get_guide(deployment.guide_key).steps:
+        record = None if step.runnable else deployment.step(step.key)
+        if record is not None:
+            record.status = "done" if deployment.status == "completed" else "not_started"
+
+
 def settle_deployment(deployment: Deployment, step_key: str, paused: bool) -> list[dict]:
     """Deployment status after a step ended; returns extra events to publish."""
+    extra: list[dict] = []
     if paused:
         deployment.status = "paused"
-        return []
-    deployment.current_step = _next_step_key(deployment, step_key)
-    if _all_runnable_finished(deployment):
-        deployment.status = "completed"
-        vault.wipe(deployment.id, commit=False)
-        return [{"kind": "deployment.completed", "payload": {}}]
-    deployment.status = "in_progress"
-    return []
+    else:
+        deployment.current_step = _next_step_key(deployment, step_key)
+        if _all_runnable_finished(deployment):
+            deployment.status = "completed"
+            vault.wipe(deployment.id, commit=False)
+            extra = [{"kind": "deployment.completed", "payload": {}}]
+        else:
+            deployment.status = "in_progress"
+    _settle_report_steps(deployment)
+    return extra
 
 
 def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
     """Record the step's outcome with its events, in the caller's transaction, and commit."""
-    if (run.options or {}).get("mode") == "verify":
-        return drift.finish(run, deployment, outcome)
+    if (mode := modes.of(run.options)) is not None:
+        return mode.finish(run, deployment, outcome)
     if not end_run(run, "succeeded" if outcome.status == "done" else "failed", outcome):
         return "already-finished"
     deployment.step(run.step_key).status = "done" if outcome.status == "done" else "needs_attention"
@@ -79,7 +88,7 @@ def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
     if ended:
         release_sessions(deployment.id)
     if outcome.status != "done":
-        on_paused(deployment.id, run.step_key, outcome.summary)
+        modes.paused(deployment.id, run.step_key, outcome.summary)
     return outcome.status
 
 
@@ -130,7 +139,7 @@ def mark_interrupted(run: StepRun, reason: str) -> bool:
         deployment.id,
         [{**base, "kind": "step.paused", "payload": {"reason": reason, "interrupted": True}}],
     )
-    on_paused(deployment.id, run.step_key, reason)
+    modes.paused(deployment.id, run.step_key, reason)
     return True
 
 

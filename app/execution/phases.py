@@ -13,17 +13,16 @@ from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app.events.publish import held_events, publish, publish_many
-from app.execution import vault
+from app.execution import modes, vault
 from app.execution.actions import claim_new
 from app.execution.dispatch import Enqueue, Keeper, default_enqueue
 from app.execution.finishing import finish, finish_cancelled
 from app.execution.state import ACTIVE_RUN, PENDING_ACTION, pending_count, update_active_run
 from app.extensions import db
 from app.guides import get_guide
-from app.handover import drift
 from app.models import Credential, Deployment, Node, NodeAction, StepRun
+from app.steps import ActionResult, Finish, Phase, RunView, Step
 from app.wizard.context import run_view
-from app.wizard.engine import ActionResult, Finish, Phase, RunView, Step
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +91,8 @@ def build_view(
 
 def _decide(step: Step, view: RunView) -> Phase | Finish:
     try:
-        if view.options.get("mode") == "verify":  # a read-only drift check (app.handover.drift)
-            return drift.decide(step, view)
-        return step.advance(view)
+        mode = modes.of(view.options)  # e.g. a read-only drift check (app.handover.drift)
+        return mode.decide(step, view) if mode is not None else step.advance(view)
     except Exception as exc:
         log.exception("Step %s failed to decide", step.key)
         return Finish(

@@ -9,6 +9,7 @@ said, or the failure with what to do. Both events are the record; nothing else i
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from sqlalchemy import select
@@ -62,6 +63,7 @@ def run(deployment_id: int, node_id: int) -> str:
             "is_admin": data.get("is_admin"),
             "ps_version": data.get("ps_version"),
             "os_caption": data.get("os_caption"),
+            "addresses": addresses(data),
             "certificate": _certificate(node),
         }
     except vault.VaultEmpty:
@@ -77,10 +79,30 @@ def run(deployment_id: int, node_id: int) -> str:
             "category": failure.category,
             "message": failure.message,
             "remediation": failure.remediation,
+            "detail": failure.detail or None,
         }
     outcome["seconds"] = round(time.monotonic() - started, 2)
     publish(deployment_id, TESTED, redact(outcome, [password] if password else []), node=node.name)
     return "ok" if outcome["ok"] else outcome["category"]
+
+
+def addresses(data: dict) -> list[dict]:
+    """The node's own addresses from the probe's output: [{address, prefix_length}], checked
+    (anything that is not an IP address with a sensible prefix is left out)."""
+    found = []
+    for item in data.get("addresses") or []:
+        if not isinstance(item, dict):
+            continue
+        try:
+            address = ipaddress.ip_address(str(item.get("address", "")).split("%", 1)[0])
+            prefix = item.get("prefix_length")
+            prefix = int(prefix) if prefix is not None else None
+        except (TypeError, ValueError):
+            continue
+        if prefix is not None and not 0 < prefix <= address.max_prefixlen:
+            prefix = None
+        found.append({"address": str(address), "prefix_length": prefix})
+    return found[:32]
 
 
 def _certificate(node: Node) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import bindparam, func, select
 
@@ -15,7 +16,7 @@ from app.execution.state import ACTIVE_RUN, StepBlocked, lock_deployment
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, StepRun
-from app.wizard.engine import Step, blocking_step
+from app.steps import Step, blocking_step
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ def _check_can_start(deployment: Deployment, step: Step) -> int:
         raise StepBlocked(f"Finish or skip '{blocker.title}' before running '{step.title}'.")
     if not deployment.active_nodes:
         raise StepBlocked("Every node is excluded; there is nothing to run on.")
-    if vault.WINRM_PASSWORD not in vault.secret_names(deployment.id):
-        raise StepBlocked("Enter the WinRM user name and password to run this step.")
+    if (problem := vault.refusal(deployment.id)) is not None:  # none held, or a node refused them
+        raise StepBlocked(problem)
     return (last_attempt or 0) + 1
 
 
@@ -97,6 +98,7 @@ def start_step_run(
     *,
     credentials: tuple[str, str] | None = None,
     fallback: bool = True,
+    prepare: Callable[[Deployment], None] | None = None,
 ) -> StepRun:
     """Create the next attempt of a step and start its first phase, in one transaction.
 
@@ -104,10 +106,13 @@ def start_step_run(
     Starting the first phase here saves a broker round trip. Should it fail, the run is created
     alone (fallback) and a worker advances it. When the step may not start, StepBlocked says why and
     the transaction is rolled back. Callers already inside a transaction with other work (a
-    verification chain on a worker) pass fallback=False: nothing is rolled back, errors are theirs."""
+    verification chain on a worker) pass fallback=False: nothing is rolled back, errors are theirs.
+    prepare: called with the locked deployment before the checks, in the same transaction (the
+    wizard saves the step's inputs there: kept only if the run starts); may raise StepBlocked."""
     enqueue = enqueue or default_enqueue()
+    start = functools.partial(_start, prepare=prepare)
     try:
-        return _start(deployment_id, step_key, actor_id, enqueue, options, credentials, True)
+        return start(deployment_id, step_key, actor_id, enqueue, options, credentials, True)
     except StepBlocked:
         if fallback:
             db.session.rollback()  # nothing half-saved, refused credentials not kept
@@ -117,7 +122,7 @@ def start_step_run(
             raise
         log.exception("Could not start the first phase of %s here; queued for a worker", step_key)
         db.session.rollback()
-        return _start(deployment_id, step_key, actor_id, enqueue, options, credentials, False)
+        return start(deployment_id, step_key, actor_id, enqueue, options, credentials, False)
 
 
 def _start(
@@ -128,10 +133,13 @@ def _start(
     options: dict | None,
     credentials: tuple[str, str] | None,
     advance_here: bool,
+    prepare: Callable[[Deployment], None] | None = None,
 ) -> StepRun:
     """Lock the deployment, check, create the run; then start its first phase here (advance_here)
     or commit the run alone and queue its first advance."""
     deployment = lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
+    if prepare is not None:
+        prepare(deployment)
     step, attempt = _step_or_blocked(deployment, step_key)
     run = _create_run(deployment, step, attempt, actor_id, options or {})
     payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}

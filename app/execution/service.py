@@ -14,8 +14,6 @@ from app.execution.phases import advance, after_action, build_view
 from app.execution.runs import start_step_run
 from app.execution.state import ACTIVE_RUN, PENDING_ACTION, StepBlocked, pending_count
 
-_end_run = end_run  # app.handover.drift ends verification runs through this name
-
 __all__ = [
     "ACTIVE_RUN",
     "DECISIONS",

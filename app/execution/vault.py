@@ -3,20 +3,27 @@
 One Credential row per deployment holds the user name (not a secret) and one encrypted JSON object with every
 secret: the WinRM password under WINRM_PASSWORD and step secrets (e.g. a license key) under their field names.
 Nothing is stored in clear; rows expire after CREDENTIAL_TTL_MINUTES and are wiped when the deployment ends.
+
+The row's created_at and owner_id say when and by whom the WinRM credentials were last stored (a
+step secret merged later changes neither), so a page can offer them for the next steps (`held`).
+Credentials a node refused after they were stored are never used again (`refusal`, `refused`).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
-from sqlalchemy import delete, event, select
+from sqlalchemy import and_, delete, event, or_, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
-from app.models import Credential, utcnow
+from app.models import Credential, Event, NodeAction, StepRun, User, utcnow
+from app.remote import errors
 
 WINRM_PASSWORD = "winrm_password"  # noqa: S105 - the vault entry name, not a password
 WINRM_USERNAME = "winrm_username"  # offered to scripts that run a task as the operator
@@ -91,9 +98,12 @@ def store_secrets(
     if row is None:
         row = Credential(deployment_id=deployment_id, username=username or "", secret=b"")
         db.session.add(row)
-    if username is not None:
+    if username is not None:  # the WinRM credentials: who stored them and when (see `held`)
         row.username = username
-    row.owner_id = owner_id if owner_id is not None else row.owner_id
+        row.owner_id = owner_id if owner_id is not None else row.owner_id
+        row.created_at = utcnow()
+    elif row.owner_id is None:
+        row.owner_id = owner_id
     row.secret = _fernet().encrypt(json.dumps(merged).encode())
     row.expires_at = utcnow() + _ttl(ttl)
     _cache()[deployment_id] = (row.username, merged)
@@ -163,6 +173,130 @@ def username(deployment_id: int) -> str | None:
     """The stored WinRM user name (not a secret), or None."""
     row = _row(deployment_id)
     return row.username if row is not None and row.expires_at > utcnow() else None
+
+
+@dataclass(frozen=True)
+class Held:
+    """The WinRM credentials held for a deployment, as a page may show them (never the password)."""
+
+    username: str
+    owner: str | None
+    stored_at: datetime
+    expires_at: datetime
+    refused_at: datetime | None = None  # a node refused them after they were stored
+    refused_by: str | None = None  # that node
+
+    @property
+    def usable(self) -> bool:
+        return self.refused_at is None
+
+
+# A node refused the logon: HTTP 401 / SSPI (auth_failed, but not "a secret is missing"), or the
+# scheduled task could not log on with the operator's password (task_run.ps1's 0x8007052E text).
+_MISSING_SECRET = "Secret(s) %"  # noqa: S105 - a message pattern, not a password
+_TASK_LOGON_REFUSED = "%user name or password is incorrect%"
+
+
+def _refused(deployment_id: int, since: datetime) -> tuple[datetime, str] | None:
+    """(when, node) of the newest logon refusal in the deployment's actions started at or after
+    `since` (when the credentials were stored), or None."""
+    refused = or_(
+        and_(
+            NodeAction.error_category == errors.AUTH_FAILED,
+            ~NodeAction.error_message.like(_MISSING_SECRET),
+        ),
+        NodeAction.error_message.like(_TASK_LOGON_REFUSED),
+    )
+    row = db.session.execute(
+        select(NodeAction.finished_at, NodeAction.started_at, NodeAction.node_name)
+        .join(StepRun, StepRun.id == NodeAction.step_run_id)
+        .where(
+            StepRun.deployment_id == deployment_id,
+            NodeAction.started_at >= since,
+            NodeAction.status.in_(("failed", "succeeded", "cancelled", "interrupted")),
+            refused,
+        )
+        .order_by(NodeAction.id.desc())
+        .limit(1)
+    ).first()
+    found = (row[0] or row[1], row[2]) if row is not None else None
+    # A Test connection that the node refused with these credentials counts as well.
+    tested = db.session.execute(
+        select(Event.created_at, Event.node_name, Event.payload)
+        .where(
+            Event.deployment_id == deployment_id,
+            Event.kind == "connection.tested",
+            Event.created_at >= since,
+        )
+        .order_by(Event.seq.desc())
+        .limit(50)
+    ).all()
+    for at, node, payload in tested:
+        if (payload or {}).get("category") == errors.AUTH_FAILED and not payload.get("ok"):
+            if found is None or at > found[0]:
+                found = (at, node)
+            break
+    return found
+
+
+def held(deployment_id: int) -> Held | None:
+    """The WinRM credentials held for the deployment (user name, who stored them, when, expiry,
+    whether a node refused them since), or None when none are usable (never entered, expired)."""
+    row = _row(deployment_id)
+    if row is None or row.expires_at <= utcnow():
+        return None
+    try:
+        _, secrets = secrets_from(row)
+    except VaultEmpty:
+        return None
+    if WINRM_PASSWORD not in secrets or not row.username:
+        return None
+    owner = db.session.get(User, row.owner_id) if row.owner_id is not None else None
+    stored_at = row.created_at
+    refused = _refused(deployment_id, stored_at)
+    return Held(
+        username=row.username,
+        owner=owner.username if owner is not None else None,
+        stored_at=stored_at,
+        expires_at=row.expires_at,
+        refused_at=refused[0] if refused else None,
+        refused_by=refused[1] if refused else None,
+    )
+
+
+def refusal(deployment_id: int) -> str | None:
+    """Why the stored WinRM credentials may not start a run (none held, or a node refused them),
+    or None when they may."""
+    current = held(deployment_id)
+    if current is None:
+        return "Enter the WinRM user name and password to run this step."
+    if not current.usable:
+        return refused_message(current)
+    return None
+
+
+def refused_message(current: Held) -> str:
+    """What the operator reads when the stored credentials were refused."""
+    return (
+        f"{current.refused_by or 'A node'} refused the credentials of {current.username}: enter "
+        "the WinRM user name and password again. Trying the same ones again would fail the same "
+        "way, and against Active Directory it counts towards locking the account. If they are "
+        "right and the cause is fixed on the node (account unlocked, authentication enabled), "
+        "sign in once with Test connections: credentials that sign in there may be used again."
+    )
+
+
+def refused(deployment_id: int, username: str, password: str) -> bool:
+    """Whether (username, password) are the held credentials a node refused since they were stored."""
+    current = held(deployment_id)
+    if current is None or current.usable:
+        return False
+    _, secrets = load_secrets(deployment_id)
+    same_user = current.username.casefold() == (username or "").casefold()
+    same_password = hmac.compare_digest(
+        (secrets.get(WINRM_PASSWORD) or "").encode(), (password or "").encode()
+    )
+    return same_user and same_password
 
 
 def wipe(deployment_id: int, *, commit: bool = True) -> None:

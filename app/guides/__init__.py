@@ -1,9 +1,13 @@
 """The guides the engine can run, by key. A new guide is another entry here; the engine is unchanged."""
 
 from app.guides.cluster import GUIDE as CLUSTER_GUIDE
-from app.wizard.engine import Guide
+from app.guides.load_balancer import GUIDE as LOAD_BALANCER_GUIDE
+from app.steps import Guide
 
-GUIDES: dict[str, Guide] = {CLUSTER_GUIDE.key: CLUSTER_GUIDE}
+GUIDES: dict[str, Guide] = {
+    CLUSTER_GUIDE.key: CLUSTER_GUIDE,
+    LOAD_BALANCER_GUIDE.key: LOAD_BALANCER_GUIDE,
+}
 DEFAULT_GUIDE = CLUSTER_GUIDE.key
 
 

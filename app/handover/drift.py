@@ -17,14 +17,16 @@ from typing import Any
 from sqlalchemy import select
 
 from app.events.publish import publish
+from app.execution import service
+from app.execution.finishing import end_run
+from app.execution.state import lock_deployment
 from app.extensions import db
 from app.guides import get_guide
+from app.handover import notify
 from app.models import Deployment, StepRun
-from app.wizard.engine import Check, Finish, Phase, RunView, Step
+from app.steps import Check, Finish, Phase, RunView, Step
 
 MODE = "verify"
-# Steps whose detect phases re-verify them; failover_test moves roles, summary runs nothing.
-REPLAY_STEPS = frozenset({"prerequisites", "base_cluster", "quorum", "install_ams", "cluster_role"})
 
 
 def _own_check(step: Step) -> bool:
@@ -33,7 +35,7 @@ def _own_check(step: Step) -> bool:
 
 def can_verify(step: Step) -> bool:
     """True when the step can be re-verified without changing anything."""
-    return step.runnable and (_own_check(step) or step.key in REPLAY_STEPS)
+    return step.runnable and (_own_check(step) or step.replay_to_verify)
 
 
 def _next_read_only(step: Step, view: RunView) -> Phase | None:
@@ -65,6 +67,10 @@ def decide(step: Step, view: RunView) -> Phase | Finish:
         return phase
     decision = phase if phase is not None else step.advance(view)
     if isinstance(decision, Phase):
+        explain = getattr(step, "drift_explanation", None)
+        check = explain(view) if explain is not None else None
+        if check is not None:
+            return Finish("needs_attention", f"Drift: {check.evidence}", (check,))
         check = Check(
             "drift.would_change",
             f"{step.title} would change the cluster again",
@@ -117,9 +123,6 @@ def start(
 
     credentials: the (user name, password) the checks and the steps after them run with; stored
     first, under the deployment's lock (a finishing worker's order: deployment, then vault)."""
-    from app.execution import service
-    from app.execution.state import lock_deployment
-
     if credentials is not None:
         lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
         db.session.commit()
@@ -176,12 +179,10 @@ def changes(before: dict, after: dict) -> list[dict]:
 
 def finish(run: StepRun, deployment: Deployment, verdict: Finish) -> str:
     """The service's `_finish` for a verification run; chains the next one or concludes the batch."""
-    from app.execution import service
-
     outcome = verdict.as_dict()
     diff = changes(_baseline(run), outcome)
     drifted = verdict.status != "done" or any(c["after"] in ("fail", "warn") for c in diff)
-    if not service._end_run(run, "failed" if drifted else "succeeded"):
+    if not end_run(run, "failed" if drifted else "succeeded"):
         return "already-finished"
     outcome["artifacts"] = {
         **outcome["artifacts"],
@@ -223,8 +224,6 @@ def latest_batch(deployment_id: int) -> str | None:
 
 def _conclude(deployment: Deployment, last: StepRun) -> None:
     """Drifted steps need attention again; the deployment continues at the first unfinished step."""
-    from app.handover.notify import on_paused
-
     runs = batch_runs(deployment.id, last.options["batch"])
     drifted = [r.step_key for r in runs if r.status == "failed"]
     for key in drifted:
@@ -243,4 +242,12 @@ def _conclude(deployment: Deployment, last: StepRun) -> None:
         publish(
             deployment.id, "step.paused", {"reason": reason, "drift": True}, step_key=drifted[0]
         )
-        on_paused(deployment.id, drifted[0], reason)
+        notify.on_paused(deployment.id, drifted[0], reason)
+
+
+class VerifyMode:
+    """The "verify" run mode (app.execution.modes): finished steps checked again, read-only."""
+
+    name = MODE
+    decide = staticmethod(decide)
+    finish = staticmethod(finish)

@@ -7,6 +7,7 @@ from app.auth.decorators import may_drive, requires
 from app.events.publish import publish
 from app.execution import service
 from app.extensions import db
+from app.guides import get_guide
 from app.handover import drift, lease
 from app.handover.forms import NoteForm, TakeOverForm
 from app.handover.service import first_unfinished, needs_attention, take_over
@@ -74,6 +75,7 @@ def resume(deployment_id: int):
     return render_template(
         "handover/resume.html",
         deployment=deployment,
+        guide=get_guide(deployment.guide_key),
         form=form,
         runs=runs,
         to_verify=drift.steps_to_verify(deployment),

@@ -65,6 +65,7 @@ def deployment_json(deployment: Deployment) -> dict:
             }
             for n in page["nodes"]
         ],
+        "summary": page["summary"],
         "steps": page["steps"],
         "events": page["events"],
     }
@@ -100,7 +101,7 @@ def deployments_csv(rows: list[Deployment]) -> str:
                     d.id,
                     d.name,
                     d.domain_fqdn,
-                    f.get("cluster_name") or "",
+                    f.get("name") or "",
                     f.get("ams_version") or "",
                     d.status,
                     d.current_step,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from app import validators
 from app.extensions import db
+from app.guides import GUIDES
 from app.models import Deployment, DeploymentStep, User
 
 PER_PAGE = 25
@@ -63,23 +64,41 @@ def _date(text: str | None) -> date | None:
         return None
 
 
-def _step_input(step_key: str, name: str, value: str):
-    """Deployments whose saved input `name` of step `step_key` equals `value`."""
-    return select(DeploymentStep.deployment_id).where(
-        DeploymentStep.step_key == step_key, DeploymentStep.inputs[name].as_string() == value
+def _sources(fact: str) -> list[tuple[str, str, str]]:
+    """(guide key, step key, input field) of every step, in every guide, that declares `fact`
+    among its history facts (app.steps.Step.history_facts)."""
+    return [
+        (guide.key, step.key, step.history_facts[fact])
+        for guide in GUIDES.values()
+        for step in guide.steps
+        if fact in step.history_facts
+    ]
+
+
+def _with_fact(fact: str, matches):
+    """Deployments whose saved input for `fact` satisfies matches(column)."""
+    return or_(
+        *(
+            and_(
+                Deployment.guide_key == guide_key,
+                Deployment.id.in_(
+                    select(DeploymentStep.deployment_id).where(
+                        DeploymentStep.step_key == step_key,
+                        matches(DeploymentStep.inputs[field].as_string()),
+                    )
+                ),
+            )
+            for guide_key, step_key, field in _sources(fact)
+        )
     )
 
 
 def _text(q: str):
     like = f"%{q.lower()}%"
-    cluster = select(DeploymentStep.deployment_id).where(
-        DeploymentStep.step_key == "base_cluster",
-        func.lower(DeploymentStep.inputs["cluster_name"].as_string()).like(like),
-    )
     return or_(
         func.lower(Deployment.name).like(like),
         func.lower(Deployment.domain_fqdn).like(like),
-        Deployment.id.in_(cluster),
+        _with_fact("name", lambda column: func.lower(column).like(like)),
     )
 
 
@@ -97,9 +116,7 @@ def query(filters: Filters) -> Select:
         end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
         stmt = stmt.where(Deployment.created_at < end)
     if filters.ams_version:
-        stmt = stmt.where(
-            Deployment.id.in_(_step_input("prerequisites", "ams_version", filters.ams_version))
-        )
+        stmt = stmt.where(_with_fact("ams_version", lambda column: column == filters.ams_version))
     if filters.q:
         stmt = stmt.where(_text(filters.q))
     return stmt
@@ -118,20 +135,24 @@ def page(filters: Filters, number: int, per_page: int = PER_PAGE) -> tuple[list[
 
 
 def facts(deployment_ids: list[int]) -> dict[int, dict]:
-    """AMS version and cluster name of each deployment (from saved step inputs)."""
+    """Each deployment's history facts ("name", "ams_version"), from its saved step inputs."""
     if not deployment_ids:
         return {}
+    wanted: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for fact in ("name", "ams_version"):
+        for guide_key, step_key, field in _sources(fact):
+            wanted.setdefault((guide_key, step_key), []).append((fact, field))
     rows = db.session.execute(
-        select(DeploymentStep.deployment_id, DeploymentStep.step_key, DeploymentStep.inputs).where(
+        select(Deployment.guide_key, DeploymentStep.deployment_id, DeploymentStep.step_key)
+        .add_columns(DeploymentStep.inputs)
+        .join(Deployment, Deployment.id == DeploymentStep.deployment_id)
+        .where(
             DeploymentStep.deployment_id.in_(deployment_ids),
-            DeploymentStep.step_key.in_(("prerequisites", "base_cluster")),
+            DeploymentStep.step_key.in_({step for _, step in wanted}),
         )
     )
     out: dict[int, dict] = {i: {} for i in deployment_ids}
-    for dep, key, inputs in rows:
-        inputs = inputs or {}
-        if key == "prerequisites":
-            out[dep]["ams_version"] = inputs.get("ams_version")
-        else:
-            out[dep]["cluster_name"] = inputs.get("cluster_name")
+    for guide_key, dep, key, inputs in rows:
+        for fact, field in wanted.get((guide_key, key), []):
+            out[dep][fact] = (inputs or {}).get(field)
     return out

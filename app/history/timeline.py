@@ -7,7 +7,9 @@ from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.guides import get_guide
+from app.history import deliverable
 from app.models import Deployment, Event, NodeAction, StepRun, User
+from app.wizard.context import shown_status
 
 # Per-line script output stays on the step page; the timeline keeps what people and steps did.
 STREAM_KINDS = (
@@ -76,7 +78,7 @@ def _runs(deployment_id: int) -> dict[str, list[dict]]:
 
 
 def steps(deployment: Deployment) -> list[dict]:
-    """Each step in guide order: its final status (done wins over earlier failures) and attempts."""
+    """Each step in guide order: its status as the wizard shows it, and its attempts."""
     records = {s.step_key: s for s in deployment.steps}
     runs = _runs(deployment.id)
     out = []
@@ -84,13 +86,13 @@ def steps(deployment: Deployment) -> list[dict]:
         record = records.get(step.key)
         attempts = runs.get(step.key, [])
         work = [a for a in attempts if a["kind"] != "verification"]
-        status = record.status if record else "not_started"
+        status = shown_status(step, record.status if record else None, deployment.status)
         out.append(
             {
                 "key": step.key,
                 "title": step.title,
                 "number": number,
-                "status": "succeeded" if status == "done" else status,
+                "status": status,  # the wizard's word for it: done, skipped, needs attention...
                 "skip_reason": record.skip_reason if record else None,
                 "inputs": {
                     k: v
@@ -99,7 +101,7 @@ def steps(deployment: Deployment) -> list[dict]:
                 },
                 "attempts": attempts,
                 "retries": max(len(work) - 1, 0),
-                "seconds": sum(a["seconds"] or 0 for a in work) or None,
+                "seconds": round(sum(a["seconds"] or 0 for a in work), 1) or None,
                 "final": next(
                     (a for a in reversed(work) if a["status"] == "succeeded"),
                     work[-1] if work else None,
@@ -146,6 +148,7 @@ def deployment_page(deployment: Deployment) -> dict:
     items = events(deployment.id)
     return {
         "deployment": deployment,
+        "summary": deliverable.build(deployment, step_rows, items),
         "steps": step_rows,
         "events": items,
         "take_overs": take_overs(items),

@@ -80,7 +80,11 @@ def show(as_json: bool) -> None:
     for name, node in (state.get("nodes") or {}).items():
         click.echo(_node_line(name, node))
     click.echo(f"cluster: {json.dumps(state.get('cluster'))[:200]}")
-    click.echo(f"faults: {json.dumps(_active_faults(state.get('faults') or {}))}")
+    if balancer := state.get("balancer"):
+        drained = ", ".join(balancer["drained"]) or "none"
+        click.echo(f"load balancer: {balancer['fqdn']} ({balancer['address']}); drained: {drained}")
+    for line in fault_lines(state.get("faults") or {}):
+        click.echo(line)
 
 
 def _node_line(name: str, node: dict) -> str:
@@ -94,6 +98,22 @@ def _node_line(name: str, node: dict) -> str:
 
 def _active_faults(faults: dict) -> dict:
     return {k: v for k, v in faults.items() if v and k not in ("applied", "undo")}
+
+
+def fault_lines(faults: dict) -> list[str]:
+    """The active faults, one per line with what each does: every spec applied since the last
+    clear (domain faults such as kds_too_new live only there), and what the protocol lists hold."""
+    applied = list(dict.fromkeys(faults.get("applied") or []))
+    help_by_kind = {key.split(":", 1)[0]: text for key, text in scenarios.FAULT_HELP.items()}
+    lines = [
+        f"  {spec:<32} {help_by_kind.get(spec.split(':', 1)[0], '')}".rstrip() for spec in applied
+    ]
+    listed = _active_faults(faults)
+    if listed and not applied:  # set by hand in the state file
+        lines += [f"  {kind}: {json.dumps(value)}" for kind, value in listed.items()]
+    if not lines:
+        return ["faults: none (add some with `flask lab fault add SPEC`)"]
+    return [f"faults ({len(lines)} active; `flask lab fault clear` removes them):", *lines]
 
 
 @lab_cli.command("reset")
@@ -128,6 +148,22 @@ def fault_clear() -> None:
     with lab_store().transaction() as state:
         scenarios.clear_faults(state)
     click.echo("Faults cleared.")
+
+
+@lab_cli.command("drain")
+@click.argument("nodes", nargs=-1)
+def drain(nodes: tuple[str, ...]) -> None:
+    """Play the operator at the load balancer: take NODES out of service (none: every node back)."""
+    with lab_store().transaction() as state:
+        balancer = state.get("balancer")
+        if balancer is None:
+            raise click.ClickException("This lab has no load balancer (reset it to a scenario).")
+        unknown = sorted({n.upper() for n in nodes} - set(balancer["members"]))
+        if unknown:
+            raise click.ClickException(f"Not behind the balancer: {', '.join(unknown)}.")
+        balancer["drained"] = [n for n in balancer["members"] if n in {x.upper() for x in nodes}]
+        in_service = [n for n in balancer["members"] if n not in balancer["drained"]]
+    click.echo(f"In service at {balancer['fqdn']}: {', '.join(in_service) or 'no node'}.")
 
 
 @lab_cli.command("install-ams")

@@ -5,6 +5,7 @@ import time
 from collections.abc import Iterator
 
 from app.lab.psrp import PipelineIO, PipelineStopped
+from app.lab.rules import starts_outside_shell
 from app.lab.store import LabStore
 
 __all__ = ["PipelineStopped", "ScriptContext", "ScriptFailure"]
@@ -70,7 +71,6 @@ class ScriptContext:
     def start_process(self, record: dict) -> dict:
         """Record a process the script starts (rule shell_job): one started inside the shell is
         bound to it and dies when it closes; Win32_Process Create and scheduled tasks are not."""
-        from app.lab.rules import starts_outside_shell
 
         outside = self.shell_id is None or starts_outside_shell(self.text)
         return {**record, "shell_id": None if outside else self.shell_id, "node": self.node}

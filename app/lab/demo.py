@@ -3,11 +3,15 @@
 from pathlib import Path
 
 from app.lab.store import LabStore
-from app.wizard.engine import Guide
+from app.steps import Guide
 
-# Steps where the guide has the operator work by hand on the nodes, and the template (under
-# templates/lab/hints/) that says how to play that part against the demo lab.
-OPERATOR_HINTS = {"install_ams": "lab/hints/install_ams.html"}
+# Where a step has the operator work by hand (on the nodes, at the balancer), the template
+# templates/lab/hints/<step key>.html says how to play that part against the demo lab.
+HINTS = Path(__file__).resolve().parents[2] / "templates" / "lab" / "hints"
+
+
+def _hint(step_key: str) -> str | None:
+    return f"lab/hints/{step_key}.html" if (HINTS / f"{step_key}.html").is_file() else None
 
 
 def lab_state(instance_dir: Path) -> dict | None:
@@ -48,7 +52,7 @@ def operator_hint(instance_dir: Path, base_port: int, nodes: list, step_key: str
     """The hint template for `step_key` when every node of the deployment is one of the running
     demo lab's (the addresses `deployment_values` fills in); None otherwise, so real deployments
     never see it."""
-    hint = OPERATOR_HINTS.get(step_key)
+    hint = _hint(step_key)
     state = lab_state(instance_dir) if hint else None
     if state is None or not nodes:
         return None

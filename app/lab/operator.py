@@ -21,6 +21,7 @@ def install_by_hand(state: dict, nodes: list[str] | None = None) -> list[str]:
             hints["ams_version"],
             hints["gmsa"],
             hints["sql_connection_string"],
+            state=state,
         )
     return done
 

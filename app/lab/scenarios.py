@@ -21,7 +21,7 @@ State schema (version 1)::
       computers: {NAME: {sam, dns_host_name, dn, enabled}}
       operator_can_create_computers: bool
     nodes: {NAME: {
-      name, fqdn, domain, ip_address, boot_time, restart_at (iso; a scheduled restart ends the
+      name, fqdn, domain, ip_address, prefix_length (its subnet, 24 if absent), boot_time, restart_at (iso; a scheduled restart ends the
       shells opened before it), down_until (iso|None; the server refuses new connections until
       then), boot_count (the server counts modelled restarts),
       os: {caption, version, build},
@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import ipaddress
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -82,6 +83,7 @@ WU_REBOOT_KEY = (
     "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired"
 )
 FEATURE = "Failover-Clustering"
+LAB_PREFIX_LENGTH = 24  # the nodes' subnet: 10.20.0.0/24
 KDS_DELAY = timedelta(hours=10)
 KNOWN_VERSIONS = ("2.1.1069.0", "3.0.1638.0")
 # Holders of "Log on as a batch job" on a Windows Server member server as it ships.
@@ -124,11 +126,12 @@ def default_node_names(count: int = 2) -> list[str]:
 
 
 def default_state(node_names: list[str], now: datetime | None = None) -> dict:
-    """A clean happy path: prerequisites pass, no cluster yet, nothing of AMS installed."""
+    """A clean happy path: prerequisites pass, no cluster yet, nothing of AMS installed; a load
+    balancer in front of the nodes (only the load-balancer guide uses it)."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     names = [n.upper() for n in node_names] or default_node_names()
     domain = _domain(names, now)
-    return {
+    state = {
         "schema": SCHEMA_VERSION,
         "scenario": "default",
         "generated_at": iso(now),
@@ -143,6 +146,13 @@ def default_state(node_names: list[str], now: datetime | None = None) -> dict:
         "installers": {v: _installer(v) for v in KNOWN_VERSIONS},
         "faults": empty_faults(),
     }
+    state["balancer"] = balancer_record(state)
+    state["suggested_inputs"].update(
+        external_host_name=state["balancer"]["fqdn"],
+        balancer_address=state["balancer"]["fqdn"],
+        known_proxies=BALANCER_ADDRESS,
+    )
+    return state
 
 
 def empty_faults() -> dict:
@@ -249,6 +259,7 @@ def _node(name: str, index: int, domain: dict, now: datetime) -> dict:
         "fqdn": fqdn,
         "domain": domain["fqdn"],
         "ip_address": f"10.20.0.{11 + index}",
+        "prefix_length": LAB_PREFIX_LENGTH,
         "boot_time": iso(now - timedelta(days=3, minutes=index)),
         "down_until": None,
         "os": {
@@ -378,14 +389,19 @@ SQL_EXPRESS_PRODUCT = "Microsoft SQL Server 2019 Express"
 
 
 def run_installer(
-    node: dict, version: str, properties: dict, now: datetime | None = None
+    node: dict,
+    version: str,
+    properties: dict,
+    now: datetime | None = None,
+    state: dict | None = None,
 ) -> tuple[int, list[str]]:
     """What Access Manager's installer does with these properties: (exit code, log lines).
 
     Unknown properties are logged and ignored; INSTALL_SQL_EXPRESS defaults to 1 and installs a
     local SQL Express instance `.\\AMS`; the registry gets the values Lithnet's installer writes
     (rule ams_settings_location: no ConnectionString, which the configuration tool or
-    Set-AmsHostConfig writes)."""
+    Set-AmsHostConfig writes). Given the world (`state`), the service starts only when its account
+    can log on there: a gMSA before its KDS root key is usable cannot (service_can_log_on)."""
     now = now or datetime.now(UTC)
     given = {str(k).upper(): "" if v is None else str(v) for k, v in (properties or {}).items()}
     log = [
@@ -418,10 +434,11 @@ def run_installer(
         node["products"].append({"name": SQL_EXPRESS_PRODUCT, "version": "15.0.2000.5"})
         log.append("Installing prerequisite: SQL Server 2019 Express, instance AMS.")
     account = effective["USER_NAME"]
+    starts = state is None or service_can_log_on(state, node, account)
     node["services"][AMS_SERVICE] = _service(
         AMS_DISPLAY_NAME,
         "Automatic",
-        "Running",
+        "Running" if starts else "Stopped",
         account,
         f'"{folder}Lithnet.AccessManager.Service.exe"',
     )
@@ -446,8 +463,26 @@ def run_installer(
             "time": iso(now),
             "message": f"Service {version} started.",
         }
+        if starts
+        else logon_failure_event(account, now)
     )
     return 0, log
+
+
+def logon_failure_event(account: str, now: datetime | None = None) -> dict:
+    """The System log entry of a service that could not log on as its account (error 1069)."""
+    return {
+        "log": "System",
+        "source": "Service Control Manager",
+        "id": 7038,
+        "level": "Error",
+        "time": iso(now or datetime.now(UTC)),
+        "message": (
+            f"The {AMS_SERVICE} service was unable to log on as {account} with the currently "
+            "configured password due to the following error: The service did not start due to "
+            "a logon failure."
+        ),
+    }
 
 
 def install_properties(account: str, connection_string: str) -> dict:
@@ -469,11 +504,17 @@ def install_properties(account: str, connection_string: str) -> dict:
 
 
 def install_ams(
-    node: dict, version: str, account: str, connection_string: str = "", now: datetime | None = None
+    node: dict,
+    version: str,
+    account: str,
+    connection_string: str = "",
+    now: datetime | None = None,
+    state: dict | None = None,
 ) -> None:
     """An install done by hand: the installer run with the right settings, then the connection
     string saved in the configuration tool."""
-    run_installer(node, version, install_properties(account, connection_string), now)
+    properties = install_properties(account, connection_string)
+    run_installer(node, version, properties, now, state=state)
     if connection_string:
         node["registry"][AMS_PARAMETERS_KEY]["ConnectionString"] = connection_string
 
@@ -553,11 +594,41 @@ def _existing_cluster(state: dict) -> None:
     }
 
 
+BALANCER_NAME = "AMSWEB"
+BALANCER_ADDRESS = "10.20.0.60"
+
+
+def balancer_record(state: dict) -> dict:
+    """A simple round-robin load balancer in front of every node: its virtual name resolves to
+    BALANCER_ADDRESS; it sends each new connection to the next member it may use (not drained,
+    reachable, answering its /health-check probe) and passes TLS through (no offloading)."""
+    fqdn = f"{BALANCER_NAME.lower()}.{state['domain']['fqdn']}"
+    return {
+        "name": BALANCER_NAME,
+        "fqdn": fqdn,
+        "address": BALANCER_ADDRESS,
+        "port": 443,
+        "members": list(state["nodes"]),
+        "drained": [],
+        "cannot_reach": [],
+        "next": 0,
+        "probe_path": "/health-check",
+    }
+
+
+def _farm(state: dict) -> None:
+    """Standalone nodes for a load-balanced farm: no Failover Clustering feature (a farm does not
+    need it), a balancer whose name the certificate on every node covers, AMS not yet installed."""
+    for name in state["nodes"]:
+        apply_fault(state, f"feature_missing:{name}")
+
+
 SCENARIOS: dict[str, Callable[[dict], None]] = {
     "default": lambda state: None,
     "bare": _bare,
     "existing_cluster": _existing_cluster,
     "express": lambda state: apply_fault(state, "sql_express"),
+    "farm": _farm,
 }
 
 
@@ -645,6 +716,10 @@ FAULT_HELP = {
     "test_cluster_fail": "Test-Cluster reports failures",
     "role_fails_on:NODE": "the AMS cluster role fails to come online on NODE",
     "pending_reboot:NODE": "NODE has a restart pending",
+    "account_mismatch:NODE[:ACCOUNT]": "AMS on NODE runs as another account (after the install)",
+    "certificate_mismatch:NODE": "NODE's HTTPS port is bound to another certificate",
+    "health_fails:NODE": "AMS on NODE answers its health check with 503 (service unhealthy)",
+    "balancer_cannot_reach:NODE": "the load balancer cannot reach NODE (farm scenario)",
 }
 
 
@@ -821,6 +896,45 @@ def _fault_role_fails_on(state: dict, edit: _Edit, args: list[str]) -> None:
         state["faults"]["role_fails_on"].append(node)
 
 
+def _installed_node(state: dict, arg: str) -> str:
+    node = _node_arg(state, arg)
+    if AMS_SERVICE not in state["nodes"][node]["services"]:
+        raise ValueError(f"Access Manager is not installed on {node} yet; inject this after it is.")
+    return node
+
+
+def _fault_account_mismatch(state: dict, edit: _Edit, args: list[str]) -> None:
+    """The operator gave this node's installer another account than the farm's."""
+    node = _installed_node(state, args[0])
+    account = args[1] if len(args) > 1 and args[1] else f"{state['domain']['netbios']}\\svc-other$"
+    edit.set(["nodes", node, "services", AMS_SERVICE, "account"], account)
+    edit.set(["nodes", node, "registry", AMS_SERVICE_KEY, "ObjectName"], account)
+
+
+def _fault_certificate_mismatch(state: dict, edit: _Edit, args: list[str]) -> None:
+    """The node's HTTPS port is bound to a certificate of its own (same names, other key)."""
+    node = _node_arg(state, args[0])
+    record = state["nodes"][node]
+    other = copy.deepcopy(record["certificates"][0])
+    other["thumbprint"] = _thumbprint(f"lab-certificate:other:{node}")
+    edit.set(["nodes", node, "certificates"], [*record["certificates"], other])
+    port = f"0.0.0.0:{(state.get('balancer') or {}).get('port', 443)}"
+    bindings = copy.deepcopy(record.get("http_bindings") or {})
+    bindings[port] = {"thumbprint": other["thumbprint"], "appid": AMS_APPID}
+    edit.set(["nodes", node, "http_bindings"], bindings)
+
+
+def _fault_health_fails(state: dict, edit: _Edit, args: list[str]) -> None:
+    edit.set(["nodes", _node_arg(state, args[0]), "ams_health"], "unhealthy")
+
+
+def _fault_balancer_cannot_reach(state: dict, edit: _Edit, args: list[str]) -> None:
+    node = _node_arg(state, args[0])
+    if not state.get("balancer"):
+        raise ValueError("This lab has no load balancer; use the 'farm' scenario.")
+    edit.set(["balancer", "cannot_reach"], [*state["balancer"]["cannot_reach"], node])
+
+
 _DOMAIN_FAULTS: dict[str, tuple[int, Callable[[dict, _Edit, list[str]], None]]] = {
     "kds_missing": (0, _fault_kds_missing),
     "kds_too_new": (0, _fault_kds_too_new),
@@ -843,6 +957,10 @@ _DOMAIN_FAULTS: dict[str, tuple[int, Callable[[dict, _Edit, list[str]], None]]] 
     "test_cluster_warn": (0, _fault_test_cluster("warn")),
     "test_cluster_fail": (0, _fault_test_cluster("fail")),
     "role_fails_on": (1, _fault_role_fails_on),
+    "account_mismatch": (1, _fault_account_mismatch),
+    "certificate_mismatch": (1, _fault_certificate_mismatch),
+    "health_fails": (1, _fault_health_fails),
+    "balancer_cannot_reach": (1, _fault_balancer_cannot_reach),
 }
 _PROTOCOL_SPECS = {"unreachable", "auth_failure", "slow", "reboot", "crash"}
 
@@ -938,3 +1056,65 @@ def expand_principals(state: dict, principals: list[str]) -> set[str]:
 def kds_usable_at(key: dict) -> datetime:
     """Domain controllers hand out gMSA passwords only 10 hours after a key's EffectiveTime."""
     return parse_iso(key["effective_time"]) + KDS_DELAY
+
+
+def node_networks(state: dict) -> dict:
+    """Each node's subnet (ipaddress network) by node name, from ip_address and prefix_length."""
+    found = {}
+    for name, node in (state.get("nodes") or {}).items():
+        if not node.get("ip_address"):
+            continue
+        prefix = node.get("prefix_length", LAB_PREFIX_LENGTH)
+        found[name] = ipaddress.ip_interface(f"{node['ip_address']}/{prefix}").network
+    return found
+
+
+def static_address_refusal(state: dict, address: str) -> str | None:
+    """Why Windows would not bring `address` online as a cluster IP Address resource, or None:
+    not an IP address, not a unicast host address (APIPA, loopback, multicast, link-local, the
+    broadcast address), the network or broadcast address of a node subnet, or on no network
+    the nodes are connected to (Failover Clustering places an address on a cluster network)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"The static address '{address}' is not a valid IP address."
+    if (
+        ip.is_unspecified
+        or ip.is_loopback
+        or ip.is_multicast
+        or ip.is_link_local
+        or (ip.version == 4 and ip.is_reserved)
+    ):
+        return f"The static address '{address}' is not a valid unicast address for a cluster."
+    networks = [n for n in node_networks(state).values() if n.version == ip.version]
+    for network in networks:
+        edges = {network.network_address} | (
+            {network.broadcast_address} if ip.version == 4 else set()
+        )
+        if ip in edges and network.num_addresses > 2:
+            return (
+                f"The static address '{address}' is the network or broadcast address of "
+                f"{network} and cannot be assigned."
+            )
+    if not any(ip in network for network in networks):
+        return f"Static address '{address}' was not found on any cluster network."
+    return None
+
+
+def gmsa_retrievable(state: dict, node: dict, account: str) -> bool:
+    """The node may retrieve the gMSA's password: the account exists and is enabled, the node is
+    among its allowed principals, and a KDS root key is usable (10 hours after it became
+    effective). Before that, a service or task running as the gMSA cannot log on."""
+    gmsa = find_gmsa(state, account)
+    if gmsa is None or not gmsa.get("enabled", True):
+        return False
+    allowed = expand_principals(state, gmsa["principals_allowed"])
+    return f"{node['name']}$".upper() in allowed and usable_kds_key(state)
+
+
+def service_can_log_on(state: dict, node: dict, account: str) -> bool:
+    """A service account a node can start a service as: a gMSA only when retrievable (rule
+    kds_effective_delay); built-in and ordinary accounts always (the lab keeps no passwords)."""
+    if not account.rstrip().endswith("$"):
+        return True
+    return gmsa_retrievable(state, node, account)

@@ -46,7 +46,8 @@ REMEDIATION = {
     CANCELLED: "The action was stopped on request. Retry when ready; the step detects what is already done.",
     INTERRUPTED: (
         "The worker running this action stopped (crash, restart or lost connection) before it reported a "
-        "result. Resume the step: it starts with detection, so completed work is not repeated."
+        "result. Answer the pause with Retry: the step starts with detection, so completed work is not "
+        "repeated."
     ),
     WINRM_LIMIT: (
         "The node's WinRM service refused the request because it would exceed one of its configured "
@@ -179,6 +180,8 @@ class RemoteError(Exception):
     message: str
     remediation: str = ""
     transient: bool = False
+    # The library's own words (exception type and text), for a details element: never the message.
+    detail: str = ""
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -191,12 +194,15 @@ class RemoteError(Exception):
 
     def as_dict(self) -> dict:
         """Plain data for the database and events."""
-        return {
+        found = {
             "category": self.category,
             "message": self.message,
             "remediation": self.remediation,
             "transient": self.transient,
         }
+        if self.detail:
+            found["detail"] = self.detail
+        return found
 
 
 KERBEROS_CHECK_ACCOUNT = (
@@ -285,8 +291,45 @@ def mentions_access_denied(text: str) -> str | None:
     return None
 
 
-def classify(exc: BaseException, *, host: str = "") -> RemoteError:
-    """Map an exception raised while talking to a node onto a category."""
+def unreachable_remediation(port: int | None, transport: str = "") -> str:
+    """What to check when a node does not answer, naming the port this deployment uses for it."""
+    if not port:
+        return REMEDIATION[UNREACHABLE]
+    kind = f" ({transport.upper()})" if transport else ""
+    return (
+        f"The node did not answer on its WinRM port: TCP {port}{kind}, as this deployment "
+        "configures the node. Check that it is powered on, that DNS resolves the name, that "
+        "WinRM is enabled and listens on that port (winrm enumerate winrm/config/listener; "
+        "Enable-PSRemoting) and that the firewall allows TCP "
+        f"{port} from this server. If the listener uses another port, correct the node's port "
+        "in the deployment."
+    )
+
+
+def _unreachable(
+    exc: BaseException, host: str, port: int | None, transport: str, prefix: str = ""
+) -> RemoteError:
+    """Cannot reach the node: host and port in the message, the library's text in `detail`."""
+    at = f"{host}:{port}" if host and port else host
+    where = f" ({at})" if at else ""
+    return RemoteError(
+        UNREACHABLE,
+        f"Cannot reach the node{where}: {prefix}{_short(exc, 'the connection failed')}",
+        unreachable_remediation(port, transport),
+        detail=raw_detail(exc),
+    )
+
+
+def raw_detail(exc: BaseException) -> str:
+    """The exception as the library raised it, bounded, for a details element."""
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def classify(
+    exc: BaseException, *, host: str = "", port: int | None = None, transport: str = ""
+) -> RemoteError:
+    """Map an exception raised while talking to a node onto a category. `port` and `transport`
+    (the node's configured WinRM endpoint) go into the messages of an unreachable node."""
     if isinstance(exc, RemoteError):
         return exc
     where = f" ({host})" if host else ""
@@ -303,11 +346,11 @@ def classify(exc: BaseException, *, host: str = "") -> RemoteError:
     if isinstance(exc, WSManFaultError):
         return _classify_fault(exc, where)
     if isinstance(exc, requests.exceptions.SSLError):
-        return _classify_tls(exc, where)
+        return _classify_tls(exc, where, host, port, transport)
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        return make(UNREACHABLE, f"Cannot reach the node{where}: {_short(exc)}")
+        return _unreachable(exc, host, port, transport)
     if isinstance(exc, (socket.gaierror, ConnectionError, TimeoutError, OSError)):
-        return make(UNREACHABLE, f"Cannot reach the node{where}: {_short(exc)}")
+        return _unreachable(exc, host, port, transport)
     return make(SCRIPT_ERROR, f"Unexpected failure{where}: {type(exc).__name__}: {_short(exc)}")
 
 
@@ -335,7 +378,13 @@ def _classify_credssp(exc: Exception, where: str) -> RemoteError:
     )
 
 
-def _classify_tls(exc: requests.exceptions.SSLError, where: str) -> RemoteError:
+def _classify_tls(
+    exc: requests.exceptions.SSLError,
+    where: str,
+    host: str = "",
+    port: int | None = None,
+    transport: str = "",
+) -> RemoteError:
     """A TLS failure: a certificate that did not validate gets its own message; anything else
     (protocol versions, a reset during the handshake) stays "cannot reach"."""
     text = str(exc)
@@ -347,7 +396,7 @@ def _classify_tls(exc: requests.exceptions.SSLError, where: str) -> RemoteError:
                 f"The node{where} failed certificate validation: {meaning}.",
                 remediation,
             )
-    return make(UNREACHABLE, f"Cannot reach the node{where}: TLS failed: {_short(exc)}")
+    return _unreachable(exc, host, port, transport, "TLS failed: ")
 
 
 def _classify_http(exc: WinRMTransportError, where: str) -> RemoteError:
@@ -408,7 +457,9 @@ def _classify_fault(exc: WSManFaultError, where: str) -> RemoteError:
     return make(SCRIPT_ERROR, f"WinRM fault {exc.code}{where}: {reason[:500]}")
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, unknown: str | None = None) -> str:
+    """The cause in a few words; `unknown` (when given) instead of the raw text for anything
+    else, which then belongs in RemoteError.detail."""
     text = str(exc)
     if "Connection refused" in text:
         return "connection refused"
@@ -416,4 +467,8 @@ def _short(exc: BaseException) -> str:
         return "name does not resolve (DNS)"
     if "timed out" in text.lower():
         return "connection timed out"
-    return text[:300]
+    if "No route to host" in text or "Network is unreachable" in text:
+        return "no route to the host"
+    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the connection was closed by the node or a device in between"
+    return unknown if unknown is not None else text[:300]

@@ -93,6 +93,12 @@ class Connection:
         return "never" if (self.auth == "basic" and self.transport == "http") else "auto"
 
     @property
+    def endpoint(self) -> dict:
+        """Where the node is reached (host, port, transport): for the failure messages."""
+        port = self.port or (5986 if self.transport == "https" else 5985)
+        return {"host": self.host, "port": port, "transport": self.transport}
+
+    @property
     def identity(self) -> tuple:
         """What makes two connections interchangeable; the password only as a salted hash."""
         secret = hashlib.sha256(_SALT + (self.password or "").encode()).hexdigest()
@@ -386,7 +392,7 @@ class NodeSession:
                 )
                 pool.open()
         except Exception as exc:  # noqa: BLE001 - classified for the operator
-            raise errors.classify(exc, host=self.conn.host) from None
+            raise errors.classify(exc, **self.conn.endpoint) from None
         _settle_environment(pool)
         self._pool = pool
         return pool
@@ -460,7 +466,7 @@ class NodeSession:
             try:
                 ps.poll_invoke(timeout=self.conn.poll_seconds)
             except Exception as exc:  # noqa: BLE001 - a drop mid-run is not safely retryable
-                err = errors.classify(exc, host=self.conn.host)
+                err = errors.classify(exc, **self.conn.endpoint)
                 err.transient = False
                 raise err from None
             self._deliver(cursor, ps, on_record, result)
@@ -474,15 +480,15 @@ class NodeSession:
             return self._start(self._open(), vetted_text, params, secure)
         except WSManFaultError as exc:
             if not reused:
-                raise errors.classify(exc, host=self.conn.host) from None
+                raise errors.classify(exc, **self.conn.endpoint) from None
             log.info("Pool on %s was dropped by the node; opening a new one", self.conn.host)
             self._discard()
         except Exception as exc:  # noqa: BLE001
-            raise errors.classify(exc, host=self.conn.host) from None
+            raise errors.classify(exc, **self.conn.endpoint) from None
         try:
             return self._start(self._open(), vetted_text, params, secure)
         except Exception as exc:  # noqa: BLE001
-            raise errors.classify(exc, host=self.conn.host) from None
+            raise errors.classify(exc, **self.conn.endpoint) from None
 
     @staticmethod
     def _start(pool: RunspacePool, vetted_text: str, params: dict, secure: dict) -> PowerShell:
@@ -612,7 +618,7 @@ def copy_file(
             ps.add_script(scripts.copy_script()).add_argument(remote_path).add_argument(False)
             ps.invoke(input=_chunks(local_path, size, total, on_progress))
     except Exception as exc:  # noqa: BLE001
-        raise errors.classify(exc, host=conn.host) from None
+        raise errors.classify(exc, **conn.endpoint) from None
     if ps.had_errors or not ps.output:
         messages = "; ".join(error_record(e)["message"] for e in ps.streams.error) or "copy failed"
         raise RemoteError(errors.mentions_access_denied(messages) or errors.SCRIPT_ERROR, messages)

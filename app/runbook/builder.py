@@ -18,13 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.api.formjson import FieldSpec, unbound_fields
 from app.execution import vault
 from app.models import Deployment
 from app.remote import scripts
 from app.runbook.quote import identifier, literal, quote
+from app.steps import Phase, Step
 from app.wizard import route
 from app.wizard.context import all_inputs, guide_for, run_view
-from app.wizard.engine import Phase, Step
 
 PRELUDE = (Path(__file__).parent / "prelude.ps1").read_text(encoding="utf-8")
 CREDENTIAL_ENTRIES = {
@@ -237,8 +238,6 @@ def _secret_prompts(planned: list[Planned]) -> list[str]:
     for item in planned:
         titles = {}
         if item.step.form_class is not None:
-            from app.api.formjson import FieldSpec, unbound_fields
-
             titles = {n: str(FieldSpec(u).label) for n, u in unbound_fields(item.step.form_class)}
         for phase in item.phases:
             for action in phase.actions:

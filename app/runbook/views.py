@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort
 
+from app.audit.service import record
 from app.auth.decorators import requires
 from app.extensions import db
 from app.models import Deployment, utcnow
@@ -36,13 +37,22 @@ def runbook_response(deployment: Deployment, step_key: str | None = None) -> Res
     return Response(BOM + text, mimetype="text/plain", headers=headers)
 
 
+def _audited(response: Response, deployment: Deployment, step_key: str | None) -> Response:
+    """Each download goes to the audit trail, like the other exports (the API audits its own)."""
+    details = {"step": step_key} if step_key else {}
+    record("export.runbook", f"deployment:{deployment.id}", details)
+    return response
+
+
 @bp.get("/runbook.ps1")
 @requires("export")
 def deployment_runbook(deployment_id: int):
-    return runbook_response(db.get_or_404(Deployment, deployment_id))
+    deployment = db.get_or_404(Deployment, deployment_id)
+    return _audited(runbook_response(deployment), deployment, None)
 
 
 @bp.get("/steps/<step_key>/runbook.ps1")
 @requires("export")
 def step_runbook(deployment_id: int, step_key: str):
-    return runbook_response(db.get_or_404(Deployment, deployment_id), step_key)
+    deployment = db.get_or_404(Deployment, deployment_id)
+    return _audited(runbook_response(deployment, step_key), deployment, step_key)

@@ -7,6 +7,20 @@ $computer = Get-CimInstance -ClassName Win32_ComputerSystem
 $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
 $principal = [Security.Principal.WindowsPrincipal]::new($identity)
 $isAdmin = $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
+# The node's own addresses, for checking the cluster and access point addresses typed later:
+# manual and DHCP ones only (not loopback, link-local or APIPA, which are WellKnown), and not the
+# cluster's own addresses a node holds (those are added with SkipAsSource).
+$addresses = @(
+    Get-NetIPAddress -ErrorAction SilentlyContinue |
+        Where-Object { [string]$_.PrefixOrigin -ne 'WellKnown' -and -not $_.SkipAsSource } |
+        ForEach-Object {
+            [PSCustomObject]@{
+                address       = [string]$_.IPAddress
+                prefix_length = [int]$_.PrefixLength
+                interface     = [string]$_.InterfaceAlias
+            }
+        }
+)
 
 [PSCustomObject]@{
     computer_name  = $env:COMPUTERNAME
@@ -19,4 +33,5 @@ $isAdmin = $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administ
     os_caption     = $os.Caption
     os_version     = $os.Version
     boot_time      = $os.LastBootUpTime.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+    addresses      = $addresses
 } | ConvertTo-Json -Compress -Depth 8

@@ -2,7 +2,7 @@
 
 from app.guides import get_guide
 from app.models import Deployment
-from app.wizard.engine import Guide, NodeInfo, RunView
+from app.steps import Guide, NodeInfo, RunView, Step
 
 
 def guide_for(deployment: Deployment) -> Guide:
@@ -41,3 +41,13 @@ def run_view(deployment: Deployment, step_key: str, secret_names=frozenset()) ->
 def step_statuses(deployment: Deployment) -> dict[str, str]:
     """Status of every step by key."""
     return {s.step_key: s.status for s in deployment.steps}
+
+
+def shown_status(step: Step, record_status: str | None, deployment_status: str) -> str:
+    """A step's status as every page shows it (wizard, history, report, export).
+
+    A step with nothing to run (the Summary) is done exactly when the deployment is completed;
+    its record is kept so too (app.execution.finishing), this also covers older records."""
+    if not step.runnable:
+        return "done" if deployment_status == "completed" else "not_started"
+    return record_status or "not_started"

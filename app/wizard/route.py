@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.wizard.engine import Action, NodeInfo
+from app.steps import Action, NodeInfo
 
 TASK_SCRIPT = "task_run"
 # The task logs on with the operator's WinRM credentials, read from the vault by the worker.

@@ -7,11 +7,12 @@ from sqlalchemy import select
 
 from app.execution import health, vault
 from app.extensions import db
+from app.history.timeline import deployment_page
 from app.lab import demo
 from app.models import Deployment, DeploymentStep, StepRun
-from app.wizard.context import run_view, step_statuses
-from app.wizard.engine import Guide, Step, blocking_step
-from app.wizard.forms import DecisionForm, RunForm, SimpleForm
+from app.steps import HA_MIN_NODES, Guide, Phase, Step, blocking_step
+from app.wizard.context import run_view, shown_status, step_statuses
+from app.wizard.forms import DecisionForm, SimpleForm, StepRunForm
 
 
 def latest_run(deployment_id: int, step_key: str) -> StepRun | None:
@@ -43,7 +44,9 @@ def sidebar(guide: Guide, deployment: Deployment) -> list[dict]:
             "key": s.key,
             "title": s.title,
             "number": i + 1,
-            "status": records[s.key].status if s.key in records else "not_started",
+            "status": shown_status(
+                s, records[s.key].status if s.key in records else None, deployment.status
+            ),
             "skip_reason": records[s.key].skip_reason if s.key in records else None,
         }
         for i, s in enumerate(guide.steps)
@@ -66,6 +69,8 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
         ).all()
     secrets = vault.secret_names(deployment.id)
     statuses = step_statuses(deployment)
+    held = vault.held(deployment.id)
+    plan = step.preview(run_view(deployment, step.key, secrets)) if step.runnable else []
     return {
         "deployment": deployment,
         "guide": guide,
@@ -81,10 +86,40 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
         "blocker": blocking_step(guide, step.key, statuses),
         "stored_secrets": secrets,
         "lab_hint": _lab_hint(deployment, step.key),
-        "plan": step.preview(run_view(deployment, step.key, secrets)) if step.runnable else [],
-        "run_form": RunForm(),
+        "plan": plan,
+        "phase_count": phase_count(runs[0] if runs else None, plan),
+        "held": held,
+        "held_refused": vault.refused_message(held) if held and not held.usable else None,
+        "run_form": StepRunForm(),
         "decision_form": DecisionForm(),
+        # Exclusion is offered only where it leaves the two nodes high availability needs.
+        "can_exclude": step.per_node_retry and len(deployment.active_nodes) > HA_MIN_NODES,
+        # The Summary step shows the deliverable the history, report and export show.
+        "deliverable": None if step.runnable else deployment_page(deployment)["summary"],
         "simple_form": SimpleForm(),
+    }
+
+
+def phase_count(run: StepRun | None, plan: list[Phase]) -> dict | None:
+    """Where an active run is: {"number", "total", "title", "names"} for "Phase 2 of 4: ...".
+
+    The phases are the ones its actions belong to, in the order they started; the total is the
+    plan's (every phase the step may run), never less than the number reached."""
+    if run is None or run.status not in ("queued", "running") or not run.phase:
+        return None
+    names: list[str] = []
+    for action in sorted(run.actions, key=lambda a: a.id or 0):
+        if action.phase not in names:
+            names.append(action.phase)
+    if run.phase not in names:
+        names.append(run.phase)
+    number = names.index(run.phase) + 1
+    titles = {p.name: p.title for p in plan}
+    return {
+        "number": number,
+        "total": max(len(plan), len(names)),
+        "title": titles.get(run.phase, run.phase),
+        "names": names,
     }
 
 

@@ -329,6 +329,17 @@
   var contiguous = 0;    // every seq <= contiguous has been applied
   var live = false;      // false while replaying history
   var formsDirty = false;
+  var PHASE_TOTAL = (function () {
+    var plan = $(".plan");
+    return plan ? String($all("details", plan).length) : "0";
+  })();
+
+  // Typing a user name or password chooses "Enter other credentials" over the stored ones.
+  document.addEventListener("input", function (e) {
+    var box = e.target && e.target.closest && e.target.closest("[data-credentials]");
+    var other = box && $("[data-credentials-other]", box);
+    if (other && e.target.value) other.checked = true;
+  });
 
   document.addEventListener("input", function (e) {
     if (e.target && e.target.form && !e.target.closest("[data-log]")) formsDirty = true;
@@ -430,13 +441,46 @@
       elapsed.setAttribute("data-finished", "");
       head.appendChild(elapsed);
     }
-    $all(".run-status .outcome, .run-panel .decide").forEach(function (el) { el.remove(); });
+    $all(".run-status .outcome, .run-panel .decide, [data-phase-count]").forEach(function (el) { el.remove(); });
+  }
+
+  // "Phase 2 of 4: title" for the attempt the rows show. The page renders the phases its actions
+  // reached so far and the plan's count; each phase.started of the attempt adds its phase.
+  function phaseLine() {
+    var line = $("[data-phase-count]");
+    if (line) return line;
+    // Only for an attempt still running: the rendered one if active, or one started since.
+    if (rowsRun === renderedRun && !ACTIVE_RUN[renderedRunStatus]) return null;
+    var box = $(".run-status");
+    if (!box) return null;
+    line = document.createElement("p");
+    line.className = "phase-count";
+    line.setAttribute("data-phase-count", "");
+    line.setAttribute("data-phase-names", "[]");
+    line.setAttribute("data-phase-total", PHASE_TOTAL);
+    line.setAttribute("role", "status");
+    var head = $("h3", box);
+    box.insertBefore(line, head ? head.nextSibling : box.firstChild);
+    return line;
+  }
+
+  function phaseCount(p) {
+    var line = phaseLine();
+    if (!line || !p.phase) return;
+    var names = [];
+    try { names = JSON.parse(line.getAttribute("data-phase-names") || "[]"); } catch (e) { names = []; }
+    if (names.indexOf(p.phase) < 0) names.push(p.phase);
+    line.setAttribute("data-phase-names", JSON.stringify(names));
+    var number = names.indexOf(p.phase) + 1;
+    var total = Math.max(parseInt(line.getAttribute("data-phase-total"), 10) || 0, names.length);
+    line.textContent = "Phase " + number + " of " + total + ": " + (p.title || p.phase);
   }
 
   function updateRow(ev) {
     if (ev.kind === "step.started") { onStepStarted(ev); return; }
     if (ev.step_run != null && rowsRun != null && ev.step_run !== rowsRun) return; // another attempt
     var p0 = ev.payload || {};
+    if (ev.kind === "phase.started") phaseCount(p0);
     if (ev.kind === "phase.started" && p0.actions) {
       p0.actions.forEach(function (a) {
         actionRow({ action: a.id, node: a.node, payload: { phase: p0.phase, script: a.script } });

@@ -17,13 +17,16 @@ INPUTS = {
     "prerequisites": {
         "ams_version": "2.1.1069.0",
         "gmsa": "CORP\\amsgmsa$",
-        "sql_connection_string": "Server=sql01.corp.example.com;Database=AMS;Integrated Security=true",
+        "sql_connection_string": (
+            "Server=sql01.corp.example.com;Database=AMS;Integrated Security=true;"
+            "Application Name=o'brien\u2019s"
+        ),
         "license_key": "LICENSE-" + "Q" * 30,
     },
     "base_cluster": {"cluster_name": "AMSCL", "cluster_address": "10.0.0.50"},
     "quorum": {
         "witness_type": "cloud",
-        "cloud_account": "o'brien\u2019s",
+        "cloud_account": "obrien",  # Azure's rule: 3-24 lowercase letters and digits
         "cloud_access_key": "AK-s3cr3t-value",
     },
     "install_ams": {"certificate_thumbprint": "AB" * 20},
@@ -97,7 +100,8 @@ def test_runbook_values_are_parameters_and_secrets_are_prompted(api, configured)
     text = _fetch(api, f"/api/v1/deployments/{configured}/runbook.ps1").decode()
     assert "[string]$BaseCluster_ClusterName = 'AMSCL'," in text
     assert "[int]$FailoverTest_MoveTimeout = 90," in text
-    assert "[string]$Quorum_CloudAccount = 'o''brien\u2019\u2019s'," in text
+    assert "[string]$Quorum_CloudAccount = 'obrien'," in text
+    assert "Application Name=o''brien\u2019\u2019s'," in text  # quotes doubled, as typed
     assert "'Name' = $BaseCluster_ClusterName" in text  # inside the task's Parameters
     assert "Script = 'task_run'" in text
     assert "'ScriptText' = (Get-AmswScriptText -Script 'cluster_create')" in text
@@ -177,3 +181,31 @@ def test_reviewer_token_may_export_the_runbook(client, make_token, api):
     headers = {"Authorization": f"Bearer {make_token('reviewer')}"}
     response = client.get(f"/api/v1/deployments/{deployment_id}/runbook.ps1", headers=headers)
     assert response.status_code == 200
+
+
+FARM_INPUTS = {
+    "prerequisites": INPUTS["prerequisites"] | {"ams_version": "3.0.1638.0"},
+    "first_node": {"certificate_thumbprint": "CD" * 20, "https_port": 443},
+    "host_config": {"external_host_name": "ams.corp.example.com"},
+    "ip_detection": {"balancer_layer": "application", "known_proxies": "10.0.0.60"},
+    "farm_test": {"balancer_address": "ams.corp.example.com"},
+}
+
+
+def test_the_farm_guide_has_a_runbook_of_its_own(api):
+    """A load-balancer deployment's runbook: its own steps' vetted scripts, parsed, no secret."""
+    created = api.post("/api/v1/deployments", json={**DEPLOYMENT, "guide_key": "ams-load-balancer"})
+    assert created.status_code == 201, created.get_json()
+    farm = created.get_json()["id"]
+    for key, body in FARM_INPUTS.items():
+        response = api.put(f"/api/v1/deployments/{farm}/steps/{key}/inputs", json=body)
+        assert response.status_code == 200, (key, response.get_json())
+    text = _fetch(api, f"/api/v1/deployments/{farm}/runbook.ps1")
+    tree = PARSER.parse(text)
+    assert not tree.root_node.has_error, _errors(tree.root_node, [])[:3]
+    bodies = functions(text)
+    for name, body in bodies.items():
+        assert body == _vetted(name), name
+    assert {"lb_health_probe", "lb_host_config_read"} <= set(bodies), sorted(bodies)
+    assert not {"cluster_create", "role_create", "quorum_set"} & set(bodies)
+    assert b"LICENSE-" not in text

@@ -16,6 +16,7 @@ EXPECTED = {
     "auth.favicon": (None, None),
     "api-docs.openapi_json": (None, None),
     "auth.logout": ("view", "view"),
+    "auth.change_password": ("view", "view"),
     "deployments.index": ("view", "view"),
     "deployments.create": ("create", "create"),
     "deployments.edit": ("drive", "drive"),

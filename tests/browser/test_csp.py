@@ -36,6 +36,7 @@ def _pages(d: int) -> list[str]:
         "/admin/users",
         "/admin/users/new",
         "/account/tokens",
+        "/account/password",
     ]
 
 

@@ -350,7 +350,7 @@ def test_running_attempt_updates_live_then_shows_its_outcome(app, signed_in, dep
                 },
             ],
         )
-    page.wait_for_selector("form.decide", timeout=15_000)
+    page.wait_for_selector(".decide", timeout=15_000)
     page.wait_for_function("() => window.amswLive && window.amswLive.ready")
     page.wait_for_timeout(2000)
     assert len(loads) == 1

@@ -247,7 +247,7 @@ def test_run_outcome_decision_narrow_and_print_screens(app, signed_in, deploymen
     _seed_failed_run(app, deployment_id)
     page.goto(f"/deployments/{deployment_id}/steps/prerequisites")
     expect(page.locator(".badge-fail")).to_have_count(1)
-    expect(page.locator("fieldset legend", has_text="This step needs a decision")).to_be_visible()
+    expect(page.locator("fieldset legend", has_text="How do you want to continue?")).to_be_visible()
     expect(page.locator(".elapsed").first).to_have_text("took 2.4 s")  # not "0:02"
     assert page.evaluate(UNLABELLED) == []
     shot(page, "step-1-outcome-needs-attention")

@@ -1,6 +1,6 @@
 """End-to-end fixtures: the worker's database, one real Celery worker for the session (its own
-queue), a lab per module (reset between cases from saved states), and the test-only lab
-observation hook.
+queue), a lab per module (reset between cases from saved states), the test-only lab
+observation hook, and for the browser tests the app on a live port, a fresh page, and signing in.
 
 Nothing here skips: a missing PostgreSQL/Redis (when DATABASE_URL/REDIS_URL are set), Chromium or
 Playwright fails the test.
@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests import lab_world
 from tests.execution.harness import (  # noqa: F401 - fixtures
+    USER_PASSWORD,
+    LiveServer,
     QueueEnqueue,
     Worker,
     exec_app,
@@ -50,3 +52,43 @@ def lab_calls():
 def e2e(exec_ctx, e2e_worker):  # noqa: F811 - fixtures imported from the harness
     """An app context on the worker's database with the real worker running."""
     return exec_ctx
+
+
+@pytest.fixture
+def live(e2e):
+    """The app served over real HTTP on the worker's database: the browser's base URL."""
+    server = LiveServer(e2e)
+    yield server.url
+    server.stop()
+
+
+def open_page(browser, live: str, **options):
+    """(page, JavaScript errors seen on it): a page in a fresh browser context (no cookies) at a
+    desktop size, `options` for the context; the caller closes page.context."""
+    context = browser.new_context(base_url=live, viewport={"width": 1360, "height": 900}, **options)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page, errors
+
+
+def sign_in(page, live: str, username: str = "operator", password: str = USER_PASSWORD) -> None:
+    """Sign in on the login page (a user made by make_user) and land on the dashboard."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live}/")
+
+
+def summary_says_highly_available(page, nodes: list[str]):
+    """On a Summary page: the deliverable is shown, complete and highly available on `nodes`.
+    Returns fact(name), the locator of the deliverable's fact `name`."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-summary]")).to_be_visible()
+    expect(page.locator("[data-outcome]")).to_have_attribute("data-outcome", "complete")
+    expect(page.locator("[data-ha]")).to_have_attribute("data-ha", "yes")
+    expect(page.locator("[data-ha]")).to_contain_text(", ".join(nodes))
+    return lambda name: page.locator(f'[data-fact="{name}"]')

@@ -10,19 +10,13 @@ from app.deployments.service import create_deployment
 from app.extensions import db
 from app.models import Event, User
 from tests.conftest import ARTIFACTS
-from tests.execution.harness import LAB_PASSWORD, LAB_USER, USER_PASSWORD, LiveServer, make_user
+from tests.e2e.conftest import open_page, sign_in
+from tests.execution.harness import LAB_PASSWORD, LAB_USER, make_user
 from tests.kdc import lab_realm
-from tests.lab_world import start_world
+from tests.lab_world import lab_nodes, start_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NODES = ["AMS1", "AMS2"]
-
-
-@pytest.fixture
-def live(e2e):
-    server = LiveServer(e2e)
-    yield server.url
-    server.stop()
 
 
 def test_connection_test_by_kerberos_in_the_browser(e2e, live, browser, tmp_path):
@@ -31,31 +25,15 @@ def test_connection_test_by_kerberos_in_the_browser(e2e, live, browser, tmp_path
     realm = lab_realm(tmp_path / "kdc", {LAB_USER: LAB_PASSWORD})
     _store, server = start_world(tmp_path, NODES, keytab=realm.keytab)
     make_user("operator", "admin")
-    nodes = [
-        {
-            "name": n,
-            "host": "127.0.0.1",
-            "port": server.ports[n],
-            "transport": "http",
-            "auth": "kerberos",
-            "cert_validation": True,
-        }
-        for n in NODES
-    ]
     user = db.session.scalar(db.select(User).where(User.username == "operator"))
+    nodes = lab_nodes(server, auth="kerberos")
     data = {"name": "Kerberos lab", "domain_fqdn": "corp.example.test", "nodes": nodes}
     deployment = create_deployment(data | {"kerberos_kdcs": realm.kdc}, user)
-    context = browser.new_context(base_url=live, viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page, _errors = open_page(browser, live)
     shots = ARTIFACTS / "e2e" / "connections"
     shots.mkdir(parents=True, exist_ok=True)
     try:
-        page.goto("/login")
-        page.get_by_label("Username").fill("operator")
-        page.get_by_label("Password").fill(USER_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{live}/")
+        sign_in(page, live)
         page.goto(f"/deployments/{deployment.id}/steps/prerequisites")
         page.get_by_role("link", name="Test connections").click()
         page.wait_for_url(re.compile(rf"/deployments/{deployment.id}/connections$"))
@@ -78,7 +56,7 @@ def test_connection_test_by_kerberos_in_the_browser(e2e, live, browser, tmp_path
         html = page.content()
         assert LAB_PASSWORD not in html and "Not-The-Password1" not in html
     finally:
-        context.close()
+        page.context.close()
         server.stop()
         realm.stop()
     assert server.auth_methods["AMS1"] == {"kerberos"}

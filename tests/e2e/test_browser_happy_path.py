@@ -1,7 +1,7 @@
 """The whole happy path in Chromium: sign in, create the deployment, fill every step's inputs, run
 each step with the lab's WinRM credentials, watch the live status reach done, go on. The manual
 install pauses with its checklist; the operator's work is simulated in the lab and the pause is
-answered with Retry in the page. Two routes for the second hop: two nodes over NTLM (scheduled
+answered with Retry in the page (the pause panel's Continue). Two routes for the second hop: two nodes over NTLM (scheduled
 tasks), three over a real CredSSP handshake. One screenshot per screen in
 tests/artifacts/e2e/<route>/ (AMSW_TEST_ARTIFACTS).
 
@@ -14,20 +14,14 @@ import pytest
 
 from app.lab import scenarios
 from tests.conftest import ARTIFACTS
-from tests.execution.harness import LAB_PASSWORD, LAB_USER, USER_PASSWORD, LiveServer, make_user
+from tests.e2e.conftest import open_page
+from tests.execution.harness import LAB_PASSWORD, LAB_USER, USER_PASSWORD, make_user
 from tests.lab_world import inputs_for, install_by_hand, start_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = ARTIFACTS / "e2e"
 NAME = "Contoso <b>AMS</b> & \"lab\" 'one'"  # shown literally, never as markup
 ROUTES = {"ntlm": ["AMS1", "AMS2"], "credssp": ["AMS1", "AMS2", "AMS3"]}
-
-
-@pytest.fixture
-def live(e2e):
-    server = LiveServer(e2e)
-    yield server.url
-    server.stop()
 
 
 class Screens:
@@ -79,11 +73,7 @@ def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
             for node in nodes:
                 scenarios.apply_fault(state, f"credssp:{node}")
     values = inputs_for(store)
-    context = browser.new_context(base_url=live, viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = open_page(browser, live)
     shot = Screens(page, SHOTS / auth)
     try:
         page.goto("/login")
@@ -146,16 +136,15 @@ def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
                 )
                 shot(f"step{number}-{step}-checklist")
                 install_by_hand(store)  # the operator runs the installer and the config tool
-                page.locator("form.decide input[name=decision][value=retry]").check()
+                page.locator(".decide input[name=decision][value=retry]").check()
                 page.get_by_role("button", name="Continue").click()
                 # From 2.1 the license lives in the database: the page asks for a confirmation.
                 _wait_status(page, expect, "failed")
                 expect(page.locator("#run-panel")).to_contain_text("Confirm the license")
                 shot(f"step{number}-{step}-confirm-license")
+                # Retry runs with the inputs as they are on the screen: no Save first.
                 page.get_by_label(re.compile("I entered the license key")).check()
-                page.get_by_role("button", name="Save inputs").click()
-                expect(page.locator(".flash-success")).to_contain_text("inputs saved")
-                page.locator("form.decide input[name=decision][value=retry]").check()
+                page.locator(".decide input[name=decision][value=retry]").check()
                 page.get_by_role("button", name="Continue").click()
                 _wait_status(page, expect, "succeeded")
             elif step == "prerequisites":
@@ -166,8 +155,13 @@ def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
                     "Active Directory PowerShell module"
                 )
                 shot(f"step{number}-{step}-ad-module")
-                page.get_by_label(re.compile("Apply first: Install the Active Directory")).check()
-                _run_and_wait(page, expect)
+                # The pause offers the fix with Retry, and the credentials stored by the run.
+                decide = page.locator(".decide")
+                expect(decide).to_contain_text(f"Use the stored credentials of {LAB_USER}")
+                decide.get_by_label(re.compile("Apply first: Install the Active Directory")).check()
+                decide.locator("input[name=decision][value=retry]").check()
+                page.get_by_role("button", name="Continue").click()
+                _wait_status(page, expect, "succeeded")
             else:
                 _run_and_wait(page, expect)
             if step == "base_cluster" and auth == "credssp":
@@ -175,13 +169,13 @@ def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
                 expect(page.locator("#run-panel")).to_contain_text("Disable-WSManCredSSP")
             expect(page.locator("h1 .badge, h1 [class*=status]").first).to_be_visible()
             shot(f"step{number}-{step}-done")
-            page.locator(".step-nav a.primary").click()
+            page.locator(".next-step a.primary").click()  # right under the outcome
 
         page.wait_for_url(re.compile(r"/steps/summary$"))
         expect(page.locator("body")).to_contain_text("Summary")
         shot("step7-summary")
     finally:
-        context.close()
+        page.context.close()
         server.stop()
     assert not errors, f"JavaScript errors on the page: {errors}"
     state = store.read()

@@ -39,7 +39,9 @@ CONNECTION = (
     "Application Name=O'Brien $(Get-Date) `n %TEMP% & | <x>"
 )
 INSTALLER = "it's; $(Stop-Computer) `whoami` & %PATH% {0}.exe"
-ACCOUNT = "a'b;$(x)`c%d{0}"  # 15 of the 24 characters a storage account name may have here
+# Azure's rule (3-24 lowercase letters and digits) leaves nothing hostile in the account name;
+# the access key next to it still is.
+ACCOUNT = "amsw1tness0"
 ACCESS_KEY = "k'e;y$(Stop-Computer)`\"%PATH%{0}=="
 
 

@@ -258,6 +258,29 @@ def quick_installer(monkeypatch):
     monkeypatch.setattr(ams, "INSTALL_POLLS", 1)
 
 
+def _sign_in_again(deployment_id: int, step_key: str, node_name: str) -> None:
+    """A node refused the credentials: a retry with them is refused (it would fail again and
+    count towards locking the account) until they sign in once with Test connections."""
+    from app.execution import probe, service
+    from app.extensions import db
+    from app.models import Deployment
+    from tests.execution.harness import LAB_PASSWORD, LAB_USER
+    from tests.lab_world import operator_id
+
+    with pytest.raises(service.StepBlocked, match=f"{node_name} refused the credentials"):
+        service.resolve_pause(deployment_id, step_key, "retry", "", None, operator_id())
+    deployment = db.session.get(Deployment, deployment_id)
+    node = next(n for n in deployment.nodes if n.name == node_name)
+    probe.request(deployment, node, LAB_USER, LAB_PASSWORD, operator_id())
+    db.session.commit()
+
+    def signed_in() -> bool:
+        db.session.remove()
+        return any(e.payload.get("ok") for e in events_of(deployment_id, probe.TESTED))
+
+    wait_for(signed_in, timeout=30, message="the connection test")
+
+
 def _clear(store) -> None:
     with store.transaction() as state:
         scenarios.clear_faults(state)
@@ -321,6 +344,8 @@ def test_fault_pauses_then_resumes(case, stages, e2e, lab_calls):
             _wait_back(store, node, boots[node])
     if case.step == "install_ams" and case.before == "hand1" and case.mode == "manual":
         install_by_hand(store, ["AMS2"])  # the operator replaces the other version by hand
+    if case.spec.startswith("auth_failure:"):
+        _sign_in_again(deployment_id, case.step, case.spec.split(":")[1])
     second = decide(deployment_id, case.step, case.decision)
     if case.mode == "unattended":
         # The unattended installer ran on the failed node; the configuration tool is manual.

@@ -19,7 +19,7 @@ from app.models import Deployment, DeploymentLease, DeploymentStep, NodeAction, 
 from app.remote import errors
 from app.remote.runner import NodeSession
 from app.remote.sessions import SessionCache
-from app.wizard.engine import Phase
+from app.steps import Phase
 from tests.execution.harness import (
     LAB_PASSWORD,
     LAB_USER,

@@ -5,7 +5,7 @@ registers itself in app.guides.GUIDES.
 """
 
 from app.guides import GUIDES
-from app.wizard.engine import Action, Finish, Guide, Phase, Step
+from app.steps import Action, Finish, Guide, Phase, Step
 
 
 class ExecStep(Step):

@@ -1,6 +1,6 @@
 """Building RunViews and fabricated ActionResults for the cluster step tests (steps 2-6)."""
 
-from app.wizard.engine import ActionResult, Finish, NodeInfo, Phase, RunView
+from app.steps import ActionResult, Finish, NodeInfo, Phase, RunView
 
 NODES = ("AMS1", "AMS2")
 DOMAIN = "corp.example.test"

@@ -4,9 +4,10 @@ import copy
 
 import pytest
 
-from app.guides.cluster import checks
-from app.guides.cluster.prerequisites import STEP, requested_fix
-from app.wizard.engine import ActionResult, Finish, NodeInfo, Phase, RunView
+from app.guides.cluster.prerequisites import STEP
+from app.guides.shared import checks
+from app.guides.shared.prerequisites import requested_fix
+from app.steps import ActionResult, Finish, NodeInfo, Phase, RunView
 
 NODES = ("AMS1", "AMS2")
 INPUTS = {

@@ -11,7 +11,7 @@ from aiosmtpd.controller import Controller
 from app.extensions import db
 from app.handover import drift, notify
 from app.models import Deployment, StepRun, utcnow
-from app.wizard.engine import Action, Check, Finish, Phase, Step
+from app.steps import Action, Check, Finish, Phase, Step
 from tests.handover.helpers import deployment, signed_in, user
 
 
@@ -195,7 +195,7 @@ class Licensed(Step):
 
 def test_a_wiped_step_secret_is_not_drift():
     """Take-over wipes the vault; the new driver enters only WinRM credentials: no false drift."""
-    from app.wizard.engine import RunView
+    from app.steps import RunView
 
     view = RunView("d", "corp.test", (), {}, {}, frozenset({"winrm_password"}), {"detect": {}})
     view.options = {"mode": "verify"}

@@ -5,7 +5,7 @@ import hashlib
 
 from app.lab import scenarios
 from app.lab.handlers.ams import apply_configuration_tool
-from app.wizard.engine import Finish, NodeInfo, RunView
+from app.steps import Finish, NodeInfo, RunView
 from tests.lab.fake_ctx import FakeCtx, FakeStore, run_action
 
 NODES = ["AMS1", "AMS2"]

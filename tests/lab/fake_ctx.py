@@ -7,7 +7,7 @@ import threading
 
 from app.lab.context import ScriptContext
 from app.remote import scripts
-from app.wizard.engine import Action, ActionResult
+from app.steps import Action, ActionResult
 
 
 class FakeStore:

@@ -49,3 +49,22 @@ def test_faults_add_and_clear(app):
     runner.invoke(args=["lab", "fault", "clear"])
     assert not _state(app)["faults"].get("unreachable")
     assert "Express" not in _state(app)["sql"]["edition"]
+
+
+def test_lab_drain_takes_nodes_out_of_the_balancer_and_back(app):
+    """The demo operator at the load balancer: `flask lab drain AMS2` leaves AMS1 in service,
+    `flask lab drain` puts every node back; an unknown node is refused and changes nothing."""
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["lab", "reset", "--nodes", "2"]).exit_code == 0
+    store = LabStore(app.config["INSTANCE_DIR"] / "lab" / "state.json")
+    drained = runner.invoke(args=["lab", "drain", "ams2"])
+    assert drained.exit_code == 0, drained.output
+    assert "In service at amsweb.corp.example.test: AMS1." in drained.output
+    assert store.read()["balancer"]["drained"] == ["AMS2"]
+    assert "drained: AMS2" in runner.invoke(args=["lab", "show"]).output
+    refused = runner.invoke(args=["lab", "drain", "AMS9"])
+    assert refused.exit_code != 0 and "Not behind the balancer: AMS9" in refused.output
+    assert store.read()["balancer"]["drained"] == ["AMS2"]
+    back = runner.invoke(args=["lab", "drain"])
+    assert back.exit_code == 0 and "AMS1, AMS2." in back.output
+    assert store.read()["balancer"]["drained"] == []

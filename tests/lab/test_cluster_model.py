@@ -6,8 +6,8 @@ from app.guides.cluster import validation
 from app.guides.cluster.base_cluster import STEP
 from app.lab.context import ScriptFailure
 from app.lab.handlers import cluster as model
+from app.steps import NodeInfo
 from app.wizard import route
-from app.wizard.engine import NodeInfo
 from tests.lab.cluster_world import all_inputs, ctx, drive, world
 from tests.lab.fake_ctx import run_action
 

@@ -8,7 +8,7 @@ from app.lab.server import LabServer
 from app.lab.store import LabStore
 from app.remote.errors import RemoteError
 from app.remote.runner import Connection, run_script
-from app.wizard.engine import ActionResult, Finish, NodeInfo, RunView
+from app.steps import ActionResult, Finish, NodeInfo, RunView
 from tests.lab.conftest import PASSWORD, USER
 
 NODES = ["AMS1", "AMS2"]

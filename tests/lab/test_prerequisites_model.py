@@ -7,8 +7,8 @@ from app.guides.cluster.prerequisites import STEP
 from app.lab import scenarios
 from app.lab.context import ScriptFailure
 from app.lab.handlers import prerequisites as model
+from app.steps import Finish, NodeInfo, RunView
 from app.wizard import route
-from app.wizard.engine import Finish, NodeInfo, RunView
 from tests.lab.fake_ctx import FakeCtx, FakeStore, run_action
 
 NODES = ["AMS1", "AMS2"]

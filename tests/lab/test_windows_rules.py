@@ -32,8 +32,8 @@ from app.lab.server import LabServer
 from app.lab.store import LabStore
 from app.remote import scripts
 from app.remote.runner import Connection, NodeSession, run_script
+from app.steps import Action, NodeInfo
 from app.wizard import route
-from app.wizard.engine import Action, NodeInfo
 from tests.lab.cluster_world import BlobStore
 from tests.lab.conftest import PASSWORD, SCRIPTS, USER, script_text
 from tests.lab.fake_ctx import FakeCtx, FakeStore, run_action
@@ -134,10 +134,10 @@ def test_second_hop(lab):
 @pytest.mark.parametrize(
     ("script", "params", "message"),
     [
-        ("cluster_create", {"Name": "C", "Node": NODES, "StaticAddress": "10.0.0.9"}, "denied"),
+        ("cluster_create", {"Name": "C", "Node": NODES, "StaticAddress": "10.20.0.9"}, "denied"),
         ("cluster_validate", {"Node": NODES}, "Access is denied"),
         ("prereq_set_gmsa_principals", {"ServiceAccount": GMSA, "Add": ["AMS2$"]}, "contact"),
-        ("role_create", {"Name": "AMSWEB", "StaticAddress": "10.0.0.8"}, "Access is denied"),
+        ("role_create", {"Name": "AMSWEB", "StaticAddress": "10.20.0.8"}, "Access is denied"),
     ],
 )
 def test_second_hop_refuses_every_remote_write(script, params, message):
@@ -146,7 +146,7 @@ def test_second_hop_refuses_every_remote_write(script, params, message):
         with world.transaction() as w:
             for node in w["nodes"].values():
                 scenarios.install_ams(node, "2.1.1069.0", GMSA, "Server=sql1")
-        cluster = {"Name": "C", "Node": NODES, "StaticAddress": "10.0.0.9"}
+        cluster = {"Name": "C", "Node": NODES, "StaticAddress": "10.20.0.9"}
         made = route.as_operator(node_info(), "cluster_create", cluster, label="Create")
         assert run_action(world, made).ok
     plain = run_action(world, Action("AMS1", script, params))

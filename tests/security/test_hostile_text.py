@@ -44,8 +44,9 @@ NEW_DEPLOYMENT = {
     **NODE_HOSTS,
     "kerberos_kdcs": "dc1.corp.example.test",
 }
-# A valid value for every text field of every step form; the test corrupts one at a time.
-STEP_INPUTS = {
+# A valid value for every text field of every step form of every guide; the test corrupts one
+# at a time.
+CLUSTER_INPUTS = {
     "prerequisites": {
         "ams_version": "2.1.1069.0",
         "gmsa": "CORP\\svc-ams$",
@@ -71,6 +72,20 @@ STEP_INPUTS = {
     "cluster_role": {"access_point_name": "AMSWEB", "access_point_address": "10.20.0.51"},
     "failover_test": {"move_timeout": "120"},
 }
+FARM_INPUTS = {
+    "prerequisites": CLUSTER_INPUTS["prerequisites"],
+    "first_node": {"certificate_thumbprint": "B" * 40, "https_port": "443"},
+    "host_config": {"external_host_name": "ams.corp.example.test"},
+    "ip_detection": {
+        "balancer_layer": "application",
+        "forward_limit": "1",
+        "known_proxies": "10.20.0.60",
+        "known_networks": "10.20.0.0/24",
+    },
+    "farm_test": {"balancer_address": "amsweb.corp.example.test", "requests_per_round": "4"},
+}
+STEP_INPUTS = {"ams-failover-cluster": CLUSTER_INPUTS, "ams-load-balancer": FARM_INPUTS}
+INTEGER_INPUTS = {"https_port", "move_timeout", "forward_limit", "requests_per_round"}
 
 
 def _all_form_classes() -> list[type]:
@@ -109,10 +124,10 @@ def _any_printable(name: str, field_class) -> bool:
     return issubclass(field_class, PasswordField) and name not in STEP_SECRETS
 
 
-def _step_fields() -> list[tuple[str, str]]:
-    """(step key, field name) for every text field of every guide step's form."""
+def _step_fields() -> list[tuple[str, str, str]]:
+    """(guide key, step key, field name) for every text field of every guide step's form."""
     return [
-        (step.key, name)
+        (guide.key, step.key, name)
         for guide in GUIDES.values()
         for step in guide.steps
         if step.form_class is not None
@@ -147,14 +162,19 @@ def signed_in(client, make_user):
     return client, csrf_token(client, "/deployments/new")
 
 
-@pytest.fixture
-def deployment(app, signed_in):
-    """A deployment of two nodes on distinct addresses; returns its id."""
+def _new_deployment(app, signed_in, guide_key: str) -> int:
+    """A deployment of two nodes on distinct addresses, following `guide_key`; returns its id."""
     client, token = signed_in
-    response = client.post("/deployments/new", data={**NEW_DEPLOYMENT, "csrf_token": token})
+    data = {**NEW_DEPLOYMENT, "guide_key": guide_key, "csrf_token": token}
+    response = client.post("/deployments/new", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
     with app.app_context():
         return db.session.scalar(text("SELECT max(id) FROM deployments"))
+
+
+@pytest.fixture
+def deployment(app, signed_in):
+    return _new_deployment(app, signed_in, "ams-failover-cluster")
 
 
 def _refused(response, char: str) -> None:
@@ -195,14 +215,20 @@ def test_every_text_field_refuses_the_character(app, form_class, char):
 # --- the screens ----------------------------------------------------------------------------
 
 
+def _id(case: tuple[str, str, str]) -> str:
+    guide, step, field = case
+    return f"{guide.removeprefix('ams-')}:{step}:{field}"
+
+
 @pytest.mark.parametrize("char", [NUL, BIDI], ids=["nul", "bidi"])
-@pytest.mark.parametrize(("step_key", "field"), STEP_FIELDS, ids=[":".join(f) for f in STEP_FIELDS])
+@pytest.mark.parametrize(("guide_key", "step_key", "field"), STEP_FIELDS, ids=map(_id, STEP_FIELDS))
 def test_step_form_field_refused_then_valid_values_save(
-    app, signed_in, deployment, step_key, field, char
+    app, signed_in, guide_key, step_key, field, char
 ):
     client, token = signed_in
+    deployment = _new_deployment(app, signed_in, guide_key)
     url = f"/deployments/{deployment}/steps/{step_key}"
-    data = {**STEP_INPUTS[step_key], "csrf_token": token}
+    data = {**STEP_INPUTS[guide_key][step_key], "csrf_token": token}
     before = _snap(app)
     response = client.post(url, data={**data, field: _corrupt(data.get(field, ""), char)})
     assert response.status_code == 400
@@ -402,11 +428,15 @@ def api(app, client, make_user):
         return ApiClient(client, create_token(user, "hostile text")[1])
 
 
-@pytest.fixture
-def api_deployment(app, api):
-    response = api.post("/api/v1/deployments", json=DEPLOYMENT)
+def _api_deployment(api, guide_key: str) -> int:
+    response = api.post("/api/v1/deployments", json={**DEPLOYMENT, "guide_key": guide_key})
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
+
+
+@pytest.fixture
+def api_deployment(app, api):
+    return _api_deployment(api, "ams-failover-cluster")
 
 
 def _api_refused(response, field: str, char: str) -> None:
@@ -421,15 +451,16 @@ def _api_field(field: str) -> str:
 
 
 @pytest.mark.parametrize("char", [NUL, BIDI], ids=["nul", "bidi"])
-@pytest.mark.parametrize(("step_key", "field"), STEP_FIELDS, ids=[":".join(f) for f in STEP_FIELDS])
-def test_api_step_inputs_refused(ctx, api, api_deployment, step_key, field, char):
+@pytest.mark.parametrize(("guide_key", "step_key", "field"), STEP_FIELDS, ids=map(_id, STEP_FIELDS))
+def test_api_step_inputs_refused(ctx, api, guide_key, step_key, field, char):
+    deployment = _api_deployment(api, guide_key)
     body = {
-        k: (int(v) if k in {"https_port", "move_timeout"} else v)
-        for k, v in STEP_INPUTS[step_key].items()
+        k: (int(v) if k in INTEGER_INPUTS else v)
+        for k, v in STEP_INPUTS[guide_key][step_key].items()
     }
     before = snapshot()
     body[field] = _corrupt(body.get(field, ""), char)
-    url = f"/api/v1/deployments/{api_deployment}/steps/{step_key}/inputs"
+    url = f"/api/v1/deployments/{deployment}/steps/{step_key}/inputs"
     _api_refused(api.put(url, json=body), field, char)
     assert snapshot() == before
 
@@ -464,6 +495,7 @@ API_BODIES = {
             "nodes": ["NODE3"],
             "username": "CORP\\op",
             "password": "Passw0rd!",
+            "fix": "install_ad_module",
         },
     ),
 }

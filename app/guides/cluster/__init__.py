@@ -9,12 +9,17 @@ from app.guides.cluster import (
     quorum,
     summary,
 )
-from app.wizard.engine import Guide
+from app.steps import Guide
 
 GUIDE = Guide(
     key="ams-failover-cluster",
     title="Access Manager in a failover cluster",
     version="2026.11",
+    choice=(
+        "Access Manager 2.x as a Generic Service role of a Windows failover cluster: one node "
+        "serves at a time and the role moves when it fails. Lithnet no longer supports this "
+        "layout from 3.0 on."
+    ),
     steps=(
         prerequisites.STEP,
         base_cluster.STEP,

@@ -12,18 +12,20 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
 from app import validators
+from app.guides.cluster import addresses
 from app.guides.cluster import validation as verdict
-from app.guides.cluster.flow import (
+from app.guides.shared.flow import (
     conclude,
     failure_checks,
     failures,
     needs_attention,
     one_action_phase,
     outputs,
+    point_to_address_field,
     upper_set,
 )
+from app.steps import Action, ActionResult, Check, Finish, Phase, RunView, Step
 from app.wizard import route
-from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule, TextField
 
 CREATE_TIMEOUT = 1200
@@ -52,6 +54,8 @@ class BaseCluster(Step):
     """Test-Cluster, then New-Cluster -NoStorage, or adopt a cluster these nodes already form."""
 
     key = "base_cluster"
+    history_facts = {"name": "cluster_name"}
+    replay_to_verify = True
     title = "Base cluster"
     purpose = (
         "Validate the nodes and form the Windows failover cluster that will host Access Manager."
@@ -67,6 +71,9 @@ class BaseCluster(Step):
         "computer objects in the nodes' OU (or a pre-staged cluster name object).",
     )
     form_class = BaseClusterForm
+
+    def cross_check(self, deployment, data: dict, probed) -> dict[str, str]:
+        return addresses.cross_check(deployment, data, probed)
 
     def preview(self, view: RunView) -> list[Phase]:
         phases = [self._detect(view, "detect")]
@@ -99,7 +106,11 @@ class BaseCluster(Step):
         if failures(create):
             return needs_attention(
                 f"Creating cluster {_name(view)} failed.",
-                failure_checks(create, "create", "Creating the cluster"),
+                point_to_address_field(
+                    failure_checks(create, "create", "Creating the cluster"),
+                    "cluster_address",
+                    "Cluster static IP address",
+                ),
                 _artifacts(view, _method(view), validation),
             )
         verify = view.phase("verify")

@@ -11,7 +11,8 @@ from typing import Any
 from flask_wtf import FlaskForm
 
 from app import validators
-from app.guides.cluster.flow import (
+from app.guides.cluster import addresses
+from app.guides.shared.flow import (
     conclude,
     failure_checks,
     failures,
@@ -19,10 +20,11 @@ from app.guides.cluster.flow import (
     needs_attention,
     one_action_phase,
     outputs,
+    point_to_address_field,
     poll_results,
 )
+from app.steps import Action, Check, Finish, Phase, RunView, Step
 from app.wizard import route
-from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule, TextField
 
 WAIT_SECONDS = 60
@@ -49,6 +51,7 @@ class ClusterRole(Step):
     """Add-ClusterGenericServiceRole without storage or registry checkpoints; wait for Online."""
 
     key = "cluster_role"
+    replay_to_verify = True
     title = "Cluster role"
     purpose = "Let the cluster own the Access Manager service under one name and address."
     guidance = (
@@ -59,6 +62,9 @@ class ClusterRole(Step):
         "becomes Manual on every node.",
     )
     form_class = ClusterRoleForm
+
+    def cross_check(self, deployment, data: dict, probed) -> dict[str, str]:
+        return addresses.cross_check(deployment, data, probed)
 
     def preview(self, view: RunView) -> list[Phase]:
         return [
@@ -92,9 +98,12 @@ class ClusterRole(Step):
             if create is None:
                 return self._create(view)
             if failures(create):
-                return self._failed(
-                    view, failure_checks(create, "create", "Creating the role"), method
+                checks = point_to_address_field(
+                    failure_checks(create, "create", "Creating the role"),
+                    "access_point_address",
+                    "Client access point IP address",
                 )
+                return self._failed(view, checks, method)
             role = outputs(create)[view.first_node.name]
         elif role.get("state") in RESTARTABLE:
             # An existing role left Failed or Offline (e.g. by an earlier attempt whose cause

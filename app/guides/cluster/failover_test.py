@@ -11,8 +11,9 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.validators import NumberRange
 
-from app.guides.cluster.flow import conclude, failures, one_action_phase, outputs
-from app.wizard.engine import Action, Check, Finish, NodeInfo, Phase, RunView, Step
+from app.formatting import duration
+from app.guides.shared.flow import conclude, failures, one_action_phase, outputs
+from app.steps import Action, Check, Finish, NodeInfo, Phase, RunView, Step
 
 
 class FailoverTestForm(FlaskForm):
@@ -159,10 +160,11 @@ def _finish(view: RunView, rows: list[dict]) -> Finish:
 
 def _row_check(view: RunView, row: dict) -> Check:
     node = row["node"]
+    moved = f" after a move of {duration(row['seconds'])}" if row["seconds"] is not None else ""
     evidence = (
-        f"Owner {row['owner']}, state {row['state']}, service "
+        f"Owner {row['owner']}, state {row['state']}{moved}, service "
         f"{'running' if row['service_running'] else 'not running'}, health-check "
-        f"{row['health_status'] or 'no answer'} after {row['seconds']} s."
+        f"{row['health_status'] or 'no answer'}."
     )
     if row["error"]:
         evidence += f" Error: {row['error']}"

@@ -19,15 +19,16 @@ from wtforms import BooleanField, IntegerField, RadioField
 from wtforms.validators import NumberRange
 
 from app import validators
-from app.guides.cluster.checks import split_sql_source
-from app.guides.cluster.flow import (
+from app.guides.shared.checks import connection_check, same_connection, split_sql_source
+from app.guides.shared.flow import (
     conclude,
     failure_checks,
+    first_node,
     needs_attention,
     outputs,
     poll_results,
 )
-from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
+from app.steps import Action, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule, TextField
 
 INSTALL_DIR = "C:\\Windows\\Temp\\"
@@ -78,6 +79,8 @@ class InstallForm(FlaskForm):
         "Installer file",
         [Rule(_installer_file, optional=True)],
         description="A file placed in the wizard's instance/installers folder.",
+        # Only the unattended install copies a file (static/js/disclose.js; shown without JS).
+        render_kw={"data-show-when": "install_mode=unattended"},
     )
     certificate_thumbprint = TextField("TLS certificate thumbprint", [Rule(_thumbprint)])
     https_port = IntegerField("HTTPS port", [NumberRange(1, 65535)], default=443)
@@ -95,6 +98,7 @@ class InstallAms(Step):
     """Copy, install (or let the operator install), and verify identical configuration per node."""
 
     key = "install_ams"
+    replay_to_verify = True
     title = "Install Access Manager"
     purpose = (
         "Install the Access Manager service on every node with the same account, database "
@@ -381,7 +385,7 @@ def _no_installer_check() -> Check:
 
 
 def _manual_install_check(view: RunView, settings: Settings, node: str) -> Check:
-    first = node == _first_node(view)
+    first = node == first_node(view)
     steps = [
         f"On {node}, run LithnetAccessManagerService-{settings.version or '<version>'}-x64.exe.",
         f"Service account: {settings.account or 'the gMSA from the prerequisites'}.",
@@ -402,11 +406,6 @@ def _manual_install_check(view: RunView, settings: Settings, node: str) -> Check
         node=node,
         fix={"kind": "manual", "steps": steps},
     )
-
-
-def _first_node(view: RunView) -> str:
-    """The deployment's first node (it takes the license), also when a retry runs on fewer nodes."""
-    return (view.options.get("all_nodes") or view.node_names)[0]
 
 
 def _check(
@@ -442,19 +441,15 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
                 "it. Reinstall or change the account in the configuration tool.",
             )
         )
-    if settings.connection_string and not _same_connection(
-        data.get("connection_string"), settings.connection_string
-    ):
-        checks.append(
-            _check(
-                "connection_string",
-                node,
-                f"{node} uses another database connection",
-                f"Parameters\\ConnectionString is '{data.get('connection_string') or ''}'.",
-                f"Set the connection string to '{settings.connection_string}' on {node} "
-                "(configuration tool, or Set-AmsHostConfig -ConnectionString), then retry.",
-            )
-        )
+    wrong_database = connection_check(
+        node,
+        data.get("connection_string"),
+        settings.connection_string,
+        f"Set the connection string to '{settings.connection_string}' on {node} "
+        "(configuration tool, or Set-AmsHostConfig -ConnectionString), then retry.",
+    )
+    if wrong_database:
+        checks.append(wrong_database)
     if int(data.get("configured") or 0) != 1:
         checks.append(
             _check(
@@ -469,7 +464,7 @@ def _node_checks(view: RunView, settings: Settings, node: str, data: dict) -> li
     checks += _certificate_checks(settings, node, data)
     checks += _host_config_checks(settings, node, data)
     checks += _sql_server_checks(settings, node, data)
-    if node == _first_node(view):
+    if node == first_node(view):
         checks.append(_license_check(settings, node, data.get("license") or {}))
     start_type = (data.get("service") or {}).get("start_type")
     checks.append(
@@ -529,15 +524,6 @@ def _sql_server_checks(settings: Settings, node: str, data: dict) -> list[Check]
             f"again against {settings.sql_server or 'the shared SQL Server'}.",
         )
     ]
-
-
-def _same_connection(actual: object, wanted: str) -> bool:
-    try:
-        a = validators.parse_connection_string(str(actual or ""))
-        b = validators.parse_connection_string(wanted)
-    except ValueError:
-        return False
-    return bool(a) and {k: v.lower() for k, v in a.items()} == {k: v.lower() for k, v in b.items()}
 
 
 def _certificate_checks(settings: Settings, node: str, data: dict) -> list[Check]:
@@ -614,7 +600,7 @@ def _host_config_differs(settings: Settings, data: dict) -> bool:
     if not config.get("available"):
         return False
     api = config.get("api_enabled")
-    wrong_database = bool(settings.connection_string) and not _same_connection(
+    wrong_database = bool(settings.connection_string) and not same_connection(
         data.get("connection_string"), settings.connection_string
     )
     return (
@@ -672,7 +658,7 @@ def _finish(view: RunView, settings: Settings, checks: list[Check], missing: lis
     }
     if missing:
         artifacts["manual_checklist"] = {c.node: c.fix["steps"] for c in checks if c.fix}
-        first = _first_node(view)
+        first = first_node(view)
         order = (
             "Start with the first node (" + first + "), which takes the license. "
             if first in missing

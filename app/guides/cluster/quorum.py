@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField
 
 from app import validators
-from app.guides.cluster.flow import (
+from app.guides.shared.flow import (
     conclude,
     failure_checks,
     failures,
@@ -16,7 +16,7 @@ from app.guides.cluster.flow import (
     one_action_phase,
     outputs,
 )
-from app.wizard.engine import Action, Check, Finish, Phase, RunView, Step
+from app.steps import Action, Check, Finish, Phase, RunView, Step
 from app.wizard.fields import Rule, SecretField, TextField, required_when
 
 WITNESS_KINDS = {
@@ -37,6 +37,11 @@ _APPLY_REMEDIATION = {
 }
 
 
+def _shown_for(kind: str) -> dict:
+    """Shown only while that witness kind is chosen (static/js/disclose.js; all shown without JS)."""
+    return {"data-show-when": f"witness_type={kind}"}
+
+
 class QuorumForm(FlaskForm):
     """The witness kind and its settings."""
 
@@ -54,23 +59,28 @@ class QuorumForm(FlaskForm):
         "File share path",
         [required_when("witness_type", "file_share"), Rule(validators.unc_path, optional=True)],
         description="\\\\fileserver\\witness - every node's computer account needs write access.",
+        render_kw=_shown_for("file_share"),
     )
     cloud_account = TextField(
         "Storage account name",
         [
             required_when("witness_type", "cloud"),
-            Rule(lambda v: validators.plain_text(v, "Storage account", 24), optional=True),
+            Rule(validators.storage_account_name, optional=True),
         ],
+        description="As in the Azure portal: 3 to 24 lowercase letters and digits.",
+        render_kw=_shown_for("cloud"),
     )
     cloud_access_key = SecretField(
         "Storage account access key",
         [Rule(validators.access_key, optional=True)],
         description="Kept encrypted only while this step runs; wiped once the witness is set.",
+        render_kw=_shown_for("cloud"),
     )
     cloud_endpoint = TextField(
         "Endpoint",
         [Rule(validators.hostname, optional=True)],
         description="Leave empty for core.windows.net.",
+        render_kw=_shown_for("cloud"),
     )
     disk_name = TextField(
         "Cluster disk resource",
@@ -78,6 +88,7 @@ class QuorumForm(FlaskForm):
             required_when("witness_type", "disk"),
             Rule(lambda v: validators.plain_text(v, "Disk name", 128), optional=True),
         ],
+        render_kw=_shown_for("disk"),
     )
 
 
@@ -85,6 +96,7 @@ class Quorum(Step):
     """Set-ClusterQuorum with the chosen witness, verified with Get-ClusterQuorum."""
 
     key = "quorum"
+    replay_to_verify = True
     title = "Quorum witness"
     purpose = "Make sure the cluster keeps quorum when a node is down."
     guidance = (
@@ -123,7 +135,7 @@ class Quorum(Step):
                 "done",
                 f"The quorum is already configured as requested ({_describe(current)}); "
                 "nothing was changed.",
-                tuple(_advice(kind, node_count)),
+                tuple(_advice(kind, node_count) + share_on_node_checks(view)),
                 artifacts={"quorum": current, "changed": False},
             )
         if kind == "cloud" and ACCESS_KEY_SECRET not in view.secret_names:
@@ -167,11 +179,42 @@ class Quorum(Step):
                 )
             )
         checks.extend(_advice(_kind(view), node_count))
+        checks.extend(share_on_node_checks(view))
         return conclude(
             f"Quorum witness configured: {_describe(after or {})}.",
             "The quorum witness could not be confirmed.",
             checks,
             {"quorum": after, "changed": True},
+        )
+
+    def drift_explanation(self, view: RunView) -> Check | None:
+        """On a resume: which witness is gone and what the quorum is now (app.handover.drift)."""
+        current = outputs(view.phase("detect")).get(view.first_node.name)
+        if current is None or _matches(view, current):
+            return None
+        kind = _kind(view)
+        wanted = _wanted(view)
+        node_count = int(current.get("node_count") or len(view.nodes))
+        now = _describe(current)
+        if current.get("witness_kind"):
+            what = f"The quorum now uses another witness: {now}, not {wanted} as this step set."
+        else:
+            what = f"The {wanted} this step set is gone: the quorum is now {now}."
+        risk = (
+            f" With {node_count} nodes and no witness, losing {node_count // 2} of them stops "
+            "the cluster."
+            if not current.get("witness_kind") and node_count % 2 == 0
+            else ""
+        )
+        return Check(
+            "drift.quorum",
+            "The quorum witness changed",
+            "fail",
+            what + risk,
+            "Open the Quorum witness step and run it again to set the witness back"
+            + (" (enter the storage account access key again)" if kind == "cloud" else "")
+            + ", or find out who changed it (Failover Cluster Manager, Configure Cluster Quorum "
+            "Settings) if the change was intended.",
         )
 
     def _get(self, view: RunView, name: str) -> Phase:
@@ -225,6 +268,42 @@ def _matches(view: RunView, current: dict) -> bool:
             == str(view.inputs.get("disk_name", "")).lower()
         )
     return True
+
+
+def _wanted(view: RunView) -> str:
+    """The witness the operator asked for, in Get-ClusterQuorum's words."""
+    kind = _kind(view)
+    where = {
+        "file_share": view.inputs.get("share_path"),
+        "cloud": view.inputs.get("cloud_account"),
+        "disk": view.inputs.get("disk_name"),
+    }.get(kind)
+    name = WITNESS_KINDS[kind] or "no witness"
+    return f"{name} ({where})" if where else name
+
+
+def share_on_node_checks(view: RunView) -> list[Check]:
+    """A file share witness served by one of the cluster's own nodes: a warning (it goes down
+    with the node it is meant to outvote)."""
+    if _kind(view) != "file_share":
+        return []
+    path = str(view.inputs.get("share_path") or "")
+    node = validators.share_on_node(path, [(n.name, n.host) for n in view.nodes])
+    if node is None:
+        return []
+    return [
+        Check(
+            key="witness_on_node",
+            title=f"The file share witness is on cluster node {node}",
+            status="warn",
+            evidence=f"{path} is served by {node}, a member of this cluster.",
+            remediation="A witness must survive the loss of any node: when "
+            f"{node} is down, the cluster loses its vote and the witness together. Put the "
+            "share on a server outside the cluster (a file server, or a domain member in "
+            "another site), or use a cloud witness, then run this step again.",
+            node=node,
+        )
+    ]
 
 
 def _same_path(a: object, b: object) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.wizard.engine import Check
+from app.steps import Check
 
 _ISSUE = re.compile(r"^(?P<test>[^:\r\n]+ - [^:\r\n]+):\s*(?P<message>.+)$", re.S)
 _RESULT = re.compile(r"Test Result:\s*(?P<tokens>[A-Za-z, ]+)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from app import validators
 from app.remote.errors import ACCESS_DENIED, REMEDIATION
-from app.wizard.engine import ActionResult, Check
+from app.steps import ActionResult, Check
 
 KDS_DELAY = timedelta(hours=10)
 MIN_NODE_OS = (10, 0, 14393)
@@ -108,6 +108,31 @@ def split_sql_source(source: str) -> tuple[str, int]:
     host = host_part.split("\\", 1)[0].strip()
     port = int(port_text) if port_text.strip().isdigit() else 1433
     return host, port
+
+
+def same_connection(actual: object, wanted: str) -> bool:
+    """Two connection strings with the same keywords and values (case-insensitive)."""
+    try:
+        a = validators.parse_connection_string(str(actual or ""))
+        b = validators.parse_connection_string(wanted)
+    except ValueError:
+        return False
+    return bool(a) and {k: v.lower() for k, v in a.items()} == {k: v.lower() for k, v in b.items()}
+
+
+def connection_check(node: str, actual: object, wanted: str, remediation: str) -> Check | None:
+    """A failed check when the node's Parameters\\ConnectionString (`actual`) is not `wanted`,
+    None when it is or when nothing is wanted."""
+    if not wanted or same_connection(actual, wanted):
+        return None
+    return Check(
+        f"connection_string:{node}",
+        f"{node} uses another database connection",
+        "fail",
+        f"Parameters\\ConnectionString is '{actual or ''}'.",
+        remediation,
+        node,
+    )
 
 
 def version_tuple(text: str | None) -> tuple[int, ...]:

@@ -1,12 +1,21 @@
-"""Shared reading of phase results for the cluster steps: outputs, failures, polls, double hop."""
+"""Shared reading of phase results for the guides' steps: outputs, failures, polls, double hop."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-from app.remote.errors import AUTH_FAILED, INTERRUPTED, REMEDIATION, TIMEOUT, UNREACHABLE
-from app.wizard.engine import Action, ActionResult, Check, Finish, Phase, RunView
+from app.remote.errors import (
+    AUTH_FAILED,
+    INTERRUPTED,
+    REMEDIATION,
+    TIMEOUT,
+    UNREACHABLE,
+    unreachable_remediation,
+)
+from app.steps import Action, ActionResult, Check, Finish, Phase, RunView
 
 SECOND_HOP_REMEDIATION = (
     "This command reaches Active Directory and the other nodes from the node itself, which a "
@@ -63,12 +72,47 @@ UNREACHABLE_MID_ACTION = (
 )
 
 
+ADDRESS_REFUSALS = (
+    "already in use",
+    "not found on any cluster network",
+    "network or broadcast address",
+    "not a valid unicast address",
+)
+
+
+def point_to_address_field(checks: list[Check], field: str, label: str) -> list[Check]:
+    """A failure because Windows refused the address typed in this step's form (in use on the
+    network, on no cluster network) sends the operator back to that field, with a link."""
+    out = []
+    for check in checks:
+        text = check.evidence.lower()
+        if check.status == "fail" and any(h in text for h in ADDRESS_REFUSALS):
+            in_use = "already in use" in text
+            check = replace(
+                check,
+                remediation=(
+                    ("Another machine already answers on this address. " if in_use else "")
+                    + f"Enter a free address on the nodes' network in '{label}' (this step's "
+                    "inputs, above), save, then run the step again. Nothing was created."
+                ),
+                fix={"kind": "field", "field": field, "label": label},
+            )
+        out.append(check)
+    return out
+
+
+# "Cannot reach the node (host:port): ..." as app.remote.errors words it.
+_ENDPOINT = re.compile(r"\((?P<host>[^()\s]+):(?P<port>\d{1,5})\)")
+
+
 def transport_remediation(result: ActionResult) -> str:
     """Advice for a failure to reach the node rather than of the command, else ''."""
     if "shell was not found" in (result.error_message or "").lower():
         return CONNECTION_LOST
     if result.error_category == UNREACHABLE:
-        return REMEDIATION[UNREACHABLE] + UNREACHABLE_MID_ACTION
+        found = _ENDPOINT.search(result.error_message or "")
+        port = int(found["port"]) if found else None
+        return unreachable_remediation(port) + UNREACHABLE_MID_ACTION
     if result.error_category in (AUTH_FAILED, TIMEOUT, INTERRUPTED):
         return REMEDIATION[result.error_category]
     return ""
@@ -132,6 +176,12 @@ def one_action_phase(
 ) -> Phase:
     """A phase holding a single action (cluster-wide commands run on one node)."""
     return Phase(name, title, (action,), changes_state=changes_state, wait_before=wait_before)
+
+
+def first_node(view: RunView) -> str:
+    """The deployment's first node (it is installed first and takes the license), also when a
+    retry runs on fewer nodes."""
+    return (view.options.get("all_nodes") or view.node_names)[0]
 
 
 def upper_set(names: Iterable[str]) -> set[str]:

@@ -1,6 +1,7 @@
 """Registry of lab models: one handler per vetted script name (the .ps1 file stem)."""
 
 import importlib
+import time
 from collections.abc import Callable
 
 # Modules that define handlers with @handler("<script stem>"); teammates append theirs here.
@@ -12,6 +13,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "app.lab.handlers.role",
     "app.lab.handlers.failover",
     "app.lab.handlers.tasks",
+    "app.lab.handlers.farm",
 )
 
 HANDLERS: dict[str, Callable] = {}
@@ -36,3 +38,9 @@ def load_handlers(modules: tuple[str, ...] = HANDLER_MODULES) -> dict[str, Calla
     for module in modules:
         importlib.import_module(module)
     return HANDLERS
+
+
+def elapsed(started: float) -> float:
+    """Seconds since `started` (time.monotonic()), as the scripts report them: what the lab
+    really took, so its evidence never claims a 6 s wait inside a step that lasted 0.1 s."""
+    return round(time.monotonic() - started, 1)

@@ -218,19 +218,19 @@ def ams_install_status(ctx: ScriptContext) -> dict:
         if run["running"]:
             run["polls_left"] -= 1
             if run["polls_left"] <= 0:
-                _finish_install(node, run)
+                _finish_install(state, node, run)
         lines = _log_lines(run)
     if run["running"]:
         ctx.progress("Access Manager installer", "Running", 50)
     return _status(pid, run["running"], run["exit_code"], lines, log_path)
 
 
-def _finish_install(node: dict, run: dict) -> None:
+def _finish_install(state: dict, node: dict, run: dict) -> None:
     run["running"] = False
     if run["version"] is None:
         run["exit_code"] = 1603
         return
-    code, log = run_installer(node, run["version"], run.get("properties") or {})
+    code, log = run_installer(node, run["version"], run.get("properties") or {}, state=state)
     run["log"].extend(log)
     if code == 0:
         node["ams_host_config"] = dict(DEFAULT_HOST_CONFIG)

@@ -6,10 +6,12 @@ its groups, the double-hop rule, and placing a group on a node with its service 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
+from app.lab import scenarios
 from app.lab.context import ScriptContext, ScriptFailure
-from app.lab.handlers import handler
+from app.lab.handlers import elapsed, handler
 from app.lab.scenarios import (
     AMS_DISPLAY_NAME,
     AMS_SERVICE,
@@ -103,8 +105,15 @@ def place_group(state: dict, group_name: str, owner: str) -> str:
     service_name = _generic_service_name(group)
     failing = owner.upper() in {n.upper() for n in state.get("faults", {}).get("role_fails_on", [])}
     owner_node = find_node(state, owner)
+    logon_refused = None
     if service_name and service_name not in owner_node["services"]:
         failing = True
+    elif service_name:
+        # A service running as a gMSA starts only once the node can retrieve the password
+        # (allowed principal, KDS root key usable): Windows' error 1069 otherwise.
+        account = str(owner_node["services"][service_name].get("account") or "")
+        if not scenarios.service_can_log_on(state, owner_node, account):
+            failing, logon_refused = True, account
     for name, node in state["nodes"].items():
         service = node["services"].get(service_name) if service_name else None
         if service:
@@ -114,9 +123,36 @@ def place_group(state: dict, group_name: str, owner: str) -> str:
     group["state"] = "Failed" if failing else "Online"
     for resource in group.get("resources", []):
         resource["state"] = group["state"]
-    if failing:
+    if logon_refused is not None:
+        _record_logon_failure(owner_node, group_name, logon_refused)
+    elif failing:
         _record_failure(owner_node, group_name)
     return group["state"]
+
+
+def _log_group_failure(node: dict, group_name: str, error: str) -> str:
+    """The service resource's `error` and the group's failure in the node's cluster log; returns
+    their time."""
+    stamp = now_iso()
+    node.setdefault("cluster_log", []).extend(
+        [
+            f"{stamp} ERR   [RES] Generic Service <{AMS_DISPLAY_NAME}>: {error}",
+            f"{stamp} WARN  [RCM] Group {group_name} failed; the resource {AMS_DISPLAY_NAME} "
+            "did not come online.",
+        ]
+    )
+    return stamp
+
+
+def _record_logon_failure(node: dict, group_name: str, account: str) -> None:
+    """The service never ran: the Service Control Manager's 7038 and the resource's 1069."""
+    _log_group_failure(
+        node,
+        group_name,
+        "Failed to start the service. Error: 1069 (The service did not start due to a logon "
+        "failure).",
+    )
+    node.setdefault("event_log", []).append(scenarios.logon_failure_event(account))
 
 
 def _generic_service_name(group: dict) -> str | None:
@@ -127,14 +163,8 @@ def _generic_service_name(group: dict) -> str | None:
 
 
 def _record_failure(node: dict, group_name: str) -> None:
-    stamp = now_iso()
-    node.setdefault("cluster_log", []).extend(
-        [
-            f"{stamp} ERR   [RES] Generic Service <{AMS_DISPLAY_NAME}>: Service failed during "
-            "initialization. Error: 1067.",
-            f"{stamp} WARN  [RCM] Group {group_name} failed; the resource {AMS_DISPLAY_NAME} "
-            "did not come online.",
-        ]
+    stamp = _log_group_failure(
+        node, group_name, "Service failed during initialization. Error: 1067."
     )
     node.setdefault("event_log", []).append(
         {
@@ -271,6 +301,7 @@ def cluster_create(ctx: ScriptContext) -> dict:
 
 
 def _new_cluster(ctx: ScriptContext) -> dict:
+    started = time.monotonic()
     name = str(ctx.params["Name"]).upper()
     address = str(ctx.params["StaticAddress"])
     with ctx.store.transaction() as state:
@@ -302,7 +333,7 @@ def _new_cluster(ctx: ScriptContext) -> dict:
         "name": name,
         "nodes": [{"name": n["name"], "state": "Up"} for n in nodes],
         "warnings": [],
-        "elapsed_seconds": 45,
+        "elapsed_seconds": elapsed(started),
     }
 
 
@@ -334,6 +365,9 @@ def _check_new_cluster(state: dict, name: str, address: str, nodes: list[dict]) 
             raise ScriptFailure(
                 f"New-Cluster : The IP address '{address}' is already in use on the network."
             )
+    refusal = scenarios.static_address_refusal(state, address)
+    if refusal:
+        raise ScriptFailure(f"New-Cluster : {refusal}")
     if name not in state["domain"]["computers"] and not state["domain"].get(
         "operator_can_create_computers", True
     ):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from app.lab.context import ScriptContext, ScriptFailure
-from app.lab.handlers import handler
+from app.lab.handlers import elapsed, handler
 from app.lab.handlers.ams import DEFAULT_HOST_CONFIG, covers
 from app.lab.handlers.cluster import INVALID_STATE, cluster_node_name, place_group
 from app.lab.handlers.role import require_group
@@ -13,6 +15,7 @@ from app.lab.scenarios import AMS_SERVICE, find_node
 @handler("failover_move")
 def failover_move(ctx: ScriptContext) -> dict:
     """Move the group; it fails on a node named by role_fails_on (service stopped there)."""
+    started = time.monotonic()
     target = str(ctx.params["Node"])
     ctx.progress(f"Move-ClusterGroup {ctx.params['Name']}", f"To {target}", 10)
     with ctx.store.transaction() as state:
@@ -41,13 +44,14 @@ def failover_move(ctx: ScriptContext) -> dict:
         "owner": member,
         "state": group_state,
         "error": error,
-        "elapsed_seconds": 6.0,
+        "elapsed_seconds": elapsed(started),
     }
 
 
 @handler("failover_probe")
 def failover_probe(ctx: ScriptContext) -> dict:
     """Service status here, and https://<access point>/health-check served by the owner."""
+    started = time.monotonic()
     state = ctx.store.read()
     node = find_node(state, ctx.node)
     host = str(ctx.params["HostName"])
@@ -61,7 +65,7 @@ def failover_probe(ctx: ScriptContext) -> dict:
         "uri": uri,
         "status_code": status,
         "error": error,
-        "elapsed_ms": 35,
+        "elapsed_ms": int(elapsed(started) * 1000),
     }
 
 

@@ -63,7 +63,16 @@ def connection_probe(ctx) -> dict:
         "os_caption": node["os"]["caption"],
         "os_version": node["os"]["version"],
         "boot_time": node.get("boot_time"),
+        "addresses": node_addresses(node),
     }
+
+
+def node_addresses(node: dict) -> list[dict]:
+    """Get-NetIPAddress as the probe filters it: the node's own (not WellKnown) addresses."""
+    if not node.get("ip_address"):
+        return []
+    prefix = int(node.get("prefix_length", scenarios.LAB_PREFIX_LENGTH))
+    return [{"address": node["ip_address"], "prefix_length": prefix, "interface": "Ethernet"}]
 
 
 # ---------------------------------------------------------------------------------------------

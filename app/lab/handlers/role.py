@@ -7,8 +7,11 @@ Lab-only node key (added with setdefault): `cluster_log`, lines Get-ClusterLog w
 
 from __future__ import annotations
 
+import time
+
+from app.lab import scenarios
 from app.lab.context import ScriptContext, ScriptFailure
-from app.lab.handlers import handler
+from app.lab.handlers import elapsed, handler
 from app.lab.handlers.cluster import (
     double_hop_guard,
     find_group,
@@ -75,6 +78,7 @@ def role_create(ctx: ScriptContext) -> dict:
 
 
 def _add_role(ctx: ScriptContext) -> dict:
+    started = time.monotonic()
     name = str(ctx.params["Name"]).upper()
     address = str(ctx.params["StaticAddress"])
     service_name = str(ctx.params.get("ServiceName") or AMS_SERVICE)
@@ -102,7 +106,7 @@ def _add_role(ctx: ScriptContext) -> dict:
         "owner": owner["name"],
         "state": group_state,
         "warnings": [],
-        "elapsed_seconds": 12,
+        "elapsed_seconds": elapsed(started),
     }
 
 
@@ -127,6 +131,9 @@ def _check_new_role(
     taken = {cluster.get("address")} | {n.get("ip_address") for n in state["nodes"].values()}
     if address in taken:
         raise ScriptFailure(prefix + f"The IP address '{address}' is already in use.")
+    refusal = scenarios.static_address_refusal(state, address)
+    if refusal:
+        raise ScriptFailure(prefix + refusal)
 
 
 def _role_group(name: str, address: str, service_name: str) -> dict:
@@ -168,6 +175,7 @@ def require_group(state: dict, name: str, cmdlet: str) -> tuple[str, dict]:
 @handler("role_wait")
 def role_wait(ctx: ScriptContext) -> dict:
     """Get-ClusterGroup until Online or Failed; the lab settles groups at once."""
+    started = time.monotonic()
     name, group = require_group(ctx.store.read(), str(ctx.params["Name"]), "Get-ClusterGroup")
     ctx.progress(f"Cluster role {name}", f"{group['state']} on {group['owner']}", 100)
     facts = group_facts(name, group)
@@ -176,7 +184,7 @@ def role_wait(ctx: ScriptContext) -> dict:
         "state": group["state"],
         "owner": group["owner"],
         "timed_out": group["state"] not in ("Online", "Failed"),
-        "elapsed_seconds": 2,
+        "elapsed_seconds": elapsed(started),
         "resources": facts["resources"],
     }
 
@@ -184,6 +192,7 @@ def role_wait(ctx: ScriptContext) -> dict:
 @handler("role_start")
 def role_start(ctx: ScriptContext) -> dict:
     """Start-ClusterGroup: bring the group online on its owner (fails again on role_fails_on)."""
+    started = time.monotonic()
     with ctx.store.transaction() as state:
         name, group = require_group(state, str(ctx.params["Name"]), "Start-ClusterGroup")
         owner = group.get("owner") or find_node(state, ctx.node)["name"]
@@ -200,7 +209,7 @@ def role_start(ctx: ScriptContext) -> dict:
         "owner": owner,
         "state": group_state,
         "error": error,
-        "elapsed_seconds": 3.0,
+        "elapsed_seconds": elapsed(started),
     }
 
 

@@ -56,11 +56,7 @@ def _may_batch_logon(state: dict, node: dict, user: str, is_admin: bool) -> bool
 
 def _gmsa_logon_ok(state: dict, node: dict, account: str) -> bool:
     """The node may retrieve the gMSA password: account enabled, node allowed, usable KDS key."""
-    gmsa = scenarios.find_gmsa(state, account)
-    if gmsa is None or not gmsa.get("enabled", True):
-        return False
-    allowed = scenarios.expand_principals(state, gmsa["principals_allowed"])
-    return f"{node['name']}$".upper() in allowed and scenarios.usable_kds_key(state)
+    return scenarios.gmsa_retrievable(state, node, account)
 
 
 def _logon(ctx: ScriptContext, state: dict, node: dict) -> str:
