@@ -10,23 +10,10 @@ from app.execution.decisions import exclusion_refusal
 from app.extensions import db
 from app.models import Deployment, Event, StepRun
 from tests.conftest import login
+from tests.execution.harness import Recorded
 from tests.handover.helpers import DEPLOYMENT, deployment, user
 
 EARLIER = ("prerequisites", "base_cluster", "quorum", "install_ams", "cluster_role")
-
-
-class Recorded:
-    """An Enqueue that keeps what would have gone to Celery."""
-
-    def __init__(self) -> None:
-        self.actions: list[int] = []
-        self.advances: list[int] = []
-
-    def advance(self, run_id: int, countdown: float = 0) -> None:
-        self.advances.append(run_id)
-
-    def action(self, action_id: int, countdown: float = 0) -> None:
-        self.actions.append(action_id)
 
 
 def paused_failover(app, names: list[str]) -> tuple[int, int]:

@@ -324,6 +324,20 @@ def worker(exec_app, exec_db_url, tmp_path_factory):
     handle.stop(graceful=False)
 
 
+class Recorded:
+    """An Enqueue that keeps what would have gone to Celery."""
+
+    def __init__(self) -> None:
+        self.actions: list[int] = []
+        self.advances: list[int] = []
+
+    def advance(self, run_id: int, countdown: float = 0) -> None:
+        self.advances.append(run_id)
+
+    def action(self, action_id: int, countdown: float = 0) -> None:
+        self.actions.append(action_id)
+
+
 class QueueEnqueue:
     """Send tasks to a given queue (to aim work at one particular worker)."""
 

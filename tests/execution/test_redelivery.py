@@ -12,8 +12,7 @@ from app.execution import service, tasks
 from app.extensions import db
 from app.models import NodeAction, utcnow
 from app.remote.runner import NodeSession
-from tests.execution.harness import events_of, seed_deployment
-from tests.execution.test_transactions import Recorded
+from tests.execution.harness import Recorded, events_of, seed_deployment
 
 # How an action looks once another worker claimed it, or once it ended.
 STATES = {

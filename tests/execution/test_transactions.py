@@ -23,24 +23,11 @@ from app.steps import Phase
 from tests.execution.harness import (
     LAB_PASSWORD,
     LAB_USER,
+    Recorded,
     events_of,
     make_user,
     seed_deployment,
 )
-
-
-class Recorded:
-    """An Enqueue that keeps what would have gone to Celery."""
-
-    def __init__(self) -> None:
-        self.actions: list[int] = []
-        self.advances: list[int] = []
-
-    def advance(self, run_id: int, countdown: float = 0) -> None:
-        self.advances.append(run_id)
-
-    def action(self, action_id: int, countdown: float = 0) -> None:
-        self.actions.append(action_id)
 
 
 class Statements:

@@ -13,6 +13,7 @@ from app.models import Credential, Deployment, NodeAction, StepRun, utcnow
 from app.steps import Phase
 from app.wizard.runs import phase_count
 from tests.conftest import csrf_token
+from tests.execution.harness import Recorded
 from tests.test_pages import create, deployment_id
 
 PASSWORD = "Canary-WinRM-Pw-41"
@@ -22,20 +23,6 @@ PREREQUISITES = {
     "gmsa": "CORP\\svc-ams$",
     "sql_connection_string": "Server=sql01.corp.example.test;Database=AMS;Integrated Security=true",
 }
-
-
-class Recorded:
-    """The work queue: what a request asked the workers to do."""
-
-    def __init__(self) -> None:
-        self.actions: list[int] = []
-        self.advances: list[int] = []
-
-    def advance(self, run_id, countdown=0):
-        self.advances.append(run_id)
-
-    def action(self, action_id, countdown=0):
-        self.actions.append(action_id)
 
 
 @pytest.fixture
