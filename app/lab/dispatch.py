@@ -15,6 +15,7 @@ from app.lab.context import ScriptContext, ScriptFailure
 from app.lab.handlers import HANDLERS, REACHES, load_handlers
 from app.lab.psrp import PipelineIO, Session
 from app.lab.store import LabStore
+from app.remote.scripts import strip_comments
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +44,6 @@ class VettedScript:
 def normalise(text: str) -> str:
     """The comparison form: no BOM, LF line endings, no surrounding blank space."""
     return text.lstrip("\ufeff").replace("\r\n", "\n").strip()
-
-
-def strip_comments(text: str) -> str:
-    """The text pypsrp sends for its own scripts: comment and blank lines removed."""
-    lines, in_block = [], False
-    for line in (raw.strip() for raw in text.splitlines()):
-        if in_block:
-            in_block = not line.endswith("#>")
-        elif line.startswith("<#"):
-            in_block = True
-        elif line and not line.startswith("#"):
-            lines.append(line)
-    return "\n".join(lines)
 
 
 def param_names(text: str) -> tuple[str, ...]:

@@ -154,22 +154,74 @@ CERTIFICATE_FAULTS = (
     ),
 )
 
-_DOUBLE_HOP_HINTS = (
-    "double hop",
-    "network logon",
+# ---------------------------------------------------------------------------------------------
+# The second hop: one detector for the remote layer and the guides.
+#
+# A WinRM logon by NTLM or Kerberos holds no credentials the node can pass on, so whatever a script
+# does on another machine runs there as ANONYMOUS LOGON (../shared/reference/windows-rules.md,
+# section 1; Microsoft's "Making the second hop in PowerShell Remoting", PowerShell-Docs). What
+# Windows prints depends on what the script reached; our reading of the sources:
+# - SQL Server with Windows authentication: "Login failed for user 'NT AUTHORITY\ANONYMOUS LOGON'."
+#   (error 18456; seen over WinRM in xebialabs/overthere#78 and rundeck-plugins/py-winrm-plugin#33;
+#   Microsoft's support article on linked-server account mapping gives the same login for a
+#   connection made without a security context).
+# - The ActiveDirectory module (Get-ADDomain, Get-ADServiceAccount, Set-ADServiceAccount): "Unable to
+#   contact the server. This may be because this server does not exist, it is currently down, or it
+#   does not have the Active Directory Web Services running." (ADServerDownException; over PSRemoting
+#   in EvotecIT/PSSharedGoods#31, cured by passing a credential). A domain controller that is really
+#   down says the same; the advice for both is to run the command where the identity is whole.
+# - ADSI / System.DirectoryServices: "An operations error occurred." (Crypt32/PSPKI#12 and #171,
+#   whose maintainer names the double hop; zjorz/Public-AD-Scripts#35).
+# - A logon with no network credentials at all: "A specified logon session does not exist"
+#   (ERROR_NO_SUCH_LOGON_SESSION, 1312 = 0x80070520; PowerShell/PowerShell#10136, dataplat/dbatools
+#   #10616). Register-ScheduledTask fails with the same code when policy forbids the task route.
+# - File shares and the cluster cmdlets' RPC, WMI and remote registry calls to the other nodes
+#   (New-Cluster, Test-Cluster, Add-ClusterGenericServiceRole, Get-ClusterLog) name no anonymous
+#   logon: only a plain denial. "Access is denied" for a UNC path (Ansible's "Making the Double Hop"
+#   guide; diyan/pywinrm#350, "copy-item : Access is denied"), .NET's "Access to the path ... is
+#   denied.", E_ACCESSDENIED 0x80070005, "You do not have administrative privileges on the server
+#   <node>" and "Requested registry access is not allowed" (Azure/AzureLocal-Supportability's
+#   Test-Cluster known issues; dsccommunity/FailoverClusterDsc#185), "Access to a CIM resource was
+#   not available to the client" (jborean93/pypsrp#57).
+# So a bare denial counts as the second hop only from a command that reaches past the node (the
+# caller says so): the text cannot tell an identity that never arrived from one without the right,
+# and the second-hop advice covers both (run it with a whole identity; if it already was, the
+# account lacks the right there). From a command that stays on the node it is never the second hop:
+# the account lacks rights on the node itself.
+SECOND_HOP_SIGNS = (
     "anonymous logon",
-    "nt authority\\anonymous",
-    "credentials supplied to the package were not recognized",
-    "login failed for user 'nt authority",
-    "delegation",
+    "unable to contact the server",
+    "an operations error occurred",
+    "a specified logon session does not exist",
+    "0x80070520",
+    "cannot be delegated",  # the lab's and our own wording
+    "double hop",
+    "second hop",
 )
-_ACCESS_HINTS = (
+DENIAL_SIGNS = (
     "access is denied",
     "access denied",
+    "access to the path",
     "unauthorizedaccess",
     "permissiondenied",
     "0x80070005",
+    "e_accessdenied",
+    "you do not have administrative privileges on the server",
+    "requested registry access is not allowed",
+    "access to a cim resource was not available",
+    "credentials supplied to the package were not recognized",
 )
+
+
+def is_second_hop(text: str | None, *, reaches_past_node: bool = False) -> bool:
+    """Whether an error text shows that the operator's identity did not reach another machine.
+
+    A text only a missing identity produces (SECOND_HOP_SIGNS) always counts; a bare denial
+    (DENIAL_SIGNS) counts only when the command `reaches_past_node` (see the notes above)."""
+    lowered = (text or "").lower()
+    if any(sign in lowered for sign in SECOND_HOP_SIGNS):
+        return True
+    return reaches_past_node and any(sign in lowered for sign in DENIAL_SIGNS)
 
 
 @dataclass
@@ -284,11 +336,9 @@ def make(category: str, message: str) -> RemoteError:
 
 
 def mentions_access_denied(text: str) -> str | None:
-    """ACCESS_DENIED (with the double-hop hint) when an error text says so, else None."""
-    lowered = (text or "").lower()
-    if any(h in lowered for h in _ACCESS_HINTS + _DOUBLE_HOP_HINTS):
-        return ACCESS_DENIED
-    return None
+    """ACCESS_DENIED (whose remediation names the second hop) when an error text is a denial or
+    a sign of the second hop, else None."""
+    return ACCESS_DENIED if is_second_hop(text, reaches_past_node=True) else None
 
 
 def unreachable_remediation(port: int | None, transport: str = "") -> str:

@@ -1,26 +1,24 @@
 """Vetted PowerShell scripts, loaded by name from app/scripts/<name>.ps1 and never built from strings.
 
 Script text is read once and cached. A name that is not the stem of a file in the scripts folder (or
-in an extra folder registered for tests) is refused, so no caller can run text of its own making:
-user values reach a script only through `add_parameters`.
+in an extra folder a test registers with `register_dir`) is refused, so no caller can run text of its
+own making: user values reach a script only through `add_parameters`.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import re
 import threading
+from importlib import resources
 from pathlib import Path
-
-from pypsrp._utils import get_pwsh_script
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _lock = threading.Lock()
 _cache: dict[str, str] = {}
-_extra_dirs: list[Path] = [
-    Path(p).resolve() for p in os.environ.get("AMSW_EXTRA_SCRIPT_DIRS", "").split(os.pathsep) if p
-]
+_extra_dirs: list[Path] = []
+PYPSRP_SCRIPTS = "pypsrp.pwsh_scripts"  # package data of the installed pypsrp (never copied here)
 
 
 class UnknownScript(LookupError):
@@ -28,7 +26,8 @@ class UnknownScript(LookupError):
 
 
 def register_dir(path: str | Path) -> None:
-    """Add a folder of vetted scripts (tests use this for test-only scripts)."""
+    """Add a folder of vetted scripts: the test processes and test workers register their test-only
+    scripts with this (tests/execution/testscripts.py); the product registers none."""
     folder = Path(path).resolve()
     with _lock:
         if folder not in _extra_dirs:
@@ -81,9 +80,29 @@ def all_scripts() -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+@functools.cache
 def copy_script() -> str:
-    """pypsrp's own file-copy script (the text Client.copy runs), the only vendored script we use."""
-    return get_pwsh_script("copy.ps1")
+    """pypsrp's own file-copy script, as its Client.copy sends it (the only script not ours we run).
+
+    Read from pypsrp's package data rather than run through Client.copy, which copies the same way
+    but opens a transport of its own (not this node's Connection, with its Kerberos cache and CA
+    bundle), reports no progress and folds the node's error records into one exception text."""
+    raw = resources.files(PYPSRP_SCRIPTS).joinpath("copy.ps1").read_text(encoding="utf-8-sig")
+    return strip_comments(raw)
+
+
+def strip_comments(text: str) -> str:
+    """The script's lines trimmed, without blank lines, `#` lines and `<# ... #>` blocks (a block
+    opens on a line starting `<#` and closes on one ending `#>`), as pypsrp sends its scripts."""
+    kept, in_block = [], False
+    for line in (raw.strip() for raw in text.splitlines()):
+        if in_block:
+            in_block = not line.endswith("#>")
+        elif line.startswith("<#"):
+            in_block = True
+        elif line and not line.startswith("#"):
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def clear_cache() -> None:

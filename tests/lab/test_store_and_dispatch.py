@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from app.lab.dispatch import ScriptCatalog, bind, normalise, param_names, strip_comments
+from app.lab.dispatch import ScriptCatalog, bind, normalise, param_names
 from app.lab.files import resolve_path
 from app.lab.store import LabStore
+from app.remote.scripts import strip_comments
 from tests.lab.conftest import SCRIPTS, script_text
 
 

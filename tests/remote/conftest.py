@@ -8,11 +8,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.lab.handlers import HANDLERS, load_handlers
-from app.remote import scripts
-from tests.execution import labkit
+from tests.execution import (
+    labkit,
+    testscripts,  # noqa: F401 - registers the test-only vetted scripts
+)
 
 USER, PASSWORD = "labadmin", "Lab-Passw0rd!"
-scripts.register_dir(labkit.SCRIPTS)
 
 
 @pytest.fixture

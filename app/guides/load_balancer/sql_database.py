@@ -12,6 +12,7 @@ from app import validators
 from app.guides.load_balancer.farm import Farm, check
 from app.guides.shared import checks
 from app.guides.shared.flow import failure_checks, needs_attention, outputs
+from app.remote.errors import is_second_hop
 from app.steps import Action, ActionResult, Check, Finish, Phase, RunView, Step
 from app.wizard import route
 
@@ -179,7 +180,7 @@ def _node_checks(farm: Farm, node: str, data: dict, as_account: bool) -> list[Ch
         error = str(data.get("error") or "no detail")
         advice = (
             checks.DOUBLE_HOP
-            if checks.is_double_hop(error)
+            if is_second_hop(error, reaches_past_node=True)
             else "Check that the server name resolves from the node, that SQL Server accepts TCP "
             "connections on its port through every firewall between them, and that the login "
             "exists (the DBA can run the statements the Prerequisites step printed)."

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app import validators
-from app.remote.errors import ACCESS_DENIED, REMEDIATION
+from app.remote.errors import ACCESS_DENIED, REMEDIATION, is_second_hop
 from app.steps import ActionResult, Check
 
 KDS_DELAY = timedelta(hours=10)
@@ -21,12 +21,11 @@ MIN_DC_OS = (6, 3)
 SQL_MIN_MAJOR = {2: 14, 3: 15}
 SQL_NAMES = {14: "SQL Server 2017", 15: "SQL Server 2019"}
 DOUBLE_HOP = (
-    "The node could not pass your credentials on to a third server (the second hop). The wizard "
-    "runs such checks in a scheduled task with your credentials; if that route is refused here, "
-    "connect to the nodes with CredSSP, or run this check on the other server yourself, then run "
-    "the checks again."
+    "The node could not pass your credentials on to a third server (the second hop), or that "
+    "server refused them. The wizard runs such checks in a scheduled task with your credentials; "
+    "if that route is refused here, connect to the nodes with CredSSP, or run this check on the "
+    "other server yourself, then run the checks again."
 )
-_DOUBLE_HOP_HINTS = ("anonymous logon", "unable to contact the server", "double hop")
 
 
 @dataclass(frozen=True)
@@ -138,12 +137,6 @@ def connection_check(node: str, actual: object, wanted: str, remediation: str) -
 def version_tuple(text: str | None) -> tuple[int, ...]:
     """(10, 0, 17763) from '10.0.17763' or '10.0 (17763)'; () when unreadable."""
     return tuple(int(n) for n in re.findall(r"\d+", text or ""))
-
-
-def is_double_hop(message: str | None) -> bool:
-    """Whether an error text looks like credentials that did not reach a third server."""
-    lowered = (message or "").lower()
-    return any(hint in lowered for hint in _DOUBLE_HOP_HINTS)
 
 
 def parse_time(text: str) -> datetime:
@@ -451,7 +444,7 @@ def node_count_check(count: int) -> Check:
 def _unverified(key: str, title: str, message: str) -> Check:
     advice = (
         DOUBLE_HOP
-        if is_double_hop(message)
+        if is_second_hop(message, reaches_past_node=True)  # AD is another machine
         else (
             "The check could not read Active Directory from the first node. It needs the Active "
             "Directory PowerShell module (RSAT-AD-PowerShell) there; fix the error and run the "
@@ -780,7 +773,7 @@ def sql_checks(target: Target, readings: list[dict]) -> list[Check]:
                 f"Not verified: {errors[0]}",
                 (
                     DOUBLE_HOP
-                    if is_double_hop(errors[0])
+                    if is_second_hop(errors[0], reaches_past_node=True)  # SQL Server
                     else "Check the connection string's server and instance name."
                 )
                 + " Until then, ask the DBA to confirm: not Express, database "
