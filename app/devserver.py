@@ -16,7 +16,7 @@ LAB_NODES = int(os.environ.get("LAB_NODES", "2"))
 
 def _commands(lab_password: str) -> dict[str, list[str]]:
     flask = [sys.executable, "-m", "flask"]
-    celery = [sys.executable, "-m", "celery", "-A", "app.execution.worker"]
+    celery = [sys.executable, "-m", "celery", "-A", "app.execution.worker.main"]
     return {
         "web": [*flask, "run", "--host", "127.0.0.1", "--port", str(WEB_PORT), "--with-threads"],
         "worker": [*celery, "worker", "-P", "threads", "-c", "8", "--loglevel", "INFO"],

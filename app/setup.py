@@ -17,8 +17,9 @@ from app.auth.views import bp as auth_bp
 from app.commands import setup_command
 from app.deployments.views import bp as deployments_bp
 from app.events.views import bp as events_bp
-from app.execution import modes
 from app.execution.celery_app import celery_init_app
+from app.execution.machine import modes
+from app.execution.worker import sessions
 from app.extensions import csrf, db, login_manager, migrate
 from app.formatting import register_filters
 from app.handover import drift, notify
@@ -97,9 +98,10 @@ def register_all(app: Flask) -> None:
 
 def register_run_modes() -> None:
     """What the execution engine calls without importing it: the hand-over package's read-only
-    re-verification mode and its pause notices (app.execution.modes)."""
+    re-verification mode and its pause notices (app.execution.machine.modes)."""
     modes.register(drift.VerifyMode())
     modes.on_paused(notify.on_paused)
+    modes.on_ended(sessions.release_sessions)  # this process's pools that used wiped credentials
 
 
 def freeze_startup_objects() -> None:

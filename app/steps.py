@@ -9,6 +9,7 @@ done is recognised instead of repeated.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -118,6 +119,67 @@ class NodeInfo:
     cert_validation: bool = True
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run was asked for, beyond its step and inputs: typed, and stored as StepRun.options.
+
+    decision: the operator's decision that started it (retry, retry_failed, exclude), None for a
+    first run; retry_of: the run it retries; fix: the id of an offered fix to apply first (at most
+    FIX_ID_MAX characters); nodes: the nodes it targets (empty: every active node); waited: the
+    phase whose wait is over. A run mode's own fields: mode (e.g. "verify"), batch (the verification
+    batch), queue (the steps still to verify after this one), status_before (the deployment's
+    status when the batch began)."""
+
+    decision: str | None = None
+    retry_of: int | None = None
+    fix: str | None = None
+    nodes: tuple[str, ...] = ()
+    waited: str | None = None
+    mode: str | None = None
+    batch: str | None = None
+    queue: tuple[str, ...] = ()
+    status_before: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("decision", "fix", "waited", "mode", "batch", "status_before"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"RunOptions.{name} must be text, not {type(value).__name__}")
+        if self.fix is not None and len(self.fix) > FIX_ID_MAX:
+            raise ValueError(f"A fix id is at most {FIX_ID_MAX} characters.")
+        if self.retry_of is not None and (
+            isinstance(self.retry_of, bool) or not isinstance(self.retry_of, int)
+        ):
+            raise TypeError("RunOptions.retry_of must be a run id")
+        for name in ("nodes", "queue"):
+            items = getattr(self, name)
+            if isinstance(items, str) or not all(isinstance(i, str) for i in items):
+                raise TypeError(f"RunOptions.{name} must be a list of names")
+            object.__setattr__(self, name, tuple(items))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RunOptions:
+        """The options as stored; a key this class does not know is an error, not ignored."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"Unknown run options: {', '.join(unknown)}")
+        return cls(**data)
+
+    def as_json(self) -> dict[str, Any]:
+        """The options that are set, as JSON values (lists for the tuples)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value is not None and value != ():
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def but(self, **changes: Any) -> RunOptions:
+        """A copy with `changes` (the options are immutable)."""
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass
 class RunView:
     """Everything a step may read while deciding what to do next."""
@@ -129,7 +191,8 @@ class RunView:
     all_inputs: dict[str, dict[str, Any]]
     secret_names: frozenset[str] = frozenset()
     results: dict[str, dict[str, ActionResult]] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
+    options: RunOptions = field(default_factory=lambda: RunOptions())
+    all_nodes: tuple[str, ...] = ()  # every active node of the deployment, not only those targeted
 
     def phase(self, name: str) -> dict[str, ActionResult] | None:
         """Results of a finished phase keyed by node name, or None if it has not run."""
@@ -172,6 +235,11 @@ class Step:
         """Rules on the form's values that need the deployment (its nodes, the other steps'
         inputs): {field: message}; nothing saved or run while any is given. `probed()`: per node
         name, the (address, prefix) pairs its newest connection probe reported."""
+        return {}
+
+    def input_warnings(self, deployment: Any, inputs: dict[str, Any]) -> dict[str, str]:
+        """Advice on the saved inputs that stops neither the save nor a run, shown on the step's
+        page beside the field before the operator runs the step: {field: message}."""
         return {}
 
     def initial_inputs(self, view: RunView) -> dict[str, Any]:

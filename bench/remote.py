@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 WORK = Path(tempfile.mkdtemp(prefix="amsw-bench-"))
 os.environ.setdefault("AMSW_INSTANCE_DIR", str(WORK / "instance"))
-os.environ["AMSW_EXTRA_SCRIPT_DIRS"] = str(ROOT / "tests" / "execution" / "scripts")
 os.environ["AMSW_CELERY_QUEUE"] = f"amsw-bench-{os.getpid()}"
 
 import requests  # noqa: E402
@@ -301,7 +300,7 @@ def product_run(http: requests.Session, url: str, deployment_id: int, step_key: 
 
 
 def main() -> None:
-    from app.execution.actions import SESSIONS
+    from app.execution.worker.sessions import SESSIONS
     from app.extensions import db
 
     speed_before = machine_speed()

@@ -1,8 +1,9 @@
 """A lab world for end-to-end tests: the default scenario served on loopback, the form values that
 pass in it, the operator's manual work, an observer of what the lab handlers received, and helpers
-that drive steps through the step service (app.execution.service) with the real Celery worker.
+that drive steps through the step service (app.execution.service) or the JSON API with the real
+Celery worker.
 
-Shared by tests/api/test_e2e_lab.py (JSON API) and tests/e2e/ (step service and browser).
+Shared by tests/api/ (JSON API, with the lab_api fixture) and tests/e2e/ (step service and browser).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.lab import operator, scenarios
 from app.lab.handlers import HANDLERS, load_handlers
 from app.lab.server import LabServer
 from app.lab.store import LabStore
+from app.steps import RunOptions
 from tests.execution.harness import LAB_PASSWORD, LAB_USER, events_of  # noqa: F401 - shared
 
 WORKER = None  # the e2e worker handle, for diagnostics when a run does not settle
@@ -234,17 +236,17 @@ def new_deployment(
 def save_inputs(deployment_id: int, step_key: str, body: dict) -> None:
     """Validate `body` with the step's own form (as the API does) and save it."""
     from app.api.formjson import validate_with_form
+    from app.deployments.service import node_addresses
     from app.extensions import db
     from app.guides import get_guide
     from app.models import Deployment, User
-    from app.wizard.inputs import cross_check
     from app.wizard.inputs import save_inputs as save
 
     deployment = db.session.get(Deployment, deployment_id)
     step = get_guide(deployment.guide_key).step(step_key)
     form, errors = validate_with_form(step.form_class, body)
     assert not errors, (step_key, errors)
-    problems = cross_check(step, deployment, form.data)
+    problems = step.cross_check(deployment, form.data, lambda: node_addresses(deployment))
     assert not problems, (step_key, problems)
     save(step, deployment, form.data, db.session.get(User, operator_id()))
 
@@ -289,7 +291,9 @@ def start(deployment_id: int, step_key: str, options: dict | None = None, timeou
     """start_step_run, then wait until the attempt ends."""
     from app.execution import service
 
-    run = service.start_step_run(deployment_id, step_key, operator_id(), options=options)
+    run = service.start_step_run(
+        deployment_id, step_key, operator_id(), options=RunOptions(**(options or {}))
+    )
     return wait_run(run.id, timeout)
 
 
@@ -302,7 +306,7 @@ def run_prerequisites(deployment_id: int, timeout: float = 90):
     assert first.status == "failed" and module and module[0]["fix"], outcome_text(first)
     assert [c["key"] for c in failing_checks(first)] == ["ad_module"], outcome_text(first)
     final = start(
-        deployment_id, "prerequisites", options={"fix": module[0]["fix"]}, timeout=timeout
+        deployment_id, "prerequisites", options={"fix": module[0]["fix"]["id"]}, timeout=timeout
     )
     assert final.status == "succeeded", outcome_text(final)
     return first, final
@@ -363,3 +367,27 @@ def actions_of(deployment_id: int, script: str) -> list:
     ).all()
     db.session.commit()
     return list(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Driving steps through the JSON API (`call`: the lab_api fixture of tests/api/conftest.py)
+
+
+def run_step(call, deployment_id: int, step: str, timeout: float = 120, fix=None) -> dict:
+    """Run `step` with the lab's WinRM credentials (and the offered `fix`), then wait until it
+    settles; returns the step as the status endpoint shows it."""
+    body = {"username": LAB_USER, "password": LAB_PASSWORD} | ({"fix": fix} if fix else {})
+    call("POST", f"/deployments/{deployment_id}/steps/{step}/run", body, expect=202)
+    return wait_settled(call, deployment_id, step, timeout)
+
+
+def wait_settled(call, deployment_id: int, step: str, timeout: float = 120) -> dict:
+    """Poll the status endpoint until no run is active and `step` is done or needs attention."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = call("GET", f"/deployments/{deployment_id}/status")
+        current = next(s for s in status["steps"] if s["key"] == step)
+        if status["active_run"] is None and current["status"] in ("done", "needs_attention"):
+            return current
+        time.sleep(0.3)
+    pytest.fail(f"{step} did not settle in {timeout} s")

@@ -42,3 +42,24 @@ def test_no_function_imports_part_of_the_application():
         hit for path in sorted((ROOT / "app").rglob("*.py")) for hit in _nested_app_imports(path)
     ]
     assert found == [], "\n".join(found)
+
+
+def _test_module_imports(path: Path) -> list[str]:
+    """Imports in `path` of a test module (tests/**/test_*.py), which pulls in its fixtures and may
+    load it twice under two names; shared code belongs in helper modules and conftest fixtures."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        modules += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] == "tests" and parts[-1].startswith("test_"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {module}")
+    return found
+
+
+def test_no_test_module_imports_another():
+    found = [
+        hit for path in sorted((ROOT / "tests").rglob("*.py")) for hit in _test_module_imports(path)
+    ]
+    assert found == [], "\n".join(found)

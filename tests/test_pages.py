@@ -11,32 +11,7 @@ from app.lab.store import LabStore
 from app.models import Credential, Deployment, DeploymentStep, StepRun
 from app.wizard.runs import step_page_context
 from tests.conftest import csrf_token, login
-
-NODES = {
-    "name": "Lab cluster",
-    "domain_fqdn": "corp.example.test",
-    "nodes-0-name": "AMS1",
-    "nodes-0-host": "127.0.0.1",
-    "nodes-0-port": "55985",
-    "nodes-0-transport": "http",
-    "nodes-0-auth": "basic",
-    "nodes-1-name": "AMS2",
-    "nodes-1-host": "localhost",
-    "nodes-1-port": "55986",
-    "nodes-1-transport": "http",
-    "nodes-1-auth": "basic",
-}
-
-
-def create(client, **overrides) -> object:
-    data = NODES | overrides
-    data["csrf_token"] = csrf_token(client, "/deployments/new")
-    return client.post("/deployments/new", data=data)
-
-
-def deployment_id(app) -> int:
-    with app.app_context():
-        return db.session.scalar(db.select(Deployment.id).order_by(Deployment.id.desc()))
+from tests.deployment_form import NODES, create, deployment_id
 
 
 def test_anonymous_is_redirected_to_login(client, app):

@@ -1,4 +1,5 @@
-"""Rows as the plain dicts the API schemas dump. Secrets appear only as names, never values."""
+"""Rows as the plain dicts the API schemas dump. Secrets appear only as names, never values: runs
+and actions come from app.history.records, and what users typed passes app.masking."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from sqlalchemy import select
 from app import validators
 from app.execution import health, vault
 from app.extensions import db
+from app.history.records import run_record, shown_inputs
+from app.masking import MASK, mask
 from app.models import Deployment, StepRun
 from app.steps import Phase, Step
 from app.wizard.context import guide_for, run_view
-
-MASK = "********"
 
 
 def node_dict(node) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def node_dict(node) -> dict[str, Any]:
 
 
 def step_dict(step: Step, record) -> dict[str, Any]:
-    inputs = {k: v for k, v in (record.inputs or {}).items() if k not in step.secret_fields}
+    inputs = shown_inputs(record.inputs, step.secret_fields)
     return {
         "key": step.key,
         "title": step.title,
@@ -73,41 +74,9 @@ def deployment_dict(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def action_dict(action) -> dict[str, Any]:
-    return {
-        "id": action.id,
-        "node": action.node_name,
-        "phase": action.phase,
-        "script": action.script,
-        "label": action.label,
-        "status": action.status,
-        "try_count": action.try_count,
-        "progress": action.progress,
-        "error_category": action.error_category,
-        "error_message": action.error_message,
-        "remediation": action.remediation,
-        "output_lost": action.output_lost,
-        "result": action.result,
-        "started_at": action.started_at,
-        "finished_at": action.finished_at,
-    }
-
-
 def run_dict(run: StepRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "step": run.step_key,
-        "attempt": run.attempt,
-        "status": run.status,
-        "phase": run.phase,
-        "actor": run.actor.username if run.actor else None,
-        "options": dict(run.options or {}),
-        "outcome": run.outcome,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "actions": [action_dict(a) for a in run.actions],
-    }
+    """A step run as RunOut, its actions as NodeActionOut: app.history.records' fields, all."""
+    return run_record(run)
 
 
 def runs_of(deployment_id: int) -> list[StepRun]:
@@ -180,7 +149,7 @@ def phase_dict(phase: Phase, held: set[str]) -> dict[str, Any]:
                 "node": a.node,
                 "script": a.script,
                 "label": a.label or None,
-                "parameters": _masked(dict(a.params), held),
+                "parameters": mask(_masked(dict(a.params), held)),
                 "secret_parameters": {p: f"{MASK} ({entry})" for p, entry in a.secrets.items()},
             }
             for a in phase.actions

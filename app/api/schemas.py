@@ -168,7 +168,8 @@ def _fix_field() -> f.String:
         validate=[v.Length(min=1, max=FIX_ID_MAX), characters("Fix")],
         metadata={
             "description": "Optional: the id of a fix a failed check offered (its fix.id, e.g. "
-            "install_ad_module), applied with consent before the checks run again"
+            "restart:AMS2, which names the nodes it was offered for), applied with consent, on "
+            "those nodes only, before the checks run again"
         },
     )
 
@@ -213,6 +214,8 @@ class DecisionIn(Strict):
 
 
 class NodeActionOut(ma.Schema):
+    """app.history.records.action_record: the same fields in the history export."""
+
     id = f.Integer(required=True)
     node = f.String(required=True)
     phase = f.String(required=True)
@@ -225,23 +228,38 @@ class NodeActionOut(ma.Schema):
     error_message = f.String(allow_none=True)
     remediation = f.String(allow_none=True)
     output_lost = f.Integer(required=True)  # stream records lost to a database outage
+    output_lost_notice = f.String(
+        allow_none=True, metadata={"description": "What the lost lines mean; null: none lost"}
+    )
     result = f.Raw(allow_none=True)
     started_at = f.DateTime(allow_none=True)
     finished_at = f.DateTime(allow_none=True)
+    seconds = f.Float(allow_none=True, metadata={"description": "Duration; null until finished"})
 
 
 class RunOut(ma.Schema):
+    """app.history.records.run_record: the same fields in the history export."""
+
     id = f.Integer(required=True)
     step = f.String(required=True)
     attempt = f.Integer(required=True)
     status = f.String(required=True, validate=v.OneOf(RUN_STATUSES))
+    kind = f.String(
+        required=True,
+        metadata={
+            "description": "run, the decision that started it (retry, retry_failed, "
+            "exclude), or verification (a re-verification of a finished step)"
+        },
+    )
     phase = f.String(allow_none=True)
     actor = f.String(allow_none=True)
     options = f.Dict(required=True)
+    inputs = f.Dict(required=True, metadata={"description": "The inputs it ran with; no secrets"})
     outcome = f.Dict(allow_none=True)
     created_at = f.DateTime(required=True)
     started_at = f.DateTime(allow_none=True)
     finished_at = f.DateTime(allow_none=True)
+    seconds = f.Float(allow_none=True, metadata={"description": "Duration; null until finished"})
     actions = f.List(f.Nested(NodeActionOut), required=True)
 
 
@@ -305,4 +323,5 @@ class ExportOut(ma.Schema):
     deployment = f.Dict(required=True)
     nodes = f.List(f.Dict(), required=True)
     steps = f.List(f.Dict(), required=True)
+    summary = f.Dict(required=True, metadata={"description": "The Summary deliverable's facts"})
     events = f.List(f.Dict(), required=True)

@@ -10,14 +10,14 @@ from app.api.core import api_user, body_doc, bp, errors_doc, needs, read_json, u
 from app.api.deployments import DEPLOYMENT_ID, load_deployment
 from app.api.formjson import flatten_errors, schema_for, validate_with_form
 from app.api.schemas import DecisionIn, DecisionOut, PlanOut, RunIn, RunOut, StatusOut, StepOut
+from app.deployments.service import node_addresses
 from app.execution import service
-from app.execution.decisions import accept_credentials
 from app.guides import GUIDES
 from app.models import Deployment
 from app.runbook.views import runbook_response
-from app.steps import Step
+from app.steps import RunOptions, Step
 from app.wizard.context import guide_for
-from app.wizard.inputs import cross_check, save_inputs
+from app.wizard.inputs import save_inputs
 from app.wizard.runs import latest_run
 
 
@@ -67,7 +67,8 @@ def put_inputs(deployment_id: int, step_key: str):
         abort(409, message=f"'{step.title}' has no inputs.")
     form, errors = validate_with_form(step.form_class, read_json())
     if not errors:
-        errors = flatten_errors(cross_check(step, deployment, form.data))
+        problems = step.cross_check(deployment, form.data, lambda: node_addresses(deployment))
+        errors = flatten_errors(problems)
     if errors:
         unprocessable(errors)
     save_inputs(step, deployment, form.data, api_user())
@@ -100,14 +101,14 @@ def run(deployment_id: int, step_key: str):
     credentials = (creds["username"], creds["password"])
 
     def keep(locked: Deployment) -> None:  # refused again if a node just refused them
-        accept_credentials(locked, credentials, user.id)
+        service.accept_credentials(locked, credentials, user.id)
 
     try:
         started = service.start_step_run(
             deployment.id,
             step.key,
             user.id,
-            options={"fix": creds["fix"]} if creds.get("fix") else None,
+            options=RunOptions(fix=creds.get("fix") or None),
             prepare=keep,
         )
     except service.StepBlocked as error:

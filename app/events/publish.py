@@ -9,7 +9,7 @@ its own, so installations sharing a Redis server never hear each other): the mes
 with the committed events themselves when the batch is small. Listeners append carried events that follow
 what they hold and otherwise query the database, which is the source of truth. Without Redis, the local
 web processes' hubs are woken through app.wake instead (they then read the database). Payloads must never
-contain secrets.
+contain secrets; as defence in depth they pass app.masking before they are written.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import wake
 from app.extensions import db
+from app.masking import mask
 from app.models import Deployment, Event, utcnow
 from app.models.event import event_dict
 
@@ -130,7 +131,7 @@ def add_events(deployment_id: int, items: list[dict[str, Any]]) -> tuple[list[di
             "deployment_id": deployment_id,
             "seq": first + i,
             "kind": item["kind"],
-            "payload": item.get("payload") or {},
+            "payload": mask(item.get("payload") or {}),
             "step_key": item.get("step_key"),
             "node_name": item.get("node"),
             "step_run_id": item.get("step_run_id"),

@@ -1,6 +1,6 @@
 """The beat service: one per installation, in a process of its own (not `-B` inside a worker).
 
-`celery -A app.execution.worker beat` sends the reaper's sweep every REAPER_INTERVAL_SECONDS. Its
+`celery -A app.execution.worker.main beat` sends the reaper's sweep every REAPER_INTERVAL_SECONDS. Its
 scheduler first takes the installation's beat lock and exits at once when another beat holds it,
 so two beats never run against one schedule:
 - on PostgreSQL, a session advisory lock on a connection held for the beat's life (released by

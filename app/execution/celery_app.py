@@ -13,9 +13,10 @@ from celery.signals import (
 )
 from flask import Flask
 
-from app.execution.actions import SESSIONS, STOPPING, install_log_redaction
 from app.execution.broker import TRANSPORT
 from app.execution.outbox import Flusher
+from app.execution.worker.redaction import install_log_redaction
+from app.execution.worker.sessions import SESSIONS, STOPPING
 
 REAP_TASK = "app.execution.tasks.reap"
 

@@ -26,7 +26,7 @@ class ProbeEnqueue(Protocol):
 @runtime_checkable
 class Keeper(Enqueue, Protocol):
     """A worker's Enqueue that keeps the first action of a phase it starts and runs it itself
-    (app.execution.execute.KeepFirst): the action is inserted claimed, in the phase's transaction."""
+    (app.execution.worker.execute.KeepFirst): the action is inserted claimed, in the phase's transaction."""
 
     @property
     def accepting(self) -> bool:

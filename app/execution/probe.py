@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from app.events.publish import publish
 from app.execution import vault
-from app.execution.actions import connection_for, redact
 from app.execution.dispatch import default_enqueue
+from app.execution.worker.redaction import redact
+from app.execution.worker.sessions import connection_for
 from app.extensions import db
 from app.models import Deployment, Event, Node
 from app.remote import errors

@@ -3,8 +3,9 @@
 from celery import shared_task
 from celery.exceptions import Reject
 
-from app.execution import probe, reaper, service
-from app.execution.actions import STOPPING
+from app.execution import probe, service
+from app.execution.worker import reaper
+from app.execution.worker.sessions import STOPPING
 
 OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -197,16 +197,21 @@ _MISSING_SECRET = "Secret(s) %"  # noqa: S105 - a message pattern, not a passwor
 _TASK_LOGON_REFUSED = "%user name or password is incorrect%"
 
 
-def _refused(deployment_id: int, since: datetime) -> tuple[datetime, str] | None:
-    """(when, node) of the newest logon refusal in the deployment's actions started at or after
-    `since` (when the credentials were stored), or None."""
-    refused = or_(
+def _logon_refused():
+    """An action whose node refused the credentials' logon (not a secret missing from the vault)."""
+    return or_(
         and_(
             NodeAction.error_category == errors.AUTH_FAILED,
             ~NodeAction.error_message.like(_MISSING_SECRET),
         ),
         NodeAction.error_message.like(_TASK_LOGON_REFUSED),
     )
+
+
+def _refused(deployment_id: int, since: datetime) -> tuple[datetime, str] | None:
+    """(when, node) of the newest logon refusal in the deployment's actions started at or after
+    `since` (when the credentials were stored), or None."""
+    refused = _logon_refused()
     row = db.session.execute(
         select(NodeAction.finished_at, NodeAction.started_at, NodeAction.node_name)
         .join(StepRun, StepRun.id == NodeAction.step_run_id)
@@ -265,14 +270,55 @@ def held(deployment_id: int) -> Held | None:
 
 
 def refusal(deployment_id: int) -> str | None:
-    """Why the stored WinRM credentials may not start a run (none held, or a node refused them),
-    or None when they may."""
+    """Why the stored WinRM credentials may not start a run (none held, or nodes refused them:
+    every one of them named), or None when they may."""
     current = held(deployment_id)
     if current is None:
         return "Enter the WinRM user name and password to run this step."
     if not current.usable:
-        return refused_message(current)
+        nodes = _refusing_nodes(deployment_id, current.stored_at) | {current.refused_by}
+        return refused_message(replace(current, refused_by=_and_list(sorted(nodes - {None}))))
     return None
+
+
+def _refusing_nodes(deployment_id: int, since: datetime) -> set[str]:
+    """Every node that refused a logon with the credentials stored at `since`: in an action
+    started since, or in a Test connection since (the refusals `_refused` finds the newest of)."""
+    refused = _logon_refused()
+    acted = db.session.scalars(
+        select(NodeAction.node_name)
+        .join(StepRun, StepRun.id == NodeAction.step_run_id)
+        .where(
+            StepRun.deployment_id == deployment_id,
+            NodeAction.started_at >= since,
+            NodeAction.status.in_(("failed", "succeeded", "cancelled", "interrupted")),
+            refused,
+        )
+        .distinct()
+    )
+    tested = db.session.execute(
+        select(Event.node_name, Event.payload)
+        .where(
+            Event.deployment_id == deployment_id,
+            Event.kind == "connection.tested",
+            Event.created_at >= since,
+        )
+        .order_by(Event.seq.desc())
+        .limit(50)
+    )
+    failed = {
+        node
+        for node, payload in tested
+        if (payload or {}).get("category") == errors.AUTH_FAILED and not payload.get("ok")
+    }
+    return set(acted) | failed
+
+
+def _and_list(names: list[str]) -> str | None:
+    """The names as a sentence lists them (AMS1; AMS1 and AMS2; AMS1, AMS2 and AMS3), or None."""
+    if len(names) < 2:
+        return names[0] if names else None
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def refused_message(current: Held) -> str:

@@ -18,13 +18,11 @@ from sqlalchemy import select
 
 from app.events.publish import publish
 from app.execution import service
-from app.execution.finishing import end_run
-from app.execution.state import lock_deployment
 from app.extensions import db
 from app.guides import get_guide
 from app.handover import notify
 from app.models import Deployment, StepRun
-from app.steps import Check, Finish, Phase, RunView, Step
+from app.steps import Check, Finish, Phase, RunOptions, RunView, Step
 
 MODE = "verify"
 
@@ -98,7 +96,7 @@ def flagged_by_drift(deployment: Deployment) -> set[str]:
         .order_by(StepRun.id)
     )
     latest = dict(rows.all())
-    return {key for key, options in latest.items() if (options or {}).get("mode") == MODE}
+    return {key for key, options in latest.items() if options.mode == MODE}
 
 
 def steps_to_verify(deployment: Deployment) -> list[str]:
@@ -124,7 +122,7 @@ def start(
     credentials: the (user name, password) the checks and the steps after them run with; stored
     first, under the deployment's lock (a finishing worker's order: deployment, then vault)."""
     if credentials is not None:
-        lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
+        service.lock_deployment(deployment_id, credentials=credentials, owner_id=actor_id)
         db.session.commit()
     deployment = db.session.get(Deployment, deployment_id)
     queue = steps_to_verify(deployment)
@@ -134,7 +132,9 @@ def start(
     publish(
         deployment_id, "verification.started", {"batch": batch, "steps": queue}, actor_id=actor_id
     )
-    options = {"mode": MODE, "batch": batch, "queue": queue[1:], "status_before": deployment.status}
+    options = RunOptions(
+        mode=MODE, batch=batch, queue=tuple(queue[1:]), status_before=deployment.status
+    )
     service.start_step_run(deployment_id, queue[0], actor_id, enqueue, options)
     return batch
 
@@ -182,7 +182,7 @@ def finish(run: StepRun, deployment: Deployment, verdict: Finish) -> str:
     outcome = verdict.as_dict()
     diff = changes(_baseline(run), outcome)
     drifted = verdict.status != "done" or any(c["after"] in ("fail", "warn") for c in diff)
-    if not end_run(run, "failed" if drifted else "succeeded"):
+    if not service.end_run(run, "failed" if drifted else "succeeded"):
         return "already-finished"
     outcome["artifacts"] = {
         **outcome["artifacts"],
@@ -191,15 +191,15 @@ def finish(run: StepRun, deployment: Deployment, verdict: Finish) -> str:
     run.outcome = outcome
     deployment.step(run.step_key).status = "done"
     payload = {
-        "batch": run.options["batch"],
+        "batch": run.options.batch,
         "drift": drifted,
         "changes": diff[:50],
         "summary": verdict.summary,
     }
     publish(deployment.id, "step.verified", payload, step_key=run.step_key, step_run_id=run.id)
-    queue = list(run.options.get("queue") or [])
+    queue = run.options.queue
     if queue:
-        options = {**run.options, "queue": queue[1:]}
+        options = run.options.but(queue=queue[1:])
         service.start_step_run(deployment.id, queue[0], run.actor_id, None, options, fallback=False)
         return "verified"
     _conclude(deployment, run)
@@ -211,7 +211,7 @@ def batch_runs(deployment_id: int, batch: str) -> list[StepRun]:
     rows = db.session.scalars(
         select(StepRun).where(StepRun.deployment_id == deployment_id).order_by(StepRun.id)
     )
-    return [r for r in rows if (r.options or {}).get("batch") == batch]
+    return [r for r in rows if r.options.batch == batch]
 
 
 def latest_batch(deployment_id: int) -> str | None:
@@ -219,12 +219,12 @@ def latest_batch(deployment_id: int) -> str | None:
     rows = db.session.scalars(
         select(StepRun).where(StepRun.deployment_id == deployment_id).order_by(StepRun.id.desc())
     )
-    return next((r.options["batch"] for r in rows if (r.options or {}).get("mode") == MODE), None)
+    return next((r.options.batch for r in rows if r.options.mode == MODE), None)
 
 
 def _conclude(deployment: Deployment, last: StepRun) -> None:
     """Drifted steps need attention again; the deployment continues at the first unfinished step."""
-    runs = batch_runs(deployment.id, last.options["batch"])
+    runs = batch_runs(deployment.id, last.options.batch)
     drifted = [r.step_key for r in runs if r.status == "failed"]
     for key in drifted:
         deployment.step(key).status = "needs_attention"
@@ -233,9 +233,9 @@ def _conclude(deployment: Deployment, last: StepRun) -> None:
     first = next((s.key for s in guide.steps if statuses[s.key] not in ("done", "skipped")), None)
     deployment.current_step = first or guide.steps[-1].key
     waiting = any(v == "needs_attention" for v in statuses.values())
-    before = last.options.get("status_before") or "in_progress"
+    before = last.options.status_before or "in_progress"
     deployment.status = "paused" if waiting else ("in_progress" if before == "paused" else before)
-    payload = {"batch": last.options["batch"], "drifted": drifted}
+    payload = {"batch": last.options.batch, "drifted": drifted}
     publish(deployment.id, "verification.finished", payload, actor_id=last.actor_id)
     if drifted:
         reason = f"Drift found in {', '.join(drifted)} while resuming."
@@ -246,7 +246,7 @@ def _conclude(deployment: Deployment, last: StepRun) -> None:
 
 
 class VerifyMode:
-    """The "verify" run mode (app.execution.modes): finished steps checked again, read-only."""
+    """The "verify" run mode (app.execution.machine.modes): finished steps checked again, read-only."""
 
     name = MODE
     decide = staticmethod(decide)

@@ -74,9 +74,7 @@ def _latest_run_status(deployment_ids: list[int]) -> dict[tuple[int, str], str]:
         .order_by(StepRun.id)
     )
     return {
-        (dep, key): "drift"
-        if status == "failed" and (options or {}).get("mode") == "verify"
-        else status
+        (dep, key): "drift" if status == "failed" and options.mode == "verify" else status
         for dep, key, status, options in rows
     }
 

@@ -1,46 +1,25 @@
-"""Exports: one deployment as complete JSON, the history list as CSV. Secrets never appear."""
+"""Exports: one deployment as complete JSON, the history list as CSV. Secrets never appear: the
+whole document passes app.masking, runs and actions have app.history.records' fields."""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
-from datetime import datetime
 from typing import Any
 
-from app.guides import GUIDES
+from app.history.records import declared_secret_names, jsonable, timestamp
 from app.history.search import facts
 from app.history.timeline import deployment_page
+from app.masking import mask, mask_text
 from app.models import Deployment
-
-SECRET_KEY = re.compile(r"pass(word)?|secret|token|license_key|credential", re.IGNORECASE)
-
-
-def _secret_names() -> frozenset[str]:
-    return frozenset(f for g in GUIDES.values() for s in g.steps for f in s.secret_fields)
-
-
-def scrub(value: Any, names: frozenset[str] | None = None) -> Any:
-    """Drop every key that names a secret, at any depth (defence in depth: none are stored)."""
-    names = _secret_names() if names is None else names
-    if isinstance(value, dict):
-        return {
-            k: scrub(v, names)
-            for k, v in value.items()
-            if k not in names and not SECRET_KEY.search(str(k))
-        }
-    if isinstance(value, list | tuple):
-        return [scrub(v, names) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def deployment_json(deployment: Deployment) -> dict:
-    """The complete record of one deployment: nodes, steps, attempts, actions, events."""
+    """The complete record of one deployment: nodes, steps, attempts, actions, events (format 2:
+    attempts and actions name their fields as the API does)."""
     page = deployment_page(deployment)
     body = {
-        "format": "ams-wizard/deployment-export/1",
+        "format": "ams-wizard/deployment-export/2",
         "deployment": {
             "id": deployment.id,
             "name": deployment.name,
@@ -69,7 +48,7 @@ def deployment_json(deployment: Deployment) -> dict:
         "steps": page["steps"],
         "events": page["events"],
     }
-    return scrub(body)
+    return jsonable(mask(body, declared_secret_names()))
 
 
 CSV_COLUMNS = (
@@ -87,7 +66,8 @@ CSV_COLUMNS = (
 
 
 def deployments_csv(rows: list[Deployment]) -> str:
-    """The history list as CSV (formula-looking cells are prefixed so spreadsheets do not run them)."""
+    """The history list as CSV (formula-looking cells are prefixed so spreadsheets do not run them;
+    passwords in text masked)."""
     known = facts([d.id for d in rows])
     out = io.StringIO()
     writer = csv.writer(out)
@@ -106,8 +86,8 @@ def deployments_csv(rows: list[Deployment]) -> str:
                     d.status,
                     d.current_step,
                     d.created_by.username if d.created_by else "",
-                    d.created_at.isoformat(),
-                    d.last_activity_at.isoformat(),
+                    timestamp(d.created_at),
+                    timestamp(d.last_activity_at),
                 )
             ]
         )
@@ -115,5 +95,7 @@ def deployments_csv(rows: list[Deployment]) -> str:
 
 
 def _cell(value: Any) -> Any:
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else value
+    text = mask_text(str(value))
+    if text[:1] in ("=", "+", "-", "@"):
+        return "'" + text
+    return text if isinstance(value, str) else value

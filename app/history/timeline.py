@@ -8,7 +8,9 @@ from sqlalchemy.orm import selectinload
 from app.extensions import db
 from app.guides import get_guide
 from app.history import deliverable
-from app.models import Deployment, Event, NodeAction, StepRun, User
+from app.history.records import run_record, shown_inputs
+from app.masking import mask
+from app.models import Deployment, Event, StepRun, User
 from app.wizard.context import shown_status
 
 # Per-line script output stays on the step page; the timeline keeps what people and steps did.
@@ -24,44 +26,8 @@ STREAM_KINDS = (
 TIMELINE_LIMIT = 5000
 
 
-def seconds(start, end) -> float | None:
-    """Duration in seconds, or None when either end is missing."""
-    return round((end - start).total_seconds(), 1) if start and end else None
-
-
-def _action(a: NodeAction) -> dict:
-    return {
-        "node": a.node_name,
-        "phase": a.phase,
-        "script": a.script,
-        "label": a.label,
-        "status": a.status,
-        "tries": a.try_count,
-        "seconds": seconds(a.started_at, a.finished_at),
-        "error_category": a.error_category,
-        "error": a.error_message,
-        "output_lost": a.output_lost,
-        "output_lost_notice": a.output_lost_notice,
-    }
-
-
-def _run(r: StepRun) -> dict:
-    options = r.options or {}
-    return {
-        "id": r.id,
-        "attempt": r.attempt,
-        "status": r.status,
-        "actor": r.actor.username if r.actor else None,
-        "kind": "verification"
-        if options.get("mode") == "verify"
-        else (options.get("decision") or "run"),
-        "started_at": r.started_at,
-        "finished_at": r.finished_at,
-        "seconds": seconds(r.started_at, r.finished_at),
-        "inputs": r.inputs or {},
-        "outcome": r.outcome or {},
-        "actions": [_action(a) for a in r.actions],
-    }
+# The scripts' JSON output stays on the step page (and in the API); the record keeps the rest.
+OMITTED_ACTION_FIELDS = ("result",)
 
 
 def _runs(deployment_id: int) -> dict[str, list[dict]]:
@@ -73,7 +39,7 @@ def _runs(deployment_id: int) -> dict[str, list[dict]]:
     )
     out: dict[str, list[dict]] = {}
     for r in rows:
-        out.setdefault(r.step_key, []).append(_run(r))
+        out.setdefault(r.step_key, []).append(run_record(r, OMITTED_ACTION_FIELDS))
     return out
 
 
@@ -94,11 +60,7 @@ def steps(deployment: Deployment) -> list[dict]:
                 "number": number,
                 "status": status,  # the wizard's word for it: done, skipped, needs attention...
                 "skip_reason": record.skip_reason if record else None,
-                "inputs": {
-                    k: v
-                    for k, v in ((record.inputs if record else None) or {}).items()
-                    if k not in step.secret_fields
-                },
+                "inputs": shown_inputs(record.inputs if record else None, step.secret_fields),
                 "attempts": attempts,
                 "retries": max(len(work) - 1, 0),
                 "seconds": round(sum(a["seconds"] or 0 for a in work), 1) or None,
@@ -120,7 +82,7 @@ def events(deployment_id: int) -> list[dict]:
         .order_by(Event.seq)
         .limit(TIMELINE_LIMIT)
     )
-    return [{**event.as_dict(), "actor": name} for event, name in rows]
+    return [mask({**event.as_dict(), "actor": name}) for event, name in rows]
 
 
 def take_overs(items: list[dict]) -> list[dict]:
@@ -138,7 +100,7 @@ def test_cluster_reports(step_rows: list[dict]) -> list[dict]:
         }
         for s in step_rows
         for a in s["attempts"]
-        if (a["outcome"].get("artifacts") or {}).get("test_cluster_report")
+        if ((a["outcome"] or {}).get("artifacts") or {}).get("test_cluster_report")
     ]
 
 
@@ -148,7 +110,7 @@ def deployment_page(deployment: Deployment) -> dict:
     items = events(deployment.id)
     return {
         "deployment": deployment,
-        "summary": deliverable.build(deployment, step_rows, items),
+        "summary": mask(deliverable.build(deployment, step_rows, items)),
         "steps": step_rows,
         "events": items,
         "take_overs": take_overs(items),

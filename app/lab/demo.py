@@ -1,5 +1,6 @@
 """Pre-filled values for a deployment against the running demo lab (never a secret)."""
 
+import functools
 from pathlib import Path
 
 from app.lab.store import LabStore
@@ -10,8 +11,14 @@ from app.steps import Guide
 HINTS = Path(__file__).resolve().parents[2] / "templates" / "lab" / "hints"
 
 
+@functools.cache
+def _hinted_steps() -> frozenset[str]:
+    """The step keys with a hint template, listed once: the templates ship with the code."""
+    return frozenset(path.stem for path in HINTS.glob("*.html") if path.is_file())
+
+
 def _hint(step_key: str) -> str | None:
-    return f"lab/hints/{step_key}.html" if (HINTS / f"{step_key}.html").is_file() else None
+    return f"lab/hints/{step_key}.html" if step_key in _hinted_steps() else None
 
 
 def lab_state(instance_dir: Path) -> dict | None:

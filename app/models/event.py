@@ -6,6 +6,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueCons
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
+from app.masking import mask
 from app.models.base import UTCDateTime, utcnow
 
 
@@ -59,6 +60,6 @@ def event_dict(
         "node": node_name,
         "step_run": step_run_id,
         "action": node_action_id,
-        "payload": payload,
+        "payload": mask(payload),  # rows written before publish masked them, too
         "at": created_at.isoformat(),
     }

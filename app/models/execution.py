@@ -4,9 +4,11 @@ from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
+from app.steps import RunOptions
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
 ACTION_STATUSES = (
@@ -16,8 +18,24 @@ ACTION_STATUSES = (
     "failed",
     "interrupted",
     "cancelled",
-    "skipped",
 )
+
+
+class RunOptionsType(TypeDecorator):
+    """StepRun.options: a RunOptions in Python, its set fields as a JSON object in the database."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return {}
+        if not isinstance(value, RunOptions):
+            raise TypeError(f"StepRun.options takes RunOptions, not {type(value).__name__}")
+        return value.as_json()
+
+    def process_result_value(self, value, dialect):
+        return RunOptions.from_json(value)
 
 
 class StepRun(db.Model):
@@ -36,9 +54,9 @@ class StepRun(db.Model):
     outcome: Mapped[dict | None] = mapped_column(JSON)
     phase: Mapped[str | None] = mapped_column(String(64))
     cancel_requested: Mapped[bool] = mapped_column(default=False)
-    # Added for execution: targeted nodes / decision (retry_failed, exclude), and the phase whose
-    # completion was already handed to advance() (conditional UPDATE elects exactly one advancer).
-    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    # How the run was asked for (app.steps.RunOptions), and the phase whose completion was already
+    # handed to advance() (conditional UPDATE elects exactly one advancer).
+    options: Mapped[RunOptions] = mapped_column(RunOptionsType, default=lambda: RunOptions())
     advanced_phase: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

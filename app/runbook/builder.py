@@ -20,6 +20,7 @@ from typing import Any
 
 from app.api.formjson import FieldSpec, unbound_fields
 from app.execution import vault
+from app.masking import is_secret_name, mask
 from app.models import Deployment
 from app.remote import scripts
 from app.runbook.quote import identifier, literal, quote
@@ -89,10 +90,12 @@ def collect_params(deployment: Deployment, steps: list[Step]) -> list[Param]:
     saved = all_inputs(deployment)
     for step in steps:
         for field, value in (saved.get(step.key) or {}).items():
-            if field in step.secret_fields or field == "csrf_token" or isinstance(value, dict):
+            if is_secret_name(field, step.secret_fields) or field == "csrf_token":
+                continue
+            if isinstance(value, dict):
                 continue
             name = identifier(f"{pascal(step.key)}_{pascal(field)}")
-            params.append(Param(name, _kind(value), value))
+            params.append(Param(name, _kind(value), mask(value)))
     return params
 
 
@@ -152,7 +155,8 @@ def plan_steps(deployment: Deployment, steps: list[Step]) -> list[Planned]:
 
 
 def _action_line(action, refs: dict[Any, str]) -> str:
-    pairs = [f"{quote(identifier(k))} = {expression(v, refs)}" for k, v in action.params.items()]
+    params = mask(dict(action.params))  # masked as the parameters above are, so they match
+    pairs = [f"{quote(identifier(k))} = {expression(v, refs)}" for k, v in params.items()]
     pairs += [f"{quote(identifier(k))} = {secret_expression(e)}" for k, e in action.secrets.items()]
     if action.script == route.TASK_SCRIPT:  # the payload's text, from its function in this file
         inner = quote(identifier(route.inner_script(action.script, action.params)))

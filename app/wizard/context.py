@@ -47,7 +47,7 @@ def shown_status(step: Step, record_status: str | None, deployment_status: str) 
     """A step's status as every page shows it (wizard, history, report, export).
 
     A step with nothing to run (the Summary) is done exactly when the deployment is completed;
-    its record is kept so too (app.execution.finishing), this also covers older records."""
+    its record is kept so too (app.execution.machine.finishing), this also covers older records."""
     if not step.runnable:
         return "done" if deployment_status == "completed" else "not_started"
     return record_status or "not_started"

@@ -1,15 +1,9 @@
 """Saving a step's inputs: plain values to the database, secret fields to the vault, all or nothing."""
 
-from app.deployments.service import node_addresses
 from app.execution import vault
 from app.extensions import db
 from app.models import Deployment, User, utcnow
 from app.steps import Step
-
-
-def cross_check(step: Step, deployment: Deployment, data: dict) -> dict[str, str]:
-    """The rules the step declares on values that need the deployment: {field: message}."""
-    return step.cross_check(deployment, data, lambda: node_addresses(deployment))
 
 
 def save_inputs(

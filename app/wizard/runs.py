@@ -70,12 +70,14 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
     secrets = vault.secret_names(deployment.id)
     statuses = step_statuses(deployment)
     held = vault.held(deployment.id)
+    record = deployment.step(step.key)
     plan = step.preview(run_view(deployment, step.key, secrets)) if step.runnable else []
     return {
         "deployment": deployment,
         "guide": guide,
         "step": step,
-        "record": deployment.step(step.key),
+        "record": record,
+        "input_warnings": step.input_warnings(deployment, record.inputs or {}),
         "number": guide.index(step.key) + 1,
         "sidebar": sidebar(guide, deployment),
         "before": before,
@@ -89,7 +91,7 @@ def step_page_context(deployment: Deployment, guide: Guide, step: Step) -> dict:
         "plan": plan,
         "phase_count": phase_count(runs[0] if runs else None, plan),
         "held": held,
-        "held_refused": vault.refused_message(held) if held and not held.usable else None,
+        "held_refused": vault.refusal(deployment.id) if held and not held.usable else None,
         "run_form": StepRunForm(),
         "decision_form": DecisionForm(),
         # Exclusion is offered only where it leaves the two nodes high availability needs.

@@ -7,16 +7,16 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from app.auth.decorators import requires
+from app.deployments.service import node_addresses
 from app.events.publish import publish
 from app.execution import service, vault
-from app.execution.decisions import accept_credentials
 from app.extensions import db
 from app.models import Deployment
-from app.steps import Step, blocking_step
+from app.steps import RunOptions, Step, blocking_step
 from app.wizard.context import guide_for, step_statuses
 from app.wizard.fields import refusal
 from app.wizard.forms import DecisionForm, SimpleForm, StepRunForm
-from app.wizard.inputs import cross_check, save_inputs
+from app.wizard.inputs import save_inputs
 from app.wizard.runs import latest_run, step_page_context
 
 bp = Blueprint("wizard", __name__, url_prefix="/deployments/<int:deployment_id>")
@@ -50,15 +50,11 @@ def step(deployment_id: int, step_key: str):
     record = deployment.step(step.key)
     form = step.form_class(data=record.inputs or {}) if step.form_class else None
     if form is not None and request.method == "POST":
-        form = step.form_class()
-        if form.validate():
-            errors = cross_check(step, deployment, form.data)
-            for name, message in errors.items():
-                form[name].errors = [*form[name].errors, message]
-            if not errors:
-                save_inputs(step, deployment, form.data, current_user)
-                flash(f"{step.title}: inputs saved.", "success")
-                return _to_step(deployment.id, step.key)
+        form, valid = _posted_inputs(step, deployment)
+        if valid:
+            save_inputs(step, deployment, form.data, current_user)
+            flash(f"{step.title}: inputs saved.", "success")
+            return _to_step(deployment.id, step.key)
         flash("Some values need attention; nothing was saved.", "error")
     ctx = step_page_context(deployment, guide, step)
     return render_template(
@@ -90,7 +86,7 @@ def run(deployment_id: int, step_key: str):
             deployment.id,
             step.key,
             current_user.id,
-            options={"fix": run_form.fix.data} if run_form.fix.data else None,
+            options=RunOptions(fix=run_form.fix.data or None),
             prepare=keep,
         )
     except service.StepBlocked as error:
@@ -106,7 +102,7 @@ def _posted_inputs(step: Step, deployment: Deployment) -> tuple[FlaskForm | None
     form = step.form_class()
     if not form.validate():
         return form, False
-    errors = cross_check(step, deployment, form.data)
+    errors = step.cross_check(deployment, form.data, lambda: node_addresses(deployment))
     for name, message in errors.items():
         form[name].errors = [*form[name].errors, message]
     return form, not errors
@@ -115,7 +111,7 @@ def _posted_inputs(step: Step, deployment: Deployment) -> tuple[FlaskForm | None
 def _keep(step: Step, form, credentials, deployment: Deployment) -> None:
     """Under the run's lock, in its transaction: the credentials (unless a node just refused
     them) and the step's inputs."""
-    accept_credentials(deployment, credentials, current_user.id)
+    service.accept_credentials(deployment, credentials, current_user.id)
     if form is not None:
         save_inputs(step, deployment, form.data, current_user, commit=False)
 

@@ -1,10 +1,17 @@
-"""Fixtures for the API tests: tokens per role, a JSON client, and a deployment to work on."""
+"""Fixtures for the API tests: tokens per role, a JSON client, a deployment to work on, and for
+the end-to-end tests a client on the real worker's database (lab_api)."""
 
 import pytest
 
 from app.api.tokens import create_token
 from app.extensions import db
 from app.models import User
+from tests.execution.harness import (  # noqa: F401 - fixtures
+    exec_app,
+    exec_ctx,
+    exec_db_url,
+    worker,
+)
 
 
 @pytest.fixture
@@ -74,3 +81,25 @@ def deployment_id(api):
     response = api.post("/api/v1/deployments", json=DEPLOYMENT)
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
+
+
+@pytest.fixture
+def lab_api(exec_ctx, worker):  # noqa: F811 - fixtures imported from the harness
+    """`call(method, path, body, expect)`: the JSON API on the real worker's database, as an admin
+    with a token; asserts the status code and returns the JSON body."""
+    user = User(username="api-e2e", role="admin")
+    user.set_password("not-used-here")
+    db.session.add(user)
+    db.session.commit()
+    _, token = create_token(user, "e2e")
+    client = exec_ctx.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def call(method: str, path: str, body=None, expect: int | tuple = 200):
+        response = client.open(f"/api/v1{path}", method=method, json=body, headers=headers)
+        allowed = expect if isinstance(expect, tuple) else (expect,)
+        assert response.status_code in allowed, (method, path, response.get_json())
+        db.session.remove()
+        return response.get_json()
+
+    return call

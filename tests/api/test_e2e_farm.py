@@ -6,15 +6,7 @@ completes; its status, events and export hold no password."""
 
 import pytest
 
-from tests.api.test_e2e_lab import lab_api, run_step, wait_settled  # noqa: F401 - fixture
-from tests.execution.harness import (  # noqa: F401 - fixtures
-    LAB_PASSWORD,
-    LAB_USER,
-    exec_app,
-    exec_ctx,
-    exec_db_url,
-    worker,
-)
+from tests.execution.harness import LAB_PASSWORD
 from tests.guides.load_balancer.farm_world import (
     GUIDE_KEY,
     V3,
@@ -22,7 +14,7 @@ from tests.guides.load_balancer.farm_world import (
     farm_inputs,
     install_nodes,
 )
-from tests.lab_world import start_world
+from tests.lab_world import run_step, start_world, wait_settled
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +46,7 @@ def _retry(call, deployment_id: int, step: str, fix: str | None = None) -> dict:
     return wait_settled(call, deployment_id, step)
 
 
-def test_the_farm_guide_through_the_api(farm, lab_api):  # noqa: F811 - fixture
+def test_the_farm_guide_through_the_api(farm, lab_api):
     store, server = farm
     call = lab_api
     nodes = [

@@ -6,56 +6,25 @@ the delegated password), and on two nodes over Kerberos with tickets from a real
 fault is cleared in the lab and the pause is answered with `retry` through the API.
 """
 
-import time
-
 import pytest
 
-from app.api.tokens import create_token
-from app.extensions import db
 from app.lab import certs, scenarios
 from app.lab.server import LabServer
 from app.lab.store import LabStore
-from app.models import User
-from tests.execution.harness import (  # noqa: F401 - fixtures
-    LAB_PASSWORD,
-    LAB_USER,
-    exec_app,
-    exec_ctx,
-    exec_db_url,
-    worker,
-)
+from tests.execution.harness import LAB_PASSWORD, LAB_USER
 from tests.kdc import lab_realm
 from tests.lab_world import (  # noqa: F401 - the world fixture
     NODES,
     STEPS,
     inputs_for,
     install_by_hand,
+    run_step,
     start_world,
+    wait_settled,
     world,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def lab_api(exec_ctx, worker):  # noqa: F811 - fixtures imported from the harness
-    """A test client on the worker's database, with an admin token."""
-    user = User(username="api-e2e", role="admin")
-    user.set_password("not-used-here")
-    db.session.add(user)
-    db.session.commit()
-    _, token = create_token(user, "e2e")
-    client = exec_ctx.test_client()
-    headers = {"Authorization": f"Bearer {token}"}
-
-    def call(method: str, path: str, body=None, expect: int | tuple = 200):
-        response = client.open(f"/api/v1{path}", method=method, json=body, headers=headers)
-        allowed = expect if isinstance(expect, tuple) else (expect,)
-        assert response.status_code in allowed, (method, path, response.get_json())
-        db.session.remove()
-        return response.get_json()
-
-    return call
 
 
 def create(
@@ -82,12 +51,6 @@ def create(
     return call("POST", "/deployments", body, expect=201)["id"]
 
 
-def run_step(call, deployment_id: int, step: str, timeout: float = 120, fix=None) -> dict:
-    body = {"username": LAB_USER, "password": LAB_PASSWORD} | ({"fix": fix} if fix else {})
-    call("POST", f"/deployments/{deployment_id}/steps/{step}/run", body, expect=202)
-    return wait_settled(call, deployment_id, step, timeout)
-
-
 def run_prerequisites(call, deployment_id: int) -> dict:
     """Windows as shipped: the first run asks for the ActiveDirectory module; the client applies
     the offered fix by its id, and the checks pass."""
@@ -95,17 +58,6 @@ def run_prerequisites(call, deployment_id: int) -> dict:
     failed = [c for c in first["runs"][0]["outcome"]["checks"] if c["status"] == "fail"]
     assert [c["key"] for c in failed] == ["ad_module"], first["runs"][0]["outcome"]["summary"]
     return run_step(call, deployment_id, "prerequisites", fix=failed[0]["fix"]["id"])
-
-
-def wait_settled(call, deployment_id: int, step: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = call("GET", f"/deployments/{deployment_id}/status")
-        current = next(s for s in status["steps"] if s["key"] == step)
-        if status["active_run"] is None and current["status"] in ("done", "needs_attention"):
-            return current
-        time.sleep(0.3)
-    pytest.fail(f"{step} did not settle in {timeout} s")
 
 
 @pytest.fixture(params=["ntlm-3", "credssp-2", "kerberos-2"])

@@ -6,6 +6,7 @@ import pytest
 
 from app import validators as v
 from app.deployments.forms import DeploymentForm
+from app.deployments.service import node_addresses
 from app.execution import probe
 from app.extensions import db
 from app.guides.cluster.quorum import STEP as QUORUM
@@ -15,12 +16,11 @@ from app.lab.context import ScriptFailure
 from app.lab.handlers import cluster, role
 from app.lab.handlers import prerequisites as lab_prereq
 from app.models import Deployment
-from app.wizard.inputs import cross_check
 from tests.conftest import csrf_token
+from tests.deployment_form import NODES, create, deployment_id
 from tests.guides.cluster_views import make_view, ok
 from tests.lab.cluster_world import ctx, world
 from tests.lab.fake_ctx import FakeCtx, FakeStore
-from tests.test_pages import NODES, create, deployment_id
 
 NET = [ipaddress.ip_network("10.20.0.0/24")]
 NODE_ADDRESSES = {"AMS1": [("10.20.0.11", 24)], "AMS2": [("10.20.0.12", 24)]}
@@ -304,20 +304,24 @@ def test_cross_check_uses_the_addresses_the_probe_found(admin_client, app):
     with app.app_context():
         deployment = db.session.get(Deployment, dep)
         step = get_guide(deployment.guide_key).step("base_cluster")
+
+        def probed():
+            return node_addresses(deployment)
+
         # Nothing probed yet: only the rules that need no node data apply.
-        assert cross_check(step, deployment, {"cluster_address": "10.30.0.5"}) == {}
+        assert step.cross_check(deployment, {"cluster_address": "10.30.0.5"}, probed) == {}
         for name, address in (("AMS1", "10.20.0.11"), ("AMS2", "10.20.0.12")):
             payload = {"ok": True, "addresses": [{"address": address, "prefix_length": 24}]}
             publish(dep, probe.TESTED, payload, node=name)
         db.session.commit()
         deployment = db.session.get(Deployment, dep)
-        errors = cross_check(step, deployment, {"cluster_address": "10.30.0.5"})
+        errors = step.cross_check(deployment, {"cluster_address": "10.30.0.5"}, probed)
         assert "not in a subnet of the nodes" in errors["cluster_address"]
-        errors = cross_check(step, deployment, {"cluster_address": "10.20.0.12"})
+        errors = step.cross_check(deployment, {"cluster_address": "10.20.0.12"}, probed)
         assert "is the address of node AMS2" in errors["cluster_address"]
-        errors = cross_check(step, deployment, {"cluster_address": "10.20.0.255"})
+        errors = step.cross_check(deployment, {"cluster_address": "10.20.0.255"}, probed)
         assert "broadcast address of the nodes' subnet" in errors["cluster_address"]
-        assert cross_check(step, deployment, {"cluster_address": "10.20.0.50"}) == {}
+        assert step.cross_check(deployment, {"cluster_address": "10.20.0.50"}, probed) == {}
 
 
 def test_the_step_page_refuses_the_access_point_on_the_cluster_address(admin_client, app):

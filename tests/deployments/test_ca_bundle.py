@@ -11,7 +11,7 @@ from app.extensions import db
 from app.lab import certs
 from app.models import Deployment
 from tests.conftest import csrf_token
-from tests.test_pages import NODES, deployment_id
+from tests.deployment_form import NODES, deployment_id
 
 
 @pytest.fixture(scope="module")

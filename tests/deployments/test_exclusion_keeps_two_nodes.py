@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.execution import service, vault
-from app.execution.decisions import exclusion_refusal
+from app.execution.machine.decisions import exclusion_refusal
 from app.extensions import db
 from app.models import Deployment, Event, StepRun
 from tests.conftest import login

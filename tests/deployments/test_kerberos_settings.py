@@ -7,7 +7,7 @@ from app import validators
 from app.extensions import db
 from app.models import Deployment, Event
 from tests.conftest import csrf_token
-from tests.test_pages import NODES, deployment_id
+from tests.deployment_form import NODES, deployment_id
 
 
 @pytest.mark.parametrize(

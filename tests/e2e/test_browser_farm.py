@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ARTIFACTS
 from tests.e2e.conftest import open_page, sign_in, summary_says_highly_available
-from tests.e2e.test_browser_happy_path import Screens, _fill, _run_and_wait, _wait_status
+from tests.e2e.screens import Screens, fill, run_and_wait, wait_status
 from tests.execution.harness import USER_PASSWORD, make_user
 from tests.guides.load_balancer.farm_world import V3, drain_all_but, farm_inputs, install_nodes
 from tests.lab_world import LICENSE, start_world
@@ -26,7 +26,7 @@ def _continue(page, expect, status: str, fix: str | None = None) -> None:
         decide.get_by_label(re.compile(fix)).check()
     decide.locator("input[name=decision][value=retry]").check()
     page.get_by_role("button", name="Continue").click()
-    _wait_status(page, expect, status)
+    wait_status(page, expect, status)
 
 
 def test_the_farm_guide_in_the_browser(e2e, live, browser, tmp_path):
@@ -60,7 +60,7 @@ def test_the_farm_guide_in_the_browser(e2e, live, browser, tmp_path):
         expect(sidebar).not_to_contain_text("Quorum")
 
         # Prerequisites: the inputs typed and Run pressed, without Save; the AD module fix.
-        _fill(
+        fill(
             page,
             {
                 "Access Manager version to install": V3,
@@ -69,23 +69,23 @@ def test_the_farm_guide_in_the_browser(e2e, live, browser, tmp_path):
                 "Enterprise license key": LICENSE,
             },
         )
-        _run_and_wait(page, expect, "failed")
+        run_and_wait(page, expect, "failed")
         expect(page.locator("#run-panel")).to_contain_text("Active Directory PowerShell module")
         _continue(page, expect, "succeeded", "Apply first: Install the Active Directory")
         shot("prerequisites-done")
         page.locator(".next-step a.primary").click()
 
         page.wait_for_url(re.compile(r"/steps/sql_database$"))
-        _run_and_wait(page, expect)
+        run_and_wait(page, expect)
         shot("sql-done")
         page.locator(".next-step a.primary").click()
 
         page.wait_for_url(re.compile(r"/steps/first_node$"))
-        _fill(
+        fill(
             page,
             {"TLS certificate thumbprint": values["first_node"]["certificate_thumbprint"]},
         )
-        _run_and_wait(page, expect, "failed")  # not installed yet: the manual checklist
+        run_and_wait(page, expect, "failed")  # not installed yet: the manual checklist
         shot("first-node-checklist")
         install_nodes(store, V3, ["AMS1"])
         _continue(page, expect, "failed")  # installed: the license is to be confirmed
@@ -94,32 +94,32 @@ def test_the_farm_guide_in_the_browser(e2e, live, browser, tmp_path):
         page.locator(".next-step a.primary").click()
 
         page.wait_for_url(re.compile(r"/steps/other_nodes$"))
-        _run_and_wait(page, expect, "failed")
+        run_and_wait(page, expect, "failed")
         install_nodes(store, V3, ["AMS2"])
         _continue(page, expect, "succeeded")
         shot("other-nodes-done")
         page.locator(".next-step a.primary").click()
 
         page.wait_for_url(re.compile(r"/steps/host_config$"))
-        _fill(page, {"External host name": values["host_config"]["external_host_name"]})
-        _run_and_wait(page, expect)
+        fill(page, {"External host name": values["host_config"]["external_host_name"]})
+        run_and_wait(page, expect)
         page.locator(".next-step a.primary").click()
 
         page.wait_for_url(re.compile(r"/steps/ip_detection$"))
-        _fill(
+        fill(
             page,
             {
                 "Known proxy addresses": values["ip_detection"]["known_proxies"],
                 "I entered these settings on the configuration tool's IP address detection page": True,
             },
         )
-        _run_and_wait(page, expect)
+        run_and_wait(page, expect)
         page.locator(".next-step a.primary").click()
 
         # The farm test: all nodes, then each node alone (the others drained), then all back.
         page.wait_for_url(re.compile(r"/steps/farm_test$"))
-        _fill(page, {"Load balancer address": values["farm_test"]["balancer_address"]})
-        _run_and_wait(page, expect, "failed")
+        fill(page, {"Load balancer address": values["farm_test"]["balancer_address"]})
+        run_and_wait(page, expect, "failed")
         for node in NODES:
             expect(page.locator(".decide")).to_contain_text(f"only {node} is in service")
             drain_all_but(store, node)

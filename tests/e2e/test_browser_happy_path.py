@@ -15,50 +15,14 @@ import pytest
 from app.lab import scenarios
 from tests.conftest import ARTIFACTS
 from tests.e2e.conftest import open_page
-from tests.execution.harness import LAB_PASSWORD, LAB_USER, USER_PASSWORD, make_user
+from tests.e2e.screens import Screens, fill, run_and_wait, wait_status
+from tests.execution.harness import LAB_USER, USER_PASSWORD, make_user
 from tests.lab_world import inputs_for, install_by_hand, start_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = ARTIFACTS / "e2e"
 NAME = "Contoso <b>AMS</b> & \"lab\" 'one'"  # shown literally, never as markup
 ROUTES = {"ntlm": ["AMS1", "AMS2"], "credssp": ["AMS1", "AMS2", "AMS3"]}
-
-
-class Screens:
-    def __init__(self, page, folder) -> None:
-        self.page, self.count, self.folder = page, 0, folder
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.png"):
-            old.unlink()
-
-    def __call__(self, name: str) -> None:
-        self.count += 1
-        path = self.folder / f"{self.count:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-
-
-def _run_and_wait(page, expect, status: str = "succeeded") -> None:
-    """Enter the lab credentials, press Run, wait for the page to show the attempt's end."""
-    panel = page.locator("#run-panel")
-    panel.get_by_label("WinRM user").fill(LAB_USER)
-    panel.get_by_label("Password").fill(LAB_PASSWORD)
-    panel.get_by_role("button", name=re.compile(r"^Run")).click()
-    _wait_status(page, expect, status)
-
-
-def _wait_status(page, expect, status: str) -> None:
-    # The live view reloads the page once when the step ends; the run box then carries the status.
-    expect(page.locator(f".run-status[data-run-status='{status}']")).to_be_visible(timeout=60_000)
-    expect(page.locator("[data-conn]")).not_to_have_text("connecting…", timeout=10_000)
-
-
-def _fill(page, values: dict) -> None:
-    for label, value in values.items():
-        control = page.get_by_label(label, exact=True)
-        if isinstance(value, bool):
-            control.set_checked(value)
-        else:
-            control.fill(str(value))
 
 
 @pytest.mark.parametrize("auth", list(ROUTES))
@@ -125,12 +89,12 @@ def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
         }
         for number, (step, form) in enumerate(forms.items(), 1):
             page.wait_for_url(re.compile(rf"/steps/{step}$"))
-            _fill(page, form)
+            fill(page, form)
             page.get_by_role("button", name="Save inputs").click()
             expect(page.locator(".flash-success")).to_contain_text("inputs saved")
             shot(f"step{number}-{step}-inputs")
             if step == "install_ams":
-                _run_and_wait(page, expect, "failed")  # paused: the manual checklist
+                run_and_wait(page, expect, "failed")  # paused: the manual checklist
                 expect(page.locator("#run-panel")).to_contain_text(
                     "Access Manager is not installed"
                 )
@@ -139,18 +103,18 @@ def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
                 page.locator(".decide input[name=decision][value=retry]").check()
                 page.get_by_role("button", name="Continue").click()
                 # From 2.1 the license lives in the database: the page asks for a confirmation.
-                _wait_status(page, expect, "failed")
+                wait_status(page, expect, "failed")
                 expect(page.locator("#run-panel")).to_contain_text("Confirm the license")
                 shot(f"step{number}-{step}-confirm-license")
                 # Retry runs with the inputs as they are on the screen: no Save first.
                 page.get_by_label(re.compile("I entered the license key")).check()
                 page.locator(".decide input[name=decision][value=retry]").check()
                 page.get_by_role("button", name="Continue").click()
-                _wait_status(page, expect, "succeeded")
+                wait_status(page, expect, "succeeded")
             elif step == "prerequisites":
                 # Windows as shipped: no ActiveDirectory module on the members. The step offers
                 # to install it on the first node; the operator accepts and runs again.
-                _run_and_wait(page, expect, "failed")
+                run_and_wait(page, expect, "failed")
                 expect(page.locator("#run-panel")).to_contain_text(
                     "Active Directory PowerShell module"
                 )
@@ -161,9 +125,9 @@ def test_whole_install_in_the_browser(auth, e2e, live, browser, tmp_path):
                 decide.get_by_label(re.compile("Apply first: Install the Active Directory")).check()
                 decide.locator("input[name=decision][value=retry]").check()
                 page.get_by_role("button", name="Continue").click()
-                _wait_status(page, expect, "succeeded")
+                wait_status(page, expect, "succeeded")
             else:
-                _run_and_wait(page, expect)
+                run_and_wait(page, expect)
             if step == "base_cluster" and auth == "credssp":
                 # Created straight from the CredSSP session; the page says to turn CredSSP off.
                 expect(page.locator("#run-panel")).to_contain_text("Disable-WSManCredSSP")

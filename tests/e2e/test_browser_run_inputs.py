@@ -164,7 +164,7 @@ def test_a_refused_password_is_asked_again_and_never_retried(e2e, live, lab, pag
     _wait_status(page, expect, "failed")
     runs = _runs(deployment_id)
     assert len(runs) == 2
-    assert (runs[1].options or {}).get("decision") == "retry"
+    assert runs[1].options.decision == "retry"
     again = db.session.scalars(
         db.select(NodeAction).where(
             NodeAction.step_run_id == runs[1].id, NodeAction.error_category == "auth_failed"

@@ -1,7 +1,7 @@
 """The Summary of a completed 3-node lab deployment, in Chromium (issue 21, point 3).
 
 The deployment runs every step against the lab with the real Celery worker, through the step
-service as the screens drive it (tests/e2e/test_service_happy.py's happy path: manual install with
+service as the screens drive it (tests/e2e/cluster_run.py's happy path: manual install with
 its pause and Retry, the failover test on the three nodes). Then an operator signs in and reads the
 Summary: every fact of point 3 is on the page, "Edit nodes" is not offered, the report agrees, and
 the runbook downloads (audited). A full-page screenshot is kept in <artifacts>/e2e/summary/.
@@ -17,8 +17,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditRecord, Deployment
 from tests.conftest import ARTIFACTS
+from tests.e2e.cluster_run import happy_path
 from tests.e2e.conftest import open_page, sign_in, summary_says_highly_available
-from tests.e2e.test_service_happy import happy_path
 from tests.execution.harness import make_user
 from tests.lab_world import start_world
 

@@ -332,7 +332,7 @@ def test_fault_pauses_then_resumes(case, stages, e2e, lab_calls):
     assert paused and paused[-1].payload["reason"] == first.outcome["summary"]
     if case.fix:
         offered = next(c["fix"] for c in failing_checks(first) if c.get("fix"))
-        fixed = start(deployment_id, case.step, options={"fix": offered})
+        fixed = start(deployment_id, case.step, options={"fix": offered["id"]})
         assert fixed.status == "succeeded", outcome_text(fixed)
         for script, counts in case.once.items():
             assert dict(lab_calls.count(script)) == counts, (script, lab_calls.count(script))
@@ -384,7 +384,7 @@ def _finished_with_a_warning(case: Case, deployment_id: int, first, store, lab_c
     ]
     assert warned and all(c["remediation"] for c in warned), text
     if case.spec.startswith("pending_reboot"):
-        assert warned[0]["fix"]["id"] == "restart" and warned[0]["fix"]["nodes"] == ["AMS2"]
+        assert warned[0]["fix"]["id"] == "restart:AMS2" and warned[0]["fix"]["nodes"] == ["AMS2"]
     for script, counts in case.once.items():
         assert dict(lab_calls.count(script)) == counts, (script, lab_calls.count(script))
     if case.step == "prerequisites":  # cleared and checked again: the cause no longer warns

@@ -6,7 +6,7 @@ import os
 
 from celery import bootsteps
 
-from app.execution.worker import celery
+from app.execution.worker.main import celery
 
 
 class CrashOnRestart(bootsteps.StartStopStep):

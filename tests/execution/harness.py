@@ -29,8 +29,6 @@ os.environ.setdefault(
 )
 os.environ.setdefault("AMSW_INSTANCE_DIR", str(ROOT / "instance" / f"test-{os.getpid()}"))
 QUEUE = os.environ.setdefault("AMSW_CELERY_QUEUE", f"amsw-test-{uuid.uuid4().hex[:8]}")
-SCRIPTS = ROOT / "tests" / "execution" / "scripts"
-os.environ["AMSW_EXTRA_SCRIPT_DIRS"] = str(SCRIPTS)
 
 from flask_migrate import upgrade
 
@@ -38,15 +36,16 @@ from app import create_app
 from app.extensions import db
 from app.lab.handlers import HANDLERS, load_handlers
 from app.models import Deployment, DeploymentStep, Node, User
-from app.remote import scripts
 from config import Config, TestConfig
 from tests.conftest import postgres_database, wait_for  # noqa: F401 - wait_for: re-exported
 from tests.execution import (
     labkit,
     testguide,  # noqa: F401 - registers the test guides
+    testscripts,  # noqa: F401 - registers the test-only vetted scripts
 )
 
-scripts.register_dir(SCRIPTS)
+# Imported first by every test worker: the test guides' scripts are vetted before any task runs.
+WORKER_INCLUDES = ("tests.execution.testscripts", "tests.execution.testguide")
 LAB_USER = "labadmin"
 LAB_PASSWORD = "Lab-Passw0rd!"
 NODES = ["node1", "node2", "node3"]
@@ -251,7 +250,7 @@ class Worker:
             "-m",
             "celery",
             "-A",
-            "app.execution.worker",
+            "app.execution.worker.main",
             "worker",
             "-P",
             "threads",
@@ -262,7 +261,7 @@ class Worker:
             "-n",
             f"{queue}-{uuid.uuid4().hex[:4]}@%h",
             "--include",
-            ",".join(("tests.execution.testguide", *includes)),
+            ",".join((*WORKER_INCLUDES, *includes)),
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
@@ -305,7 +304,7 @@ class Beat:
     def __init__(self, env: dict, log_path: Path, schedule: Path | None = None) -> None:
         self.log_path = log_path
         schedule = schedule or log_path.parent / "celerybeat-schedule"
-        cmd = [sys.executable, "-m", "celery", "-A", "app.execution.worker", "beat"]
+        cmd = [sys.executable, "-m", "celery", "-A", "app.execution.worker.main", "beat"]
         cmd += ["--loglevel", "INFO", "-s", str(schedule)]
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = spawn_group(cmd, env, self.log)

@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 
 from app.execution import vault
-from app.execution.actions import REDACTOR
+from app.execution.worker.redaction import REDACTOR
 
 DONE = "logprobe: done"
 CHANNELS = ("app-args", "app-message", "task-logger", "celery", "pypsrp", "stdout", "exception")
@@ -28,7 +28,7 @@ def log_secrets(deployment_id: int) -> None:
 
 
 def _log_everywhere(secret: str) -> None:
-    app_log = logging.getLogger("app.execution.execute")
+    app_log = logging.getLogger("app.execution.worker.execute")
     app_log.warning("app-args: %s", secret)
     app_log.warning(f"app-message: {secret}")
     get_task_logger(__name__).warning("task-logger: %s", secret)

@@ -120,7 +120,7 @@ def test_make_run_and_compose_run_the_beat_beside_the_worker_never_inside_it():
 
     commands = _commands("lab-password")
     assert "-B" not in commands["worker"] and "--beat" not in commands["worker"]
-    assert commands["beat"][commands["beat"].index("app.execution.worker") + 1] == "beat"
+    assert commands["beat"][commands["beat"].index("app.execution.worker.main") + 1] == "beat"
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert "-B" not in services["worker"]["command"]
     assert "beat" in services["beat"]["command"]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from app.execution import service, vault
-from app.execution.actions import MASK, NOISY_LOGGERS, REDACTOR, install_log_redaction
+from app.execution.worker.redaction import MASK, NOISY_LOGGERS, REDACTOR, install_log_redaction
 from app.extensions import db
 from config import Config
 from tests.execution import logprobe

@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.execution import outage
-from app.execution.actions import EventPump
+from app.execution.worker.pump import EventPump
 from tests.conftest import wait_for
 
 

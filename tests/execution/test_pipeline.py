@@ -4,7 +4,8 @@ import time
 
 from sqlalchemy import select
 
-from app.execution import reaper, service
+from app.execution import service
+from app.execution.worker import reaper
 from app.extensions import db
 from app.models import Deployment, NodeAction, StepRun
 from tests.execution.harness import (

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.execution import reaper
+from app.execution.worker import reaper
 from app.extensions import db
 from app.models import NodeAction, utcnow
 from tests.execution.harness import (

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from app.execution import reaper
+from app.execution.worker import reaper
 from app.extensions import db
 from app.models import NodeAction, utcnow
 from tests.execution.harness import events_of, running_run, seed_deployment

@@ -10,16 +10,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
-from app.execution import actions as actions_module
-from app.execution import execute, phases, service, vault
-from app.execution.state import lock_deployment
+from app.execution import service, vault
+from app.execution.machine import phases
+from app.execution.machine.state import lock_deployment
+from app.execution.worker import execute
+from app.execution.worker import sessions as sessions_module
 from app.extensions import db
 from app.handover import drift, lease
 from app.models import Deployment, DeploymentLease, DeploymentStep, NodeAction, StepRun, utcnow
 from app.remote import errors
 from app.remote.runner import NodeSession
 from app.remote.sessions import SessionCache
-from app.steps import Phase
+from app.steps import Phase, RunOptions
 from tests.execution.harness import (
     LAB_PASSWORD,
     LAB_USER,
@@ -371,7 +373,7 @@ def test_a_wait_locks_the_run_before_the_deployment(exec_ctx, lab):
     assert queue.advances == [run_id]
     assert events_of(deployment_id, "phase.waiting")[-1].payload["seconds"] == 5
     db.session.expire_all()
-    assert db.session.get(StepRun, run_id).options["waited"] == "later"
+    assert db.session.get(StepRun, run_id).options.waited == "later"
     db.session.rollback()
 
 
@@ -421,7 +423,7 @@ def test_a_decision_keeps_credentials_only_for_the_run_it_starts(exec_ctx, lab):
         sql.locks("deployments")[0] < vault_write
     )  # the lock order of a finishing worker (it wipes the vault)
     assert vault.load_secrets(deployment_id)[1][vault.WINRM_PASSWORD] == LAB_PASSWORD
-    assert run.options["decision"] == "retry" and queue.actions
+    assert run.options.decision == "retry" and queue.actions
 
 
 class BrokerDown(Recorded):
@@ -456,7 +458,7 @@ def test_a_stopping_worker_keeps_no_action(exec_ctx, lab, monkeypatch):
     monkeypatch.setattr(phases, "_start_phase", _fails)
     run_id = service.start_step_run(deployment_id, "exec_echo", None, queue).id
     monkeypatch.undo()
-    monkeypatch.setattr(actions_module.STOPPING, "is_set", lambda: True)  # warm shutdown began
+    monkeypatch.setattr(sessions_module.STOPPING, "is_set", lambda: True)  # warm shutdown began
 
     assert service.advance_and_run(queue.advances.pop(), queue) == "phase-started"
 
@@ -493,7 +495,7 @@ def test_a_new_run_is_inserted_with_its_first_phase(exec_ctx, lab):
 def test_a_new_run_that_finishes_at_once_is_inserted_finished(exec_ctx, lab):
     # Every node excluded from the run's view: the step has nothing to do and decides at once.
     deployment_id = seed_deployment(lab, "exec-echo", nodes=["node1"])
-    options = {"nodes": ["no-such-node"]}
+    options = RunOptions(nodes=("no-such-node",))
     run = service.start_step_run(deployment_id, "exec_echo", None, Recorded(), options)
 
     db.session.expire_all()

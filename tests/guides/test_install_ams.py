@@ -4,6 +4,7 @@ per-node mismatches, host config applied, nothing repeated when already installe
 import pytest
 
 from app.guides.cluster.install_ams import MAX_POLLS, STEP
+from app.steps import RunOptions
 from tests.guides.cluster_views import (
     ALL_INPUTS,
     THUMBPRINT,
@@ -268,7 +269,8 @@ def test_preview_lists_install_phases_in_unattended_mode():
 def test_retry_on_the_second_node_only_does_not_ask_it_for_the_license():
     """retry_failed runs on AMS2 alone: the license stays the deployment's first node's."""
     view = make_view(KEY, nodes=["AMS2"])
-    view.options = {"nodes": ["AMS2"], "all_nodes": ["AMS1", "AMS2"]}
+    view.options = RunOptions(nodes=("AMS2",))
+    view.all_nodes = ("AMS1", "AMS2")
     finish, _ = run_until_finish(STEP, view, lambda p, a: ok(a.node, a.script, installed(a.node)))
     assert finish.status == "done", [c.key for c in finish.checks if c.status == "fail"]
 

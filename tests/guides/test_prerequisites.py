@@ -7,7 +7,7 @@ import pytest
 from app.guides.cluster.prerequisites import STEP
 from app.guides.shared import checks
 from app.guides.shared.prerequisites import requested_fix
-from app.steps import ActionResult, Finish, NodeInfo, Phase, RunView
+from app.steps import ActionResult, Finish, NodeInfo, Phase, RunOptions, RunView
 
 NODES = ("AMS1", "AMS2")
 INPUTS = {
@@ -141,7 +141,7 @@ def view(results=None, inputs=None, nodes=NODES, secrets=("license_key",), optio
         all_inputs={},
         secret_names=frozenset(secrets),
         results=results or {},
-        options=options or {},
+        options=RunOptions(**(options or {})),
     )
 
 
@@ -611,7 +611,7 @@ def test_feature_fix_covers_every_node_missing_it():
         results["facts"][node].data["feature"]["install_state"] = "Available"
     fix = by_key(finish_with(results))["feature:AMS1"].fix
     assert fix == {
-        "id": "install_feature",
+        "id": "install_feature:AMS1,AMS2",
         "script": "prereq_install_feature",
         "label": "Install Failover Clustering on AMS1, AMS2",
         "nodes": ["AMS1", "AMS2"],
@@ -620,7 +620,7 @@ def test_feature_fix_covers_every_node_missing_it():
 
 
 def test_accepted_fix_runs_first_and_changes_state():
-    fix = {"id": "install_feature", "nodes": ["AMS2"]}
+    fix = "install_feature:AMS2"  # the offer's id names the nodes it was offered for
     phase = STEP.advance(view(options={"fix": fix}))
     assert phase.name == "fix" and phase.changes_state
     assert [(a.node, a.script) for a in phase.actions] == [("AMS2", "prereq_install_feature")]
@@ -631,10 +631,10 @@ def test_accepted_fix_runs_first_and_changes_state():
 @pytest.mark.parametrize(
     "raw",
     [
-        {"id": "format_disk", "nodes": ["AMS1"]},
-        {"id": "install_feature", "nodes": ["EVIL"]},
+        "format_disk:AMS1",
+        "install_feature:EVIL",
         "rm -rf",
-        42,
+        "",
     ],
 )
 def test_unknown_or_foreign_fixes_are_ignored(raw):
@@ -643,12 +643,7 @@ def test_unknown_or_foreign_fixes_are_ignored(raw):
 
 
 def test_principals_fix_is_rebuilt_from_trusted_values():
-    raw = {
-        "id": "set_gmsa_principals",
-        "script": "anything",
-        "nodes": ["AMS1"],
-        "params": {"ServiceAccount": "CORP\\admin", "Principals": ["WEB9$", "x; rm", "AMS1$"]},
-    }
+    raw = "set_gmsa_principals:AMS1"
     target, _ = checks.parse_target(INPUTS)
     fix = requested_fix(view(options={"fix": raw}), target)
     assert fix["script"] == "prereq_set_gmsa_principals"
@@ -659,8 +654,33 @@ def test_principals_fix_is_rebuilt_from_trusted_values():
     }
 
 
+def test_a_fix_restarts_only_the_nodes_it_was_offered_for():
+    """The operator accepted "Restart AMS2": AMS1 must not be restarted too; a bare kind (older
+    clients) still means every targeted node, and names are matched as the deployment spells them."""
+    one = STEP.advance(view(options={"fix": "restart:ams2"}))
+    assert [(a.node, a.script) for a in one.actions] == [("AMS2", "prereq_restart_node")]
+    every = STEP.advance(view(options={"fix": "restart"}))
+    assert [a.node for a in every.actions] == ["AMS1", "AMS2"]
+    offered = by_key(finish_with(good_results()))  # nothing to fix: no offer at all
+    assert all(c.fix is None or c.fix["id"] != "restart" for c in offered.values())
+
+
+def test_run_options_refuse_what_is_not_a_fix_id():
+    with pytest.raises(TypeError):
+        RunOptions(fix=42)
+    with pytest.raises(TypeError):
+        RunOptions(fix={"id": "restart", "nodes": ["AMS1"]})
+    with pytest.raises(ValueError):
+        RunOptions(fix="restart:" + "A" * 400)
+    with pytest.raises(ValueError, match="Unknown run options: all_nodes"):
+        RunOptions.from_json({"fix": "restart", "all_nodes": ["AMS1"]})
+    kept = RunOptions(decision="retry", nodes=["AMS2"], queue=("a", "b"))
+    assert RunOptions.from_json(kept.as_json()) == kept
+    assert kept.as_json() == {"decision": "retry", "nodes": ["AMS2"], "queue": ["a", "b"]}
+
+
 def test_restart_fix_reprobes_until_the_boot_time_changes():
-    options = {"fix": {"id": "restart", "nodes": ["AMS1"]}}
+    options = {"fix": "restart:AMS1"}
     phase = STEP.advance(view(options=options))
     assert phase.actions[0].params == {"DelaySeconds": 10}
     results = {

@@ -11,7 +11,7 @@ from aiosmtpd.controller import Controller
 from app.extensions import db
 from app.handover import drift, notify
 from app.models import Deployment, StepRun, utcnow
-from app.steps import Action, Check, Finish, Phase, Step
+from app.steps import Action, Check, Finish, Phase, RunOptions, Step
 from tests.handover.helpers import deployment, signed_in, user
 
 
@@ -53,7 +53,7 @@ class Probe(Step):
 
 class View:
     def __init__(self, results):
-        self.results, self.options = results, {"mode": "verify"}
+        self.results, self.options = results, RunOptions(mode="verify")
 
     def phase(self, name):
         return self.results.get(name)
@@ -198,6 +198,6 @@ def test_a_wiped_step_secret_is_not_drift():
     from app.steps import RunView
 
     view = RunView("d", "corp.test", (), {}, {}, frozenset({"winrm_password"}), {"detect": {}})
-    view.options = {"mode": "verify"}
+    view.options = RunOptions(mode="verify")
     assert drift.decide(Licensed(), view).status == "done"
     assert view.secret_names == frozenset({"winrm_password"})  # the run's own view is unchanged

@@ -3,7 +3,7 @@ shown the same way by the wizard's Summary step, the history page, the printable
 JSON export, with high availability said plainly and no secret anywhere.
 
 Two sources of recorded runs: the whole guide run on the strict lab's farm world with the real
-Celery worker (tests/guides/load_balancer/test_lb_farm_e2e.py's `whole_guide`), and runs seeded
+Celery worker (tests/guides/load_balancer/farm_run.py's `whole_guide`), and runs seeded
 with the shapes those steps record (their artifacts and the scripts' JSON output on each action),
 for the cases the lab run does not reach: an excluded node, a skipped farm test, no balancer
 address, a password in the connection string."""
@@ -16,13 +16,15 @@ import pytest
 
 from app.deployments.service import create_deployment
 from app.events.publish import publish, publish_many
-from app.execution.finishing import settle_deployment
+from app.execution.machine.finishing import settle_deployment
 from app.extensions import db
 from app.models import Deployment, NodeAction, StepRun, User, utcnow
 from tests.e2e.conftest import e2e, e2e_worker, lab_calls  # noqa: F401 - fixtures
 from tests.execution.harness import exec_app, exec_ctx, exec_db_url  # noqa: F401 - fixtures
+from tests.guides.load_balancer.farm_run import whole_guide
 from tests.guides.load_balancer.farm_world import GUIDE_KEY, V3
 from tests.handover.helpers import DEPLOYMENT, signed_in, user
+from tests.history.completed import completed
 
 CANARY = "CANARY-farm-sql-p4ss-7c2d"
 THUMBPRINT = "8C9E21EE179319CFFE5C9DFBB647CE89ECB9C38D"
@@ -69,8 +71,6 @@ def _pages(client, dep_id: int) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_the_farm_deliverable_from_a_recorded_lab_run(tmp_path, e2e, lab_calls):  # noqa: F811
-    from tests.guides.load_balancer.test_lb_farm_e2e import whole_guide
-
     nodes = ["AMS1", "AMS2", "AMS3"]
     whole_guide(tmp_path, nodes, V3, lab_calls)
     dep_id = db.session.scalar(db.select(Deployment.id).order_by(Deployment.id.desc()))
@@ -494,8 +494,6 @@ def test_farm_availability_edges():
 
 
 def test_the_cluster_and_the_farm_each_build_their_own_facts(app):
-    from tests.history.test_summary_deliverable import completed
-
     cluster_id = completed(app)
     farm_id = farm(app)
     client = signed_in(app, "alice", "operator")

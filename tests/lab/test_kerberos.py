@@ -10,7 +10,7 @@ import threading
 import krb5
 import pytest
 
-from app.execution.actions import connection_for
+from app.execution.worker.sessions import connection_for
 from app.lab import scenarios
 from app.lab.server import LabServer
 from app.lab.store import LabStore

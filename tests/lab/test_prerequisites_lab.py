@@ -8,7 +8,7 @@ from app.lab.server import LabServer
 from app.lab.store import LabStore
 from app.remote.errors import RemoteError
 from app.remote.runner import Connection, run_script
-from app.steps import ActionResult, Finish, NodeInfo, RunView
+from app.steps import ActionResult, Finish, NodeInfo, RunOptions, RunView
 from tests.lab.conftest import PASSWORD, USER
 
 NODES = ["AMS1", "AMS2"]
@@ -59,7 +59,7 @@ def drive(store: LabStore, server: LabServer, options=None) -> Finish:
             {},
             frozenset({"license_key"}),
             results,
-            dict(options or {}),
+            RunOptions(**(options or {})),
         )
         outcome = STEP.advance(view)
         if isinstance(outcome, Finish):
@@ -75,7 +75,7 @@ def test_windows_as_shipped_over_winrm(world):
     finish = drive(store, server)
     module = next(c for c in finish.checks if c.key == "ad_module")
     assert finish.status == "needs_attention" and module.status == "fail"
-    finish = drive(store, server, {"fix": module.fix})
+    finish = drive(store, server, {"fix": module.fix["id"]})
     assert finish.status == "done", finish.summary
     found = {c.key: c.status for c in finish.checks}
     assert found["kds"] == found["gmsa_principals"] == found["sql_login"] == "pass"

@@ -7,7 +7,7 @@ from app.guides.cluster.prerequisites import STEP
 from app.lab import scenarios
 from app.lab.context import ScriptFailure
 from app.lab.handlers import prerequisites as model
-from app.steps import Finish, NodeInfo, RunView
+from app.steps import Finish, NodeInfo, RunOptions, RunView
 from app.wizard import route
 from tests.lab.fake_ctx import FakeCtx, FakeStore, run_action
 
@@ -318,7 +318,7 @@ def drive(store: FakeStore, options=None, license_key=True, auth="negotiate", li
             {"prerequisites": inputs},
             frozenset({"license_key"} if license_key else ()),
             results,
-            dict(options or {}),
+            RunOptions(**(options or {})),
         )
         outcome = STEP.advance(view)
         if isinstance(outcome, Finish):
@@ -339,7 +339,7 @@ def test_windows_as_shipped_needs_the_ad_module_first():
     assert finish.status == "needs_attention"
     check = next(c for c in finish.checks if c.key == "ad_module")
     assert check.status == "fail" and check.fix["params"] == {"FeatureName": "RSAT-AD-PowerShell"}
-    finish, phases = drive(store, options={"fix": check.fix})
+    finish, phases = drive(store, options={"fix": check.fix["id"]})
     assert phases[0].name == "fix" and phases[0].changes_state
     assert store.state["nodes"]["AMS1"]["features"]["RSAT-AD-PowerShell"] is True
     assert store.state["nodes"]["AMS2"]["features"]["RSAT-AD-PowerShell"] is False
@@ -421,7 +421,7 @@ def test_feature_fix_then_checks_pass():
     finish, _ = drive(store)
     fix = next(c.fix for c in finish.checks if c.key == "feature:AMS1")
     assert fix["nodes"] == ["AMS1", "AMS2"]
-    finish, phases = drive(store, options={"fix": fix})
+    finish, phases = drive(store, options={"fix": fix["id"]})
     assert phases[0].name == "fix" and phases[0].changes_state
     assert finish.status == "done", finish.summary
 
@@ -433,7 +433,7 @@ def test_principals_fix_names_every_node_and_keeps_others():
     check = next(c for c in finish.checks if c.key == "gmsa_principals")
     assert check.fix["params"]["Add"] == ["AMS1$", "AMS2$"]
     assert "AMS1$, SQL1$, AMS2$" in check.fix["label"]
-    finish, _ = drive(store, options={"fix": check.fix})
+    finish, _ = drive(store, options={"fix": check.fix["id"]})
     assert finish.status == "done", finish.summary
     allowed = store.state["domain"]["gmsas"]["svc-ams$"]["principals_allowed"]
     assert allowed == ["AMS1$", "SQL1$", "AMS2$"]
@@ -443,7 +443,7 @@ def test_restart_fix_reprobes_until_the_node_is_back():
     store = world("pending_reboot:AMS1")
     finish, _ = drive(store)
     fix = next(c.fix for c in finish.checks if c.key == "reboot:AMS1")
-    finish, phases = drive(store, options={"fix": fix})
+    finish, phases = drive(store, options={"fix": fix["id"]})
     assert [p.name for p in phases][:2] == ["fix", "probe"]
     assert statuses(finish)["reboot:AMS1"] == "pass"
 

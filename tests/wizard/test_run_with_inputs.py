@@ -13,8 +13,8 @@ from app.models import Credential, Deployment, NodeAction, StepRun, utcnow
 from app.steps import Phase
 from app.wizard.runs import phase_count
 from tests.conftest import csrf_token
+from tests.deployment_form import create, deployment_id
 from tests.execution.harness import Recorded
-from tests.test_pages import create, deployment_id
 
 PASSWORD = "Canary-WinRM-Pw-41"
 LICENSE = "LICENSE-CANARY-0123456789"
@@ -129,15 +129,16 @@ def _run_prerequisites(client, dep: int) -> None:
     assert _post(client, dep, "prerequisites", "run", data).status_code == 302
 
 
-def _end_run(app, dep: int, *, refused_on: str | None = None, status: str = "succeeded") -> None:
-    """The worker's part: the run ends (done, or paused by a node refusing the logon)."""
+def _end_run(app, dep: int, *, refused_on: tuple[str, ...] = (), status: str = "succeeded") -> None:
+    """The worker's part: the run ends (done, or paused by the nodes `refused_on` refusing the
+    logon)."""
     with app.app_context():
         deployment = db.session.get(Deployment, dep)
         run = db.session.scalar(db.select(StepRun).where(StepRun.deployment_id == dep))
         for action in run.actions:
             action.started_at = utcnow()
             action.finished_at = utcnow()
-            if refused_on and action.node_name == refused_on:
+            if action.node_name in refused_on:
                 action.status = "failed"
                 action.error_category = "auth_failed"
                 action.error_message = "Failed to authenticate the user CORP\\admin with ntlm"
@@ -147,9 +148,9 @@ def _end_run(app, dep: int, *, refused_on: str | None = None, status: str = "suc
         run.finished_at = utcnow()
         run.outcome = {
             "status": "needs_attention" if refused_on else "done",
-            "summary": "AMS1 refused the credentials." if refused_on else "Done.",
+            "summary": "A node refused the credentials." if refused_on else "Done.",
             "checks": [],
-            "failed_nodes": [refused_on] if refused_on else [],
+            "failed_nodes": list(refused_on),
             "artifacts": {},
         }
         deployment.step("prerequisites").status = "needs_attention" if refused_on else "done"
@@ -204,7 +205,7 @@ def test_a_refused_logon_asks_for_credentials_and_refuses_the_same_ones(
     admin_client, app, dep, queue
 ):
     _run_prerequisites(admin_client, dep)
-    _end_run(app, dep, refused_on="AMS1")
+    _end_run(app, dep, refused_on=("AMS1",))
     page = admin_client.get(_url(dep, "prerequisites")).get_data(as_text=True)
     assert "data-credentials-refused" in page
     assert "AMS1 refused the credentials of CORP\\admin" in page
@@ -245,7 +246,7 @@ def test_the_service_refuses_stored_credentials_a_node_refused(admin_client, app
     from app.execution import service
 
     _run_prerequisites(admin_client, dep)
-    _end_run(app, dep, refused_on="AMS2")
+    _end_run(app, dep, refused_on=("AMS2",))
     with app.app_context():
         with pytest.raises(service.StepBlocked, match="AMS2 refused the credentials"):
             service.resolve_pause(dep, "prerequisites", "retry", "", None, None, queue)
@@ -255,9 +256,36 @@ def test_the_service_refuses_stored_credentials_a_node_refused(admin_client, app
         assert service.resolve_pause(dep, "prerequisites", "retry", "", None, None, queue)
 
 
+def test_every_node_that_refused_the_credentials_is_named(admin_client, app, dep, queue):
+    from app.execution import service
+
+    _run_prerequisites(admin_client, dep)
+    _end_run(app, dep, refused_on=("AMS2", "AMS1"))
+    said = "AMS1 and AMS2 refused the credentials of CORP\\admin: enter"
+    assert said in admin_client.get(_url(dep, "prerequisites")).get_data(as_text=True)
+    with app.app_context():
+        assert vault.refusal(dep).startswith(said)
+        with pytest.raises(service.StepBlocked, match="AMS1 and AMS2 refused the credentials"):
+            service.resolve_pause(dep, "prerequisites", "retry", "", None, None, queue)
+
+
+def test_a_node_that_refused_them_in_test_connections_is_named_with_the_others(
+    admin_client, app, dep, queue
+):
+    from app.events.publish import publish
+    from app.execution.probe import TESTED
+
+    _run_prerequisites(admin_client, dep)
+    _end_run(app, dep, refused_on=("AMS2",))
+    with app.app_context():
+        payload = {"ok": False, "category": "auth_failed", "message": "Logon failure."}
+        publish(dep, TESTED, payload, node="AMS1")  # the newest refusal, after AMS2's
+        assert vault.refusal(dep).startswith("AMS1 and AMS2 refused the credentials of CORP")
+
+
 def test_an_older_refusal_does_not_taint_newer_credentials(app, admin_client, dep, queue):
     _run_prerequisites(admin_client, dep)
-    _end_run(app, dep, refused_on="AMS1")
+    _end_run(app, dep, refused_on=("AMS1",))
     with app.app_context():
         action = db.session.scalar(db.select(NodeAction).where(NodeAction.status == "failed"))
         row = db.session.scalar(db.select(Credential))
@@ -272,7 +300,7 @@ def test_the_api_refuses_a_retry_with_refused_credentials(app, admin_client, dep
     from app.models import User
 
     _run_prerequisites(admin_client, dep)
-    _end_run(app, dep, refused_on="AMS1")
+    _end_run(app, dep, refused_on=("AMS1",))
     with app.app_context():
         _, token = create_token(db.session.scalar(db.select(User)), "test")
     api = app.test_client()
@@ -297,7 +325,7 @@ def test_the_pause_panel_shows_node_choices_only_with_a_per_node_option(
     admin_client, app, dep, queue
 ):
     _run_prerequisites(admin_client, dep)
-    _end_run(app, dep, refused_on="AMS1")
+    _end_run(app, dep, refused_on=("AMS1",))
     page = admin_client.get(_url(dep, "prerequisites")).get_data(as_text=True)
     # Prerequisites run on every node together: no retry-failed, no exclusion, no node boxes.
     assert 'name="nodes"' not in page and 'value="exclude"' not in page

@@ -110,6 +110,21 @@ class Quorum(Step):
     secret_fields = ("cloud_access_key",)
     wipe_on_success = ("cloud_access_key",)
 
+    def input_warnings(self, deployment, inputs: dict) -> dict[str, str]:
+        """A file share witness on one of the cluster's own nodes, said before the step runs."""
+        path = str(inputs.get("share_path") or "")
+        nodes = [(n.name, n.host) for n in deployment.active_nodes]
+        node = _share_node(inputs.get("witness_type") or "file_share", path, nodes)
+        if node is None:
+            return {}
+        return {
+            "share_path": f"{path} is served by {node}, one of this cluster's own nodes. The "
+            f"witness must outlast any one node: while {node} is down, its vote and the "
+            "witness's are lost together, so the witness cannot break the tie it is there for. "
+            "You may still save and run the step, but it is better to put the share on a "
+            "server outside the cluster or to use a cloud witness."
+        }
+
     def preview(self, view: RunView) -> list[Phase]:
         return [self._get(view, "detect"), self._apply(view), self._get(view, "verify")]
 
@@ -285,10 +300,8 @@ def _wanted(view: RunView) -> str:
 def share_on_node_checks(view: RunView) -> list[Check]:
     """A file share witness served by one of the cluster's own nodes: a warning (it goes down
     with the node it is meant to outvote)."""
-    if _kind(view) != "file_share":
-        return []
     path = str(view.inputs.get("share_path") or "")
-    node = validators.share_on_node(path, [(n.name, n.host) for n in view.nodes])
+    node = _share_node(_kind(view), path, [(n.name, n.host) for n in view.nodes])
     if node is None:
         return []
     return [
@@ -304,6 +317,11 @@ def share_on_node_checks(view: RunView) -> list[Check]:
             node=node,
         )
     ]
+
+
+def _share_node(kind: str, path: str, nodes: list[tuple[str, str]]) -> str | None:
+    """The cluster node serving a file share witness's `path` ((name, host) pairs), or None."""
+    return validators.share_on_node(path, nodes) if kind == "file_share" else None
 
 
 def _same_path(a: object, b: object) -> bool:

@@ -100,8 +100,7 @@ class FarmTest(Step):
 
 def current_round(view: RunView) -> tuple[str, list[str]]:
     """The round the accepted fix names, rebuilt from this deployment's node names only."""
-    raw = view.options.get("fix")
-    text = raw.get("id") if isinstance(raw, dict) else raw
+    text = view.options.fix
     known = {n.upper(): n for n in view.node_names}
     if not isinstance(text, str) or not text.startswith(ROUND + ":"):
         return ALL, []

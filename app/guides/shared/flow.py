@@ -13,16 +13,36 @@ from app.remote.errors import (
     REMEDIATION,
     TIMEOUT,
     UNREACHABLE,
+    is_second_hop,
     unreachable_remediation,
 )
 from app.steps import Action, ActionResult, Check, Finish, Phase, RunView
+from app.wizard.route import TASK_SCRIPT
 
 SECOND_HOP_REMEDIATION = (
-    "This command reaches Active Directory and the other nodes from the node itself, which a "
-    "remote session cannot do with Kerberos or NTLM (the second hop). The wizard runs it in a "
-    "scheduled task with your credentials unless the node's connection is CredSSP; if the task "
-    "route is refused on this node, enable CredSSP (Enable-WSManCredSSP -Role Server), set the "
-    "node's authentication to CredSSP, and retry."
+    "This command reaches other machines (Active Directory, SQL Server, the other nodes) from the "
+    "node itself, which a remote session cannot do with Kerberos or NTLM (the second hop). The "
+    "wizard runs it in a scheduled task with your credentials unless the node's connection is "
+    "CredSSP; if the task route is refused on this node, enable CredSSP (Enable-WSManCredSSP "
+    "-Role Server), set the node's authentication to CredSSP, and retry. If it already ran that "
+    "way, the other machine refused the account itself: check its rights there (a local "
+    "administrator on every node; for a cluster, allowed to create computer objects in the "
+    "nodes' OU)."
+)
+# Scripts that act on other machines with the operator's (or the service account's) identity: the
+# guides send them through app.wizard.route, as task_run or, over CredSSP, by their own name.
+REACHES_PAST_NODE = frozenset(
+    {
+        TASK_SCRIPT,
+        "cluster_create",
+        "cluster_validate",
+        "lb_sql_connection_test",
+        "prereq_domain_facts",
+        "prereq_set_gmsa_principals",
+        "prereq_sql_facts",
+        "role_create",
+        "role_diagnostics",
+    }
 )
 TASK_REMEDIATION = (
     "The scheduled task could not run as the WinRM account. Enter the account as DOMAIN\\user, "
@@ -119,9 +139,9 @@ def transport_remediation(result: ActionResult) -> str:
 
 
 def is_double_hop(result: ActionResult) -> bool:
-    """An access-denied failure of a command that has to reach past the node."""
-    text = (result.error_message or "").lower()
-    return result.error_category == "access_denied" or "access is denied" in text
+    """Whether the action failed on the second hop (app.remote.errors.is_second_hop); a bare
+    denial counts only for a script in REACHES_PAST_NODE."""
+    return is_second_hop(result.error_message, reaches_past_node=result.script in REACHES_PAST_NODE)
 
 
 def remediation_for(result: ActionResult) -> str:
@@ -181,7 +201,7 @@ def one_action_phase(
 def first_node(view: RunView) -> str:
     """The deployment's first node (it is installed first and takes the license), also when a
     retry runs on fewer nodes."""
-    return (view.options.get("all_nodes") or view.node_names)[0]
+    return (view.all_nodes or view.node_names)[0]
 
 
 def upper_set(names: Iterable[str]) -> set[str]:

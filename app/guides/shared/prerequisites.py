@@ -7,7 +7,7 @@ of them that has the ActiveDirectory module), "service" (prereq_sql_facts in a s
 as the gMSA on every node: its logon proves the node retrieves the password, its SQL sign-in proves
 the login), "sql" (prereq_sql_facts by the operator route, only when no task as the gMSA could sign
 in), then a Finish with one Check per item. A fix the operator accepted from an earlier attempt
-arrives as `view.options["fix"]` (a check's `fix` dict, or just its id) and runs first as phase
+arrives as `view.options.fix` (the id of a check's `fix`) and runs first as phase
 "fix"; after a restart the step re-probes ("probe-2", ...) until the node is back with a new boot
 time.
 """
@@ -230,7 +230,7 @@ def nodes_still_restarting(
     view: RunView, fix: dict | None, probe: dict[str, ActionResult]
 ) -> list[str]:
     """Nodes restarted by the fix that do not answer yet, or answer with the old boot time."""
-    if not fix or fix["id"] != "restart":
+    if not fix or fix_kind(fix["id"]) != "restart":
         return []
     fixed = view.phase("fix") or {}
     waiting = []
@@ -251,10 +251,31 @@ def nodes_still_restarting(
 # ---------------------------------------------------------------------------------------------
 
 
+def fix_id(kind: str, nodes: list[str]) -> str:
+    """The id an offered fix travels under (a form's radio value, the API's `fix`): its kind and
+    the nodes it was offered for, so accepting "restart AMS2" restarts AMS2 and no other node."""
+    return f"{kind}:{','.join(nodes)}"
+
+
+def fix_kind(text: str | None) -> str:
+    """The kind of fix an id names ("restart" of "restart:AMS2")."""
+    return (text or "").partition(":")[0]
+
+
+def fix_nodes(text: str | None, view: RunView) -> list[str]:
+    """The nodes an id names, as this deployment spells them; unknown names are dropped, and an id
+    naming no node (a bare kind, as older clients send) means every targeted node."""
+    named = [n for n in (text or "").partition(":")[2].split(",") if n]
+    if not named:
+        return list(view.node_names)
+    known = {n.upper(): n for n in view.node_names}
+    return [known[n.upper()] for n in named if n.upper() in known]
+
+
 def feature_fix(nodes: list[str]) -> dict:
     """Install Failover-Clustering on the nodes that lack it."""
     return {
-        "id": "install_feature",
+        "id": fix_id("install_feature", nodes),
         "script": FIX_SCRIPTS["install_feature"],
         "label": f"Install Failover Clustering on {', '.join(nodes)}",
         "nodes": list(nodes),
@@ -265,7 +286,7 @@ def feature_fix(nodes: list[str]) -> dict:
 def ad_module_fix(node: str) -> dict:
     """Install the ActiveDirectory module on the node that runs the domain checks."""
     return {
-        "id": "install_ad_module",
+        "id": fix_id("install_ad_module", [node]),
         "script": FIX_SCRIPTS["install_ad_module"],
         "label": f"Install the Active Directory PowerShell module (RSAT-AD-PowerShell) on {node}",
         "nodes": [node],
@@ -276,7 +297,7 @@ def ad_module_fix(node: str) -> dict:
 def restart_fix(nodes: list[str]) -> dict:
     """Restart the nodes, then wait for them to come back."""
     return {
-        "id": "restart",
+        "id": fix_id("restart", nodes),
         "script": FIX_SCRIPTS["restart"],
         "label": f"Restart {', '.join(nodes)} and wait for it to come back",
         "nodes": list(nodes),
@@ -288,24 +309,17 @@ def requested_fix(
     view: RunView, target: Target, allowed: frozenset[str] = frozenset(FIX_SCRIPTS)
 ) -> dict | None:
     """The fix the operator accepted, rebuilt from trusted values; None if absent or invalid."""
-    raw = view.options.get("fix")
-    if isinstance(raw, str):
-        raw = {"id": raw}
-    if not isinstance(raw, dict) or raw.get("id") not in FIX_SCRIPTS or raw["id"] not in allowed:
+    kind = fix_kind(view.options.fix)
+    if kind not in FIX_SCRIPTS or kind not in allowed:
         return None
-    known = {n.upper(): n for n in view.node_names}
-    nodes = [
-        known[str(n).upper()]
-        for n in raw.get("nodes") or view.node_names
-        if str(n).upper() in known
-    ]
+    nodes = fix_nodes(view.options.fix, view)
     if not nodes:
         return None
-    if raw["id"] == "install_feature":
+    if kind == "install_feature":
         return feature_fix(nodes)
-    if raw["id"] == "install_ad_module":
+    if kind == "install_ad_module":
         return ad_module_fix(nodes[0])
-    if raw["id"] == "restart":
+    if kind == "restart":
         return restart_fix(nodes)
     # Whatever the request carried, the fix only ever adds this deployment's nodes; the script
     # reads the current list on the node and keeps every principal already there.

@@ -16,7 +16,7 @@ from app.guides.load_balancer import (
 )
 from app.guides.shared import prerequisites as shared_prerequisites
 from app.guides.shared.checks import parse_target
-from app.steps import ActionResult, Finish, NodeInfo, Phase, RunView
+from app.steps import ActionResult, Finish, NodeInfo, Phase, RunOptions, RunView
 
 NODES = ("AMS1", "AMS2", "AMS3")
 DOMAIN = "corp.example.test"
@@ -62,7 +62,7 @@ def view(step, results=None, options=None, nodes=NODES, **overrides) -> RunView:
         all_inputs,
         frozenset(),
         results or {},
-        dict(options or {}),
+        RunOptions(**(options or {})),
     )
 
 

@@ -11,12 +11,13 @@ from sqlalchemy import bindparam, func, select
 from app.events.publish import held_events, publish_many
 from app.execution import vault
 from app.execution.dispatch import Enqueue, default_enqueue
-from app.execution.phases import advance
-from app.execution.state import ACTIVE_RUN, StepBlocked, lock_deployment
+from app.execution.machine.phases import advance
+from app.execution.machine.state import ACTIVE_RUN, StepBlocked, lock_deployment
+from app.execution.machine.transitions import RUN
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, StepRun
-from app.steps import Step, blocking_step
+from app.steps import RunOptions, Step, blocking_step
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _runs_now_query():
 
 
 def _create_run(
-    deployment: Deployment, step: Step, attempt: int, actor_id: int | None, options: dict
+    deployment: Deployment, step: Step, attempt: int, actor_id: int | None, options: RunOptions
 ) -> StepRun:
     record = deployment.step(step.key)
     inputs = {k: v for k, v in (record.inputs or {}).items() if k not in step.secret_fields}
@@ -67,7 +68,7 @@ def _create_run(
         deployment_id=deployment.id,
         step_key=step.key,
         attempt=attempt,
-        status="queued",
+        status=RUN.initial,
         actor_id=actor_id,
         inputs=inputs,
         options=options,
@@ -94,7 +95,7 @@ def start_step_run(
     step_key: str,
     actor_id: int | None,
     enqueue: Enqueue | None = None,
-    options: dict | None = None,
+    options: RunOptions | None = None,
     *,
     credentials: tuple[str, str] | None = None,
     fallback: bool = True,
@@ -130,7 +131,7 @@ def _start(
     step_key: str,
     actor_id: int | None,
     enqueue: Enqueue,
-    options: dict | None,
+    options: RunOptions | None,
     credentials: tuple[str, str] | None,
     advance_here: bool,
     prepare: Callable[[Deployment], None] | None = None,
@@ -141,10 +142,10 @@ def _start(
     if prepare is not None:
         prepare(deployment)
     step, attempt = _step_or_blocked(deployment, step_key)
-    run = _create_run(deployment, step, attempt, actor_id, options or {})
-    payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.get("decision")}
-    if run.options.get("nodes"):
-        payload["nodes"] = run.options["nodes"]
+    run = _create_run(deployment, step, attempt, actor_id, options or RunOptions())
+    payload = {"attempt": run.attempt, "title": step.title, "decision": run.options.decision}
+    if run.options.nodes:
+        payload["nodes"] = list(run.options.nodes)
 
     def started() -> dict:  # the run's id exists once it is inserted, before the events are
         return {

@@ -13,11 +13,12 @@ from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app.events.publish import held_events, publish, publish_many
-from app.execution import modes, vault
-from app.execution.actions import claim_new
+from app.execution import vault
 from app.execution.dispatch import Enqueue, Keeper, default_enqueue
-from app.execution.finishing import finish, finish_cancelled
-from app.execution.state import ACTIVE_RUN, PENDING_ACTION, pending_count, update_active_run
+from app.execution.machine import modes
+from app.execution.machine.finishing import finish, finish_cancelled
+from app.execution.machine.state import ACTIVE_RUN, PENDING_ACTION, pending_count, update_active_run
+from app.execution.machine.transitions import ACTION, claim_new
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Credential, Deployment, Node, NodeAction, StepRun
@@ -76,12 +77,10 @@ def build_view(
     view = run_view(deployment, run.step_key, vault.secret_names(deployment.id))
     view.inputs = dict(run.inputs or {})
     view.all_inputs[run.step_key] = dict(run.inputs or {})
-    only = (run.options or {}).get("nodes")
-    options = dict(run.options or {})
-    options["all_nodes"] = [n.name for n in view.nodes]
-    if only:
-        view.nodes = tuple(n for n in view.nodes if n.name in only)
-    view.options = options
+    view.options = run.options
+    view.all_nodes = tuple(n.name for n in view.nodes)
+    if run.options.nodes:
+        view.nodes = tuple(n for n in view.nodes if n.name in run.options.nodes)
     if run.phase is None:  # no phase yet: no actions
         view.results = {}
     else:
@@ -91,7 +90,7 @@ def build_view(
 
 def _decide(step: Step, view: RunView) -> Phase | Finish:
     try:
-        mode = modes.of(view.options)  # e.g. a read-only drift check (app.handover.drift)
+        mode = modes.of(view.options.mode)  # e.g. a read-only drift check (app.handover.drift)
         return mode.decide(step, view) if mode is not None else step.advance(view)
     except Exception as exc:
         log.exception("Step %s failed to decide", step.key)
@@ -136,7 +135,7 @@ def advance(
         if not decision.actions:
             view.results[decision.name] = {}
             continue
-        if decision.wait_before and (run.options or {}).get("waited") != decision.name:
+        if decision.wait_before and run.options.waited != decision.name:
             return _wait(run, decision, enqueue)
         return _start_phase(run, deployment, decision, enqueue)
     too_many = Finish("needs_attention", "The step produced too many empty phases.")
@@ -171,8 +170,8 @@ def _load_run(run_id: int, *, lock: bool = False) -> tuple[StepRun, Deployment] 
 def _wait(run: StepRun, phase: Phase, enqueue: Enqueue) -> str:
     """Note that the run waits before `phase` (compare-and-set, locking the run row before the
     event locks the deployment's) and queue its advance for when the wait is over."""
-    options = {**(run.options or {}), "waited": phase.name}
-    if not update_active_run(run, {"options": options}, start=True):
+    options = run.options.but(waited=phase.name)
+    if not update_active_run(run, "start", {"options": options}):
         return "inactive"  # the run ended meanwhile; the caller's transaction ends as it would
     payload = {"phase": phase.name, "title": phase.title, "seconds": phase.wait_before}
     publish(run.deployment_id, "phase.waiting", payload, step_key=run.step_key, step_run_id=run.id)
@@ -185,7 +184,7 @@ def _claim_phase(run: StepRun, phase: Phase) -> bool:
     unless a cancel got there first (it then ended the run itself, or ends it with its actions)."""
     seen = StepRun.phase.is_(None) if run.phase is None else StepRun.phase == run.phase
     not_cancelled = StepRun.cancel_requested.is_(False)
-    return update_active_run(run, {"phase": phase.name}, seen, not_cancelled, start=True)
+    return update_active_run(run, "start", {"phase": phase.name}, seen, not_cancelled)
 
 
 def _start_phase(run: StepRun, deployment: Deployment, phase: Phase, enqueue: Enqueue) -> str:
@@ -245,7 +244,7 @@ def _new_action(run: StepRun, node: Node, phase: Phase, action) -> NodeAction:
         label=action.label or None,
         timeout_seconds=action.timeout,
         upload=upload or None,
-        status="queued",
+        status=ACTION.initial,
     )
 
 

@@ -10,11 +10,12 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.execution import vault
+from app.execution.machine.transitions import ACTIVE, RUN
 from app.extensions import db
 from app.models import Deployment, NodeAction, StepRun, utcnow
 
-ACTIVE_RUN = ("queued", "running")
-PENDING_ACTION = ("queued", "running")
+ACTIVE_RUN = ACTIVE
+PENDING_ACTION = ACTIVE
 
 
 class StepBlocked(Exception):
@@ -69,30 +70,29 @@ def lock_deployment(
 
 
 def update_active_run(
-    run: StepRun, values: dict[str, Any], *conditions: ColumnElement, start: bool = False
+    run: StepRun, move: str, values: dict[str, Any], *conditions: ColumnElement
 ) -> bool:
-    """Compare-and-set UPDATE of `run` while it is still active (and `conditions` hold); False if not.
+    """Make the run's `move` (transitions.RUN) with `values`, as a compare-and-set UPDATE from the
+    move's "from" statuses (and `conditions`); False if the run was no longer there to move.
 
     A Core statement: it locks the row without the ORM's bookkeeping, and `run` takes the values
-    written without a reload. start: also mark it running, keeping its started_at or setting it now.
+    written without a reload. "start" keeps the run's started_at or sets it now.
 
     A run this transaction created and has not written yet (start_step_run) is nobody else's: it
     takes the values and is inserted with them, which saves the UPDATE."""
     table = StepRun.__table__
-    sent, written = dict(values), dict(values)
-    if start:
+    sent, written = RUN.values(move, values), RUN.values(move, values)
+    if move == "start":
         now = utcnow()
-        sent.update(status="running", started_at=func.coalesce(table.c.started_at, now))
-        written.update(status="running", started_at=run.started_at or now)
+        sent["started_at"] = func.coalesce(table.c.started_at, now)
+        written["started_at"] = run.started_at or now
     if inspect(run).pending:
         for key, value in written.items():
             setattr(run, key, value)
         db.session.flush()  # its id, for the rows that name it
         return True
     updated = db.session.execute(
-        update(table)
-        .where(table.c.id == run.id, table.c.status.in_(ACTIVE_RUN), *conditions)
-        .values(sent)
+        update(table).where(table.c.id == run.id, RUN.where(move), *conditions).values(sent)
     ).rowcount
     if updated != 1:
         return False

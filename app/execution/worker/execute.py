@@ -24,19 +24,15 @@ from sqlalchemy import Select, bindparam, select, update
 
 from app.events.publish import held_events, publish_many
 from app.execution import outage, vault
-from app.execution.actions import (
-    REDACTOR,
-    SESSIONS,
-    STOPPING,
-    EventPump,
-    Heartbeat,
-    claim,
-    connection_for,
-    redact,
-)
 from app.execution.dispatch import Enqueue, default_enqueue
-from app.execution.phases import advance, after_action, close_phase, lock_run
-from app.execution.state import ACTIVE_RUN
+from app.execution.machine.phases import advance, after_action, close_phase, lock_run
+from app.execution.machine.state import ACTIVE_RUN
+from app.execution.machine.transitions import ACTION, ACTION_END
+from app.execution.worker.claim import claim
+from app.execution.worker.heartbeat import Heartbeat
+from app.execution.worker.pump import EventPump
+from app.execution.worker.redaction import REDACTOR, redact
+from app.execution.worker.sessions import SESSIONS, STOPPING, connection_for
 from app.extensions import db
 from app.models import Credential, Node, NodeAction, StepRun, output_lost_notice, utcnow
 from app.remote import errors
@@ -503,15 +499,9 @@ def _superseded(job: Job, finished: dict) -> str:
 
 def _mark_ended(job: Job, status: str, values: dict[str, Any]) -> bool:
     """running -> `status`, unless the reaper (or a cancel) got there first."""
-    table = NodeAction.__table__  # Core UPDATE: nothing in this session holds the row
-    return (
-        db.session.execute(
-            update(table)
-            .where(table.c.id == job.action_id, table.c.status == "running")
-            .values(status=status, finished_at=utcnow(), **values)
-        ).rowcount
-        == 1
-    )
+    move = ACTION_END[status]  # a Core UPDATE: nothing in this session holds the row
+    ended = ACTION.update(move, NodeAction.id == job.action_id, finished_at=utcnow(), **values)
+    return db.session.execute(ended).rowcount == 1
 
 
 def _end_action(job: Job, status: str, values: dict[str, Any]) -> bool:
@@ -540,11 +530,10 @@ def _requeue(job: Job, err: errors.RemoteError, enqueue: Enqueue, lost: int = 0)
     """running -> queued with a backoff, announced by node.retrying; False if it was not running."""
     delay = current_app.config.get("ACTION_RETRY_BACKOFF_SECONDS", 2) * (2 ** (job.try_count - 1))
     values = {"error_category": err.category, "error_message": err.message[:4000]}
-    requeued = db.session.execute(
-        update(NodeAction)
-        .where(NodeAction.id == job.action_id, NodeAction.status == "running")
-        .values(status="queued", **values, **_lost_values(lost))
-    ).rowcount
+    requeue = ACTION.update(
+        "requeue", NodeAction.id == job.action_id, **values, **_lost_values(lost)
+    )
+    requeued = db.session.execute(requeue).rowcount
     db.session.commit()
     if requeued != 1:
         return False

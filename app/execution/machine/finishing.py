@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
-
 from app.events.publish import publish_many
-from app.execution import modes, vault
-from app.execution.actions import SESSIONS
-from app.execution.state import update_active_run
+from app.execution import vault
+from app.execution.machine import modes
+from app.execution.machine.state import update_active_run
+from app.execution.machine.transitions import ACTION, RUN_END, STEP_AFTER
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, NodeAction, StepRun, utcnow
@@ -26,10 +25,10 @@ def end_run(run: StepRun, status: str, outcome: Finish | None = None) -> bool:
     """Compare-and-set the run's final status; False when someone else already ended it.
 
     Nothing is rolled back either way: the caller's transaction may hold other work (an action's end)."""
-    values = {"status": status, "finished_at": utcnow()}
+    values: dict[str, Any] = {"finished_at": utcnow()}
     if outcome is not None:
         values["outcome"] = outcome.as_dict()
-    return update_active_run(run, values)
+    return update_active_run(run, RUN_END[status], values)
 
 
 def _next_step_key(deployment: Deployment, step_key: str) -> str:
@@ -70,11 +69,11 @@ def settle_deployment(deployment: Deployment, step_key: str, paused: bool) -> li
 
 def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
     """Record the step's outcome with its events, in the caller's transaction, and commit."""
-    if (mode := modes.of(run.options)) is not None:
+    if (mode := modes.of(run.options.mode)) is not None:
         return mode.finish(run, deployment, outcome)
     if not end_run(run, "succeeded" if outcome.status == "done" else "failed", outcome):
         return "already-finished"
-    deployment.step(run.step_key).status = "done" if outcome.status == "done" else "needs_attention"
+    deployment.step(run.step_key).status = STEP_AFTER[run.status]
     extra = settle_deployment(deployment, run.step_key, paused=outcome.status != "done")
     if outcome.status == "done":
         step = get_guide(deployment.guide_key).step(run.step_key)
@@ -86,7 +85,7 @@ def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
     ended = deployment.status in ENDED  # read before the commit expires the row
     publish_many(deployment.id, items + [{**base, **e} for e in extra])
     if ended:
-        release_sessions(deployment.id)
+        modes.ended(deployment.id)  # e.g. the worker closes its sessions that used them
     if outcome.status != "done":
         modes.paused(deployment.id, run.step_key, outcome.summary)
     return outcome.status
@@ -109,7 +108,7 @@ def finish_cancelled(run: StepRun) -> str:
     if not end_run(run, "cancelled", Finish("needs_attention", "Cancelled on request.")):
         return "already-finished"
     deployment = db.session.get(Deployment, run.deployment_id)
-    deployment.step(run.step_key).status = "needs_attention"
+    deployment.step(run.step_key).status = STEP_AFTER[run.status]
     settle_deployment(deployment, run.step_key, paused=True)
     base = {"step_key": run.step_key, "step_run_id": run.id}
     publish_many(
@@ -127,12 +126,15 @@ def mark_interrupted(run: StepRun, reason: str) -> bool:
     if not end_run(run, "interrupted", Finish("needs_attention", reason)):
         return False
     deployment = db.session.get(Deployment, run.deployment_id)
-    deployment.step(run.step_key).status = "needs_attention"
+    deployment.step(run.step_key).status = STEP_AFTER[run.status]
     settle_deployment(deployment, run.step_key, paused=True)
     db.session.execute(
-        update(NodeAction)
-        .where(NodeAction.step_run_id == run.id, NodeAction.status == "queued")
-        .values(status="cancelled", finished_at=utcnow(), error_category=errors.INTERRUPTED)
+        ACTION.update(
+            "cancel",
+            NodeAction.step_run_id == run.id,
+            finished_at=utcnow(),
+            error_category=errors.INTERRUPTED,
+        )
     )
     base = {"step_key": run.step_key, "step_run_id": run.id}
     publish_many(
@@ -141,8 +143,3 @@ def mark_interrupted(run: StepRun, reason: str) -> bool:
     )
     modes.paused(deployment.id, run.step_key, reason)
     return True
-
-
-def release_sessions(deployment_id: int) -> None:
-    """The deployment's credentials are wiped: close this process's pools that used them."""
-    SESSIONS.close_owner(deployment_id)

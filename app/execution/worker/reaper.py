@@ -15,15 +15,16 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from app.events.publish import publish_many
 from app.execution import health, outbox, vault
-from app.execution.decisions import resolve_pause
 from app.execution.dispatch import default_enqueue
-from app.execution.finishing import mark_interrupted
-from app.execution.phases import advance
-from app.execution.state import ACTIVE_RUN, pending_count
+from app.execution.machine.decisions import resolve_pause
+from app.execution.machine.finishing import mark_interrupted
+from app.execution.machine.phases import advance
+from app.execution.machine.state import ACTIVE_RUN, pending_count
+from app.execution.machine.transitions import ACTION
 from app.extensions import db
 from app.models import NodeAction, StepRun, utcnow
 from app.remote import errors
@@ -74,14 +75,10 @@ def _mark_stale(action_id: int, message: str, cutoff) -> bool:
     """running -> interrupted if still stale (not committed: the events join the transaction)."""
     return (
         db.session.execute(
-            update(NodeAction)
-            .where(
+            ACTION.update(
+                "interrupt",
                 NodeAction.id == action_id,
-                NodeAction.status == "running",
                 NodeAction.heartbeat_at < cutoff,
-            )
-            .values(
-                status="interrupted",
                 finished_at=utcnow(),
                 error_category=errors.INTERRUPTED,
                 error_message=message,
@@ -137,7 +134,7 @@ def advance_stalled_runs(enqueue=None) -> list[int]:
     ).all()
     advanced = []
     for run in runs:
-        if pending_count(run.id) == 0 and (run.options or {}).get("waited") != run.phase:
+        if pending_count(run.id) == 0 and run.options.waited != run.phase:
             advance(run.id, enqueue)
             advanced.append(run.id)
     return advanced

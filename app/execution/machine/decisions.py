@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select, update
 
 from app.events.publish import publish, publish_many
 from app.execution import vault
 from app.execution.dispatch import Enqueue
-from app.execution.finishing import finish_cancelled, settle_deployment
-from app.execution.runs import start_step_run
-from app.execution.state import ACTIVE_RUN, StepBlocked, active_run, lock_deployment, pending_count
+from app.execution.machine.finishing import finish_cancelled, settle_deployment
+from app.execution.machine.runs import start_step_run
+from app.execution.machine.state import (
+    StepBlocked,
+    active_run,
+    lock_deployment,
+    pending_count,
+)
+from app.execution.machine.transitions import ACTION, RUN
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, DeploymentStep, NodeAction, StepRun, utcnow
 from app.remote import errors
-from app.steps import HA_MIN_NODES
+from app.steps import HA_MIN_NODES, RunOptions
 
 DECISIONS = ("retry", "retry_failed", "skip", "abort", "exclude")
 
@@ -26,17 +31,16 @@ def cancel(run_id: int, actor_id: int | None = None, enqueue: Enqueue | None = N
     """Ask a run to stop: queued actions are cancelled now, running ones are stopped by their heartbeat."""
     requested = db.session.execute(
         update(StepRun)
-        .where(StepRun.id == run_id, StepRun.status.in_(ACTIVE_RUN))
+        .where(StepRun.id == run_id, RUN.where("cancel"))
         .values(cancel_requested=True)
     ).rowcount
     if requested != 1:
         db.session.rollback()
         return "inactive"
     db.session.execute(
-        update(NodeAction)
-        .where(NodeAction.step_run_id == run_id, NodeAction.status == "queued")
-        .values(
-            status="cancelled",
+        ACTION.update(
+            "cancel",
+            NodeAction.step_run_id == run_id,
             finished_at=utcnow(),
             error_category=errors.CANCELLED,
             error_message="Cancelled before it started.",
@@ -113,11 +117,9 @@ def resolve_pause(
     last = _latest_run(deployment_id, step_key)
     if decision == "skip":
         return _skip(deployment, record, reason, actor_id)
-    options: dict[str, Any] = {"decision": decision, "retry_of": last.id if last else None}
-    if fix:
-        options["fix"] = fix
+    options = RunOptions(decision=decision, retry_of=last.id if last else None, fix=fix or None)
     if decision == "retry_failed":
-        options["nodes"] = _retry_failed_nodes(deployment, step_key, last)
+        options = options.but(nodes=_retry_failed_nodes(deployment, step_key, last))
     if decision == "exclude":
         _exclude(deployment, step_key, nodes or [], reason, actor_id)
 

@@ -1,4 +1,4 @@
-"""Entry point for `celery -A app.execution.worker worker` and `celery -A app.execution.worker beat`."""
+"""Entry point for `celery -A app.execution.worker.main worker` and `celery -A app.execution.worker.main beat`."""
 
 from app import create_app
 
