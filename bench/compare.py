@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -70,15 +71,35 @@ def main() -> None:
     label = f"{after[:10]}{' + uncommitted changes' if dirty else ''}"
     print(f"\nbefore = {before[:10]}, after = {label}; median of {args.rounds} runs each")
     print(f"{'figure':<16}{'before':>10}{'after':>10}{'goal':>8}  verdict")
+    failed = False
     for key in results["after"][0]:
-        old_value = statistics.median(r[key] for r in results["before"] if key in r)
-        new_value = statistics.median(r[key] for r in results["after"])
+        old_value = _median([r.get(key) for r in results["before"]])
+        new_value = _median([r.get(key) for r in results["after"]])
         goal = GOALS.get(key)
         verdict = ""
         if goal is not None:
-            verdict = "within" if max(old_value, new_value) <= goal else "OVER"
+            verdict = _verdict(old_value, new_value, goal)
+            failed = failed or verdict != "within"
         shown = f"{goal:>8}" if goal is not None else " " * 8
         print(f"{key:<16}{old_value:>10.3f}{new_value:>10.3f}{shown}  {verdict}")
+    if failed:
+        raise SystemExit("a figure is over its goal or missing on one side")
+
+
+def _median(values: list) -> float:
+    """The median of one side's runs; NaN when any run lacks the figure (a run that lost SSE
+    events reports NaN), so a missing measurement is never averaged away."""
+    if not values or any(v is None or math.isnan(v) for v in values):
+        return math.nan
+    return statistics.median(values)
+
+
+def _verdict(old_value: float, new_value: float, goal: float) -> str:
+    """within / OVER against a goal, or MISSING when either side did not measure it (NaN compares
+    False with everything, so it must be asked about first)."""
+    if math.isnan(old_value) or math.isnan(new_value):
+        return "MISSING"
+    return "within" if max(old_value, new_value) <= goal else "OVER"
 
 
 if __name__ == "__main__":
