@@ -59,7 +59,14 @@ class Transport(filesystem.Transport):
     _listener: wake.Listener | None = None
 
     def drain_events(self, connection, timeout=None):
-        """Deliver one message; between empty looks, wait for a wake-up or the polling interval."""
+        """Deliver one message; between empty looks, wait for a wake-up or the polling interval.
+
+        When a consumer holds as many unacknowledged messages as its prefetch allows, the loop
+        that called this must get control back after one pause: Celery's blocking loop (the one
+        it runs for this transport) performs the acknowledgements its pool threads asked for
+        between two calls, so until this returns no finished task frees its slot, and a batch
+        sent just after a full one waited for the loop's 2 s timeout (0.7-0.9 s on average; 8
+        nodes of 1 s took 1.8 s instead of 1.1 s)."""
         started = time.monotonic()
         while True:
             try:
@@ -70,6 +77,12 @@ class Transport(filesystem.Transport):
                     raise TimeoutError() from None
                 pause = self.polling_interval  # the fallback, should a wake-up be lost
                 self._wake_listener().wait(pause if left is None else min(pause, left))
+                if self._prefetch_full():
+                    raise TimeoutError() from None
+
+    def _prefetch_full(self) -> bool:
+        """Some channel may take no more messages until acknowledgements are performed."""
+        return any(not channel.qos.can_consume() for channel in self.channels)
 
     def _wake_listener(self) -> wake.Listener:
         if self._listener is None:
