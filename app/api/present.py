@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import select
 
 from app import validators
+from app.context import guide_for, run_view
 from app.execution import health, vault
 from app.extensions import db
 from app.history.records import run_record, shown_inputs
 from app.masking import MASK, mask
 from app.models import Deployment, StepRun
 from app.steps import Phase, Step
-from app.wizard.context import guide_for, run_view
 
 
 def node_dict(node) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from app.api.core import api_user, body_doc, bp, errors_doc, needs, read_json, u
 from app.api.deployments import DEPLOYMENT_ID, load_deployment
 from app.api.formjson import flatten_errors, schema_for, validate_with_form
 from app.api.schemas import DecisionIn, DecisionOut, PlanOut, RunIn, RunOut, StatusOut, StepOut
+from app.context import guide_for
 from app.deployments.service import node_addresses
 from app.execution import service
 from app.guides import GUIDES
 from app.models import Deployment
 from app.runbook.views import runbook_response
 from app.steps import RunOptions, Step
-from app.wizard.context import guide_for
 from app.wizard.inputs import save_inputs
 from app.wizard.runs import latest_run
 

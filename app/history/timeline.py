@@ -5,13 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.context import shown_status
 from app.extensions import db
 from app.guides import get_guide
 from app.history import deliverable
 from app.history.records import run_record, shown_inputs
 from app.masking import mask
 from app.models import Deployment, Event, StepRun, User
-from app.wizard.context import shown_status
 
 # Per-line script output stays on the step page; the timeline keeps what people and steps did.
 STREAM_KINDS = (

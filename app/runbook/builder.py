@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.api.formjson import FieldSpec, unbound_fields
+from app.context import all_inputs, guide_for, run_view
 from app.execution import vault
 from app.masking import is_secret_name, mask
 from app.models import Deployment
@@ -26,7 +27,6 @@ from app.remote import scripts
 from app.runbook.quote import identifier, literal, quote
 from app.steps import Phase, Step
 from app.wizard import route
-from app.wizard.context import all_inputs, guide_for, run_view
 
 PRELUDE = (Path(__file__).parent / "prelude.ps1").read_text(encoding="utf-8")
 CREDENTIAL_ENTRIES = {

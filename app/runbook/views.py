@@ -6,11 +6,11 @@ from flask import Blueprint, Response, abort
 
 from app.audit.service import record
 from app.auth.decorators import requires
+from app.context import guide_for
 from app.extensions import db
 from app.models import Deployment, utcnow
 from app.runbook.builder import build
 from app.runbook.quote import UnsafeValue
-from app.wizard.context import guide_for
 
 bp = Blueprint("runbook", __name__, url_prefix="/deployments/<int:deployment_id>")
 

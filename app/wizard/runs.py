@@ -5,13 +5,13 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import select
 
+from app.context import run_view, shown_status, step_statuses
 from app.execution import health, vault
 from app.extensions import db
 from app.history.timeline import deployment_page
 from app.lab import demo
 from app.models import Deployment, DeploymentStep, StepRun
 from app.steps import HA_MIN_NODES, Guide, Phase, Step, blocking_step
-from app.wizard.context import run_view, shown_status, step_statuses
 from app.wizard.forms import DecisionForm, SimpleForm, StepRunForm
 
 

@@ -7,13 +7,13 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from app.auth.decorators import requires
+from app.context import guide_for, step_statuses
 from app.deployments.service import node_addresses
 from app.events.publish import publish
 from app.execution import service, vault
 from app.extensions import db
 from app.models import Deployment
 from app.steps import RunOptions, Step, blocking_step
-from app.wizard.context import guide_for, step_statuses
 from app.wizard.fields import refusal
 from app.wizard.forms import DecisionForm, SimpleForm, StepRunForm
 from app.wizard.inputs import save_inputs

@@ -372,8 +372,8 @@ def test_the_run_panel_says_which_phase_of_how_many(admin_client, app, dep, queu
     with app.app_context():
         run = db.session.scalar(db.select(StepRun).where(StepRun.deployment_id == dep))
         deployment = db.session.get(Deployment, dep)
+        from app.context import run_view
         from app.guides import get_guide
-        from app.wizard.context import run_view
 
         step = get_guide(deployment.guide_key).step("prerequisites")
         total = len(step.preview(run_view(deployment, "prerequisites", vault.secret_names(dep))))

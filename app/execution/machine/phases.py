@@ -12,6 +12,7 @@ import logging
 from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 
+from app.context import run_view
 from app.events.publish import held_events, publish, publish_many
 from app.execution import vault
 from app.execution.dispatch import Enqueue, Keeper, default_enqueue
@@ -23,7 +24,6 @@ from app.extensions import db
 from app.guides import get_guide
 from app.models import Credential, Deployment, Node, NodeAction, StepRun
 from app.steps import ActionResult, Finish, Phase, RunView, Step
-from app.wizard.context import run_view
 
 log = logging.getLogger(__name__)
 

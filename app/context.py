@@ -1,4 +1,5 @@
-"""Builds the plain views a step sees from database rows."""
+"""Plain views of a deployment's rows for the step contract (app.steps): what a step, a plan preview, the
+engine and every page see. Knows no web page and no engine, so all of them may read it."""
 
 from app.guides import get_guide
 from app.models import Deployment
