@@ -30,7 +30,7 @@ def node_dict(node) -> dict[str, Any]:
     }
 
 
-def step_dict(step: Step, record) -> dict[str, Any]:
+def step_dict(step: Step, record, deployment: Deployment) -> dict[str, Any]:
     inputs = shown_inputs(record.inputs, step.secret_fields)
     return {
         "key": step.key,
@@ -40,6 +40,7 @@ def step_dict(step: Step, record) -> dict[str, Any]:
         "has_inputs": step.form_class is not None,
         "inputs": inputs,
         "secret_fields": list(step.secret_fields),
+        "input_warnings": step.input_warnings(deployment, record.inputs or {}),
         "skip_reason": record.skip_reason,
         "updated_at": record.updated_at,
     }
@@ -69,7 +70,9 @@ def deployment_dict(deployment: Deployment) -> dict[str, Any]:
         "kerberos_kdcs": deployment.kerberos_kdcs,
         "ca_certificates": validators.ca_bundle_summary(deployment.ca_bundle),
         "unvalidated_nodes": [n.name for n in deployment.unvalidated_nodes],
-        "steps": [step_dict(s, records[s.key]) for s in guide.steps if s.key in records],
+        "steps": [
+            step_dict(s, records[s.key], deployment) for s in guide.steps if s.key in records
+        ],
         "secrets_held": sorted(vault.secret_names(deployment.id)),
     }
 

@@ -66,6 +66,15 @@ class StepOut(ma.Schema):
     has_inputs = f.Boolean(required=True)
     inputs = f.Dict(required=True, metadata={"description": "Saved values; secret fields omitted"})
     secret_fields = f.List(f.String(), required=True)
+    input_warnings = f.Dict(
+        keys=f.String(),
+        values=f.String(),
+        required=True,
+        metadata={
+            "description": "Advice on the saved inputs, by field, that stops neither the save nor "
+            "a run (the step page shows it beside the field)"
+        },
+    )
     skip_reason = f.String(allow_none=True)
     updated_at = f.DateTime(allow_none=True)
 

@@ -72,7 +72,7 @@ def put_inputs(deployment_id: int, step_key: str):
     if errors:
         unprocessable(errors)
     save_inputs(step, deployment, form.data, api_user())
-    return present.step_dict(step, deployment.step(step.key))
+    return present.step_dict(step, deployment.step(step.key), deployment)
 
 
 @bp.get(f"{STEP}/plan")

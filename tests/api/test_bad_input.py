@@ -124,6 +124,23 @@ def test_valid_inputs_save_normalised_and_secret_goes_to_vault(api, deployment_i
     )
 
 
+def test_advice_on_saved_inputs_comes_back_beside_them(api, deployment_id):
+    """As the step page shows it: a witness share served by one of the cluster's nodes saves, and
+    the answer (and the deployment's step list) say why it is a poor choice."""
+    url = f"/api/v1/deployments/{deployment_id}/steps/quorum/inputs"
+    on_node = {"witness_type": "file_share", "share_path": "\\\\10.0.0.2\\witness"}
+    response = api.put(url, json=on_node)
+    assert response.status_code == 200, response.get_json()
+    warning = response.get_json()["input_warnings"]["share_path"]
+    assert "is served by NODE2, one of this cluster's own nodes" in warning
+    steps = api.get(f"/api/v1/deployments/{deployment_id}").get_json()["steps"]
+    assert next(s for s in steps if s["key"] == "quorum")["input_warnings"] == {
+        "share_path": warning
+    }
+    off = api.put(url, json={"witness_type": "file_share", "share_path": "\\\\FS1\\witness"})
+    assert off.status_code == 200 and off.get_json()["input_warnings"] == {}
+
+
 def test_run_body_is_checked_and_password_never_echoed(api, deployment_id):
     url = f"/api/v1/deployments/{deployment_id}/steps/prerequisites/run"
     missing = api.post(url, json={"username": "CORP\\admin"})
