@@ -205,6 +205,26 @@ def test_the_redactor_masks_a_held_secret_in_a_log_line(redacted_logger, call):
     assert SECRET not in output and MASK in output, output
 
 
+@pytest.mark.parametrize("call", list(LOG_CALLS))
+def test_a_connection_string_password_is_masked_though_no_action_holds_it(redacted_logger, call):
+    logger, stream = redacted_logger
+    connection = f"Server=sql1;Database=AMS;User Id=ams;Password={SECRET};Encrypt=True"
+    {
+        "arguments": lambda: logger.warning("connecting with %s", connection),
+        "message": lambda: logger.warning(f"connecting with {connection}"),
+        "traceback": lambda: _log_connection_failure(logger, connection),
+    }[call]()
+    output = stream.getvalue()
+    assert SECRET not in output and f"Password={MASK};Encrypt=True" in output, output
+
+
+def _log_connection_failure(logger, connection: str) -> None:
+    try:
+        raise ValueError(f"cannot open {connection}")
+    except ValueError:
+        logger.exception("connection failed")
+
+
 def test_a_workers_log_masks_the_secrets_its_actions_hold(exec_ctx, exec_db_url, lab, tmp_path):
     deployment_id = seed_deployment(lab, password=SECRETS[vault.WINRM_PASSWORD])
     vault.merge_secrets(

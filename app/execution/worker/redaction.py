@@ -1,4 +1,8 @@
-"""Masking the secret values of running actions in what scripts send back and in log records."""
+"""Masking the secret values of running actions in what scripts send back and in log records.
+
+Log records also pass the one masking rule for text (app.masking.mask_text): a connection string's
+password is masked in a log line even when no running action holds it (a row read back, an
+operator's input quoted in an error)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 import threading
 from typing import Any
 
-MASK = "********"
+from app.masking import MASK, mask_text
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
@@ -48,11 +52,11 @@ class SecretRedactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         with self._lock:
             secrets = list(self._secrets)
-        if secrets:
-            message = record.getMessage()
-            if any(s in message for s in secrets):
-                record.msg, record.args = redact(message, secrets), None
-            _redact_traceback(record, secrets)
+        message = record.getMessage()
+        masked = mask_text(redact(message, secrets))
+        if masked != message:
+            record.msg, record.args = masked, None
+        _redact_traceback(record, secrets)
         return True
 
 
@@ -62,9 +66,9 @@ def _redact_traceback(record: logging.LogRecord, secrets: list[str]) -> None:
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
-        record.exc_text = redact(record.exc_text, secrets)
+        record.exc_text = mask_text(redact(record.exc_text, secrets))
     if record.stack_info:
-        record.stack_info = redact(record.stack_info, secrets)
+        record.stack_info = mask_text(redact(record.stack_info, secrets))
 
 
 REDACTOR = SecretRedactor()
