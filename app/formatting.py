@@ -7,6 +7,8 @@ import math
 
 from flask import Flask
 
+from app.masking import mask
+
 NO_VALUE = "\u2013"  # an en dash, as the templates show a missing value
 
 
@@ -34,5 +36,8 @@ def duration(seconds: float | int | str | None) -> str:
 
 
 def register_filters(app: Flask) -> None:
-    """The Jinja filters every template may use: `duration`."""
+    """The Jinja filters every template may use: `duration`, and `masked` (app.masking's one
+    rule, for what a page shows of a database row straight: an outcome, an error message, even
+    one written before the rule masked it at write)."""
     app.add_template_filter(duration, "duration")
+    app.add_template_filter(mask, "masked")

@@ -118,6 +118,20 @@ def test_a_planted_password_never_reaches_the_history_the_export_or_the_api(app,
     }
 
 
+def test_a_planted_password_never_reaches_the_step_page(app):
+    """The step page renders its runs' rows straight (outcome, checks, an action's error): the
+    same rule masks them there."""
+    dep_id = plant(app)
+    alice = signed_in(app, "alice", "operator")
+    page = _shown(alice.get(f"/deployments/{dep_id}/steps/prerequisites").get_data(as_text=True))
+    assert "Could not sign in with Server=SQL1" in page  # the outcome's summary, masked
+    assert "Parameters\\ConnectionString is" in page  # a check's evidence
+    assert "Login failed: Server=SQL1" in page  # the action's error
+    resume = alice.get(f"/deployments/{dep_id}/resume")
+    assert resume.status_code == 200
+    _shown(resume.get_data(as_text=True))
+
+
 def test_a_planted_password_is_masked_in_plans_and_runbooks(app, api):
     """The farm's database step passes the connection string to its script as a parameter."""
     user(app, "alice", "operator")
