@@ -6,6 +6,7 @@ Nothing here skips: a missing PostgreSQL/Redis (when DATABASE_URL/REDIS_URL are 
 Playwright fails the test.
 """
 
+import contextlib
 import sys
 import uuid
 from pathlib import Path
@@ -50,8 +51,38 @@ def lab_calls():
 
 @pytest.fixture
 def e2e(exec_ctx, e2e_worker):  # noqa: F811 - fixtures imported from the harness
-    """An app context on the worker's database with the real worker running."""
-    return exec_ctx
+    """An app context on the worker's database with the real worker running, the app hearing
+    that worker's events: with Redis, events go out on channels named after the worker's queue
+    (app.events.publish.channel_prefix), so the app listens under the same name while the test
+    runs. Before this, the pages' live status reached the browser only with each stream's
+    keep-alive, 15 s after the event (each run of the browser happy path took 17 s, not 2 s)."""
+    # A stream's keep-alive re-reads the log: kept longer than the pages' 60 s waits for a run's
+    # status, so a live update that never arrives fails the test instead of coming late.
+    keepalive = exec_ctx.config.get("SSE_KEEPALIVE_SECONDS")
+    exec_ctx.config["SSE_KEEPALIVE_SECONDS"] = 120
+    try:
+        with events_of_queue(exec_ctx, e2e_worker.queue):
+            yield exec_ctx
+    finally:
+        exec_ctx.config["SSE_KEEPALIVE_SECONDS"] = keepalive
+
+
+@contextlib.contextmanager
+def events_of_queue(app, queue: str):
+    """The app's CELERY_QUEUE (hence its event channels) set to `queue`, and its events hub
+    started again so its Redis listener subscribes under that name; restored after."""
+    saved = app.config["CELERY_QUEUE"]
+
+    def listen_as(name: str) -> None:
+        app.config["CELERY_QUEUE"] = name
+        if hub := app.extensions.pop("amsw_events_hub", None):
+            hub.stop()  # streams still open on it end; the next stream starts a new hub
+
+    listen_as(queue)
+    try:
+        yield
+    finally:
+        listen_as(saved)
 
 
 @pytest.fixture

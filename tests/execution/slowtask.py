@@ -3,6 +3,7 @@
 Included in a test `celery worker` with `--include tests.execution.slowtask`; the product never imports it.
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from celery import shared_task
 @shared_task(name="tests.slow")
 def slow(folder: str, name: str, seconds: float) -> None:
     """Write `<name>.start` (the time it began), sleep, then write `<name>.end`."""
-    Path(folder, f"{name}.start").write_text(repr(time.time()))
+    _note(Path(folder, f"{name}.start"), time.time())
     time.sleep(seconds)
-    Path(folder, f"{name}.end").write_text(repr(time.time()))
+    _note(Path(folder, f"{name}.end"), time.time())
+
+
+def _note(path: Path, when: float) -> None:
+    """Written whole, then renamed into place: a reader never sees the file empty."""
+    temp = path.with_suffix(".tmp")
+    temp.write_text(repr(when))
+    os.replace(temp, path)
