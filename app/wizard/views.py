@@ -12,7 +12,7 @@ from app.deployments.service import node_addresses
 from app.events.publish import publish
 from app.execution import service, vault
 from app.extensions import db
-from app.masking import mask
+from app.history.records import shown_inputs
 from app.models import Deployment
 from app.steps import RunOptions, Step, blocking_step
 from app.wizard.fields import refusal
@@ -50,7 +50,7 @@ def step(deployment_id: int, step_key: str):
     deployment, guide, step = _load(deployment_id, step_key)
     record = deployment.step(step.key)
     # The saved inputs as every page shows them: a password in an old row's text stays masked.
-    shown = mask(record.inputs or {}, step.secret_fields)
+    shown = shown_inputs(record.inputs, step.secret_fields)
     form = step.form_class(data=shown) if step.form_class else None
     if form is not None and request.method == "POST":
         form, valid = _posted_inputs(step, deployment)

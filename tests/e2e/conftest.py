@@ -76,7 +76,7 @@ def events_of_queue(app, queue: str):
     def listen_as(name: str) -> None:
         app.config["CELERY_QUEUE"] = name
         if hub := app.extensions.pop("amsw_events_hub", None):
-            hub.stop()  # streams still open on it end; the next stream starts a new hub
+            hub.stop()  # its open streams hear no more news; the next stream starts a new hub
 
     listen_as(queue)
     try:

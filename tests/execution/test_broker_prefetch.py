@@ -8,6 +8,7 @@ about 1.5 s late (an 8-node step of 1 s actions took 1.8 s). With Redis, Celery'
 performs them at once; this test runs on whichever broker the suite runs on.
 """
 
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +32,10 @@ def _times(folder: Path, label: str, suffix: str) -> list[float]:
     return [float(p.read_text()) for p in folder.glob(f"{label}-*.{suffix}")]
 
 
+def _all_ended(folder: Path, label: str) -> bool:
+    return len(_times(folder, label, "end")) == SLOTS
+
+
 def test_a_batch_right_after_a_full_one_starts_at_once(exec_app, exec_db_url, tmp_path):
     queue = f"{exec_app.config['CELERY_QUEUE']}-prefetch-{uuid.uuid4().hex[:4]}"
     celery = exec_app.extensions["celery"]
@@ -42,8 +47,7 @@ def test_a_batch_right_after_a_full_one_starts_at_once(exec_app, exec_db_url, tm
         for round_ in range(3):
             label = f"r{round_}"
             sent = _batch(celery, queue, tmp_path, label)
-            done = lambda label=label: len(_times(tmp_path, label, "end")) == SLOTS  # noqa: E731
-            wait_for(done, 20, 0.01, label)
+            wait_for(functools.partial(_all_ended, tmp_path, label), 20, 0.01, label)
             starts = _times(tmp_path, label, "start")
             late.append(max(starts) - sent)
         # The first round fills an idle worker; every later one is sent the moment the previous
