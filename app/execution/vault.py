@@ -31,6 +31,7 @@ WINRM_USERNAME = "winrm_username"  # offered to scripts that run a task as the o
 
 _CACHE = "amsw_vault"  # session.info: {deployment_id: (username, secrets)} for one transaction
 _ROWS = "amsw_vault_rows"  # session.info: {deployment_id: Credential row or None} read by a join
+_HELD = "amsw_vault_held"  # session.info: {deployment_id: Held or None} as held() found it
 
 
 class VaultEmpty(LookupError):
@@ -48,6 +49,12 @@ def _forget(session: Session, transaction) -> None:
     if transaction.parent is None or transaction.nested:  # not a flush's subtransaction
         session.info.pop(_CACHE, None)
         session.info.pop(_ROWS, None)
+        session.info.pop(_HELD, None)
+
+
+def _changed(deployment_id: int) -> None:
+    """The deployment's entry changed in this transaction: held() reads it again."""
+    db.session.info.get(_HELD, {}).pop(deployment_id, None)
 
 
 def _fernet() -> Fernet:
@@ -107,6 +114,17 @@ def store_secrets(
     row.secret = _fernet().encrypt(json.dumps(merged).encode())
     row.expires_at = utcnow() + _ttl(ttl)
     _cache()[deployment_id] = (row.username, merged)
+    if username is not None and WINRM_PASSWORD in merged and row.username:
+        # Just stored: no node can have refused them yet (what held() would read, without asking).
+        owner = db.session.get(User, row.owner_id) if row.owner_id is not None else None
+        db.session.info.setdefault(_HELD, {})[deployment_id] = Held(
+            username=row.username,
+            owner=owner.username if owner is not None else None,
+            stored_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+    else:
+        _changed(deployment_id)
     if commit:
         db.session.commit()
     return row
@@ -246,7 +264,15 @@ def _refused(deployment_id: int, since: datetime) -> tuple[datetime, str] | None
 
 def held(deployment_id: int) -> Held | None:
     """The WinRM credentials held for the deployment (user name, who stored them, when, expiry,
-    whether a node refused them since), or None when none are usable (never entered, expired)."""
+    whether a node refused them since), or None when none are usable (never entered, expired).
+    Read once per transaction: a run's start asks twice (the form, then the decision)."""
+    memo = db.session.info.setdefault(_HELD, {})
+    if deployment_id not in memo:
+        memo[deployment_id] = _held(deployment_id)
+    return memo[deployment_id]
+
+
+def _held(deployment_id: int) -> Held | None:
     row = _row(deployment_id)
     if row is None or row.expires_at <= utcnow():
         return None
@@ -349,6 +375,7 @@ def wipe(deployment_id: int, *, commit: bool = True) -> None:
     """Forget everything held for the deployment."""
     _cache().pop(deployment_id, None)
     db.session.info.get(_ROWS, {}).pop(deployment_id, None)
+    _changed(deployment_id)
     db.session.execute(delete(Credential).where(Credential.deployment_id == deployment_id))
     if commit:
         db.session.commit()
@@ -369,6 +396,7 @@ def forget(deployment_id: int, names: tuple[str, ...], *, commit: bool = True) -
     kept = {k: v for k, v in held.items() if k not in names}
     row.secret = _fernet().encrypt(json.dumps(kept).encode())
     _cache()[deployment_id] = (row.username, kept)
+    _changed(deployment_id)
     if commit:
         db.session.commit()
 
@@ -377,6 +405,7 @@ def wipe_expired(now: datetime | None = None) -> int:
     """Delete expired entries; returns how many (run by the beat schedule)."""
     _cache().clear()
     db.session.info.pop(_ROWS, None)
+    db.session.info.pop(_HELD, None)
     result = db.session.execute(
         delete(Credential).where(Credential.expires_at <= (now or utcnow()))
     )

@@ -381,3 +381,39 @@ def test_the_run_panel_says_which_phase_of_how_many(admin_client, app, dep, queu
     assert total >= 2
     assert f"Phase 1 of {total}: " in page
     assert f'data-phase-names="[&#34;{first}&#34;]"' in page or f"&quot;{first}&quot;" in page
+
+
+def test_held_is_read_once_per_transaction_and_follows_what_it_stores(
+    admin_client, app, dep, queue
+):
+    """A run's start asks for the held credentials several times in one transaction: the vault
+    reads them once; what that transaction stores is what it answers next, and a later
+    transaction reads again (a refusal recorded meanwhile is seen)."""
+    from sqlalchemy import event
+
+    _run_prerequisites(admin_client, dep)
+    with app.app_context():
+        first = vault.held(dep)
+        assert first is not None and first.usable
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, *args) -> None:
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            assert vault.held(dep) is first
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        assert statements == []  # asked again in the same transaction: no query
+    _end_run(app, dep, refused_on=("AMS1",))
+    with app.app_context():
+        refused = vault.held(dep)  # a new transaction: the refusal recorded since is seen
+        assert refused.refused_by == "AMS1" and not refused.usable
+        vault.store_credentials(dep, "CORP\\admin", "Corrected-Pw-8", commit=False)
+        stored = vault.held(dep)
+        assert stored.usable and stored.stored_at > refused.stored_at
+        db.session.commit()
+        assert vault.held(dep) == stored  # read from the database: what the memo said
+        vault.wipe(dep, commit=False)
+        assert vault.held(dep) is None
