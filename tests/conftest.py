@@ -30,7 +30,7 @@ from app import create_app  # noqa: E402
 from app.auth.cli import create_user  # noqa: E402
 from app.extensions import db  # noqa: E402
 from config import TestConfig  # noqa: E402
-from tests import ci_rules  # noqa: E402
+from tests import ci_rules, service_free  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
@@ -50,12 +50,51 @@ def postgres_database(base_url: str, prefix: str = "amsw_test"):
         admin.dispose()
 
 
-def pytest_collection_modifyitems(items):
-    """A `postgres` test is skipped on SQLite (reported under its own name)."""
+def pytest_collection_modifyitems(config, items):
+    """A `postgres` test is skipped on SQLite (reported under its own name); with
+    AMSW_SERVICE_FREE=skip (CI's services suite) the service-free tests are left out."""
     verdict, reason = ci_rules.postgres_verdict(os.environ)
     for item in items:
         if verdict == ci_rules.SKIP and item.get_closest_marker("postgres"):
             item.add_marker(pytest.mark.skip(reason=reason))
+    if service_free.skipped_here():
+        left = [item for item in items if _service_free(item)]
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if not _service_free(item)]
+        config.stash[_LEFT] = len(left)
+
+
+_LEFT = pytest.StashKey[int]()
+_GUARD = service_free.Guard()
+
+
+def _service_free(item) -> bool:
+    marked = item.get_closest_marker("services") is not None
+    return service_free.is_service_free(getattr(item, "fixturenames", ()), marked)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if (left := config.stash.get(_LEFT, None)) is not None:
+        terminalreporter.write_line(
+            f"{left} service-free tests left to the embedded suite ({service_free.SKIP_VARIABLE}=skip)"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _service_free_guard(request, monkeypatch):
+    """A service-free test reaches no database and no Redis, and sees neither URL."""
+    if not _service_free(request.node):
+        yield
+        return
+    for name in service_free.SCRUBBED:
+        monkeypatch.delenv(name, raising=False)
+    _GUARD.start()
+    try:
+        yield
+    finally:
+        used = _GUARD.stop()
+    if used:
+        pytest.fail(f"service-free test reached {', '.join(sorted(set(used)))}", pytrace=False)
 
 
 def pytest_runtest_setup(item):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
@@ -21,6 +22,7 @@ def test_single_head():
     assert len(heads) == 1, heads
 
 
+@pytest.mark.services  # migrates a SQLite database of its own
 def test_upgrade_on_empty_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": url})

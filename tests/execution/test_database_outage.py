@@ -34,7 +34,7 @@ from tests.execution.harness import (
 )
 from tests.services import PrivatePostgres
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.services]  # a PostgreSQL of its own
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 OUTAGE_SECONDS = 2  # how long PostgreSQL stays down: the outage itself, not a wait for something
 WAITING = "the database is unreachable; its output waits"
