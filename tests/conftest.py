@@ -58,10 +58,10 @@ def pytest_collection_modifyitems(config, items):
         if verdict == ci_rules.SKIP and item.get_closest_marker("postgres"):
             item.add_marker(pytest.mark.skip(reason=reason))
     if service_free.skipped_here():
-        left = [item for item in items if _service_free(item)]
-        config.hook.pytest_deselected(items=left)
-        items[:] = [item for item in items if not _service_free(item)]
-        config.stash[_LEFT] = len(left)
+        free = {item.nodeid for item in items if _service_free(item)}
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid in free])
+        items[:] = [item for item in items if item.nodeid not in free]
+        config.stash[_LEFT] = len(free)
 
 
 _LEFT = pytest.StashKey[int]()

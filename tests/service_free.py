@@ -51,7 +51,6 @@ class Guard:
         self.active = False
         self.used: list[str] = []
         self._before: set[int] = set()
-        self._owner: int | None = None
         self._redis_connect = redis.connection.AbstractConnection.connect_check_health
         event.listen(Pool, "checkout", self._checkout)
         guard = self
@@ -65,8 +64,8 @@ class Guard:
 
     def start(self) -> None:
         self.used = []
-        self._owner = threading.get_ident()
-        self._before = {t.ident for t in threading.enumerate() if t.ident != self._owner}
+        owner = threading.get_ident()
+        self._before = {t.ident for t in threading.enumerate() if t.ident != owner}
         redis.connection.AbstractConnection.connect_check_health = self._connect
         self.active = True
 

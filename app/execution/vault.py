@@ -116,10 +116,9 @@ def store_secrets(
     _cache()[deployment_id] = (row.username, merged)
     if username is not None and WINRM_PASSWORD in merged and row.username:
         # Just stored: no node can have refused them yet (what held() would read, without asking).
-        owner = db.session.get(User, row.owner_id) if row.owner_id is not None else None
         db.session.info.setdefault(_HELD, {})[deployment_id] = Held(
             username=row.username,
-            owner=owner.username if owner is not None else None,
+            owner=_owner_name(row),
             stored_at=row.created_at,
             expires_at=row.expires_at,
         )
@@ -272,6 +271,12 @@ def held(deployment_id: int) -> Held | None:
     return memo[deployment_id]
 
 
+def _owner_name(row: Credential) -> str | None:
+    """Who stored the credentials (their user name), or None."""
+    owner = db.session.get(User, row.owner_id) if row.owner_id is not None else None
+    return owner.username if owner is not None else None
+
+
 def _held(deployment_id: int) -> Held | None:
     row = _row(deployment_id)
     if row is None or row.expires_at <= utcnow():
@@ -282,12 +287,11 @@ def _held(deployment_id: int) -> Held | None:
         return None
     if WINRM_PASSWORD not in secrets or not row.username:
         return None
-    owner = db.session.get(User, row.owner_id) if row.owner_id is not None else None
     stored_at = row.created_at
     refused = _refused(deployment_id, stored_at)
     return Held(
         username=row.username,
-        owner=owner.username if owner is not None else None,
+        owner=_owner_name(row),
         stored_at=stored_at,
         expires_at=row.expires_at,
         refused_at=refused[0] if refused else None,
