@@ -26,6 +26,7 @@ from app.handover import drift, notify
 from app.handover.views import bp as handover_bp
 from app.history.views import bp as history_bp
 from app.lab.cli import lab_cli
+from app.models.user import OWASP_FLOOR, password_hasher
 from app.pool import install_idle_ping
 from app.security import register_security
 from app.wizard.views import bp as wizard_bp
@@ -92,8 +93,24 @@ def register_all(app: Flask) -> None:
     register_errorhandlers(app)
     register_security(app)
     register_filters(app)
+    check_password_hashing(app)
     if app.config.get("GC_FREEZE_AT_START") and not app.testing:
         freeze_startup_objects()
+
+
+def check_password_hashing(app: Flask) -> None:
+    """Refuse to start with Argon2 settings it cannot hash with; log settings below OWASP's floor."""
+    hasher = password_hasher(app.config)  # ValueError names the setting
+    if (
+        hasher.memory_cost < OWASP_FLOOR["memory_kib"]
+        or hasher.time_cost < OWASP_FLOOR["time_cost"]
+    ):
+        app.logger.warning(
+            "PASSWORD_HASH_* (%s KiB, %s passes) is weaker than OWASP's smallest Argon2id "
+            "setting (19456 KiB, 2 passes): stolen password hashes would be cheaper to crack.",
+            hasher.memory_cost,
+            hasher.time_cost,
+        )
 
 
 def register_run_modes() -> None:

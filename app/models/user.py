@@ -18,19 +18,44 @@ from app.auth.roles import role_allows
 from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
 
-_hasher = PasswordHasher()
+# OWASP's smallest Argon2id setting (19 MiB, two passes, one lane): weaker settings are logged.
+OWASP_FLOOR = {"memory_kib": 19_456, "time_cost": 2}
+
+
+def password_hasher(config) -> PasswordHasher:
+    """The Argon2id hasher of these settings (PASSWORD_HASH_*); ValueError names a bad one."""
+    return _hasher_for(
+        int(config["PASSWORD_HASH_TIME_COST"]),
+        int(config["PASSWORD_HASH_MEMORY_KIB"]),
+        int(config["PASSWORD_HASH_PARALLELISM"]),
+    )
 
 
 @functools.cache
-def _dummy_hash() -> str:
-    return _hasher.hash(secrets.token_urlsafe(16))
+def _hasher_for(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    if time_cost < 1 or parallelism < 1:
+        raise ValueError("PASSWORD_HASH_TIME_COST and PASSWORD_HASH_PARALLELISM must be 1 or more.")
+    if memory_kib < 8 * parallelism:
+        raise ValueError("PASSWORD_HASH_MEMORY_KIB must be at least 8 x PASSWORD_HASH_PARALLELISM.")
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+
+
+def _hasher() -> PasswordHasher:
+    return password_hasher(current_app.config)
+
+
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 def check_dummy_password(password: str) -> None:
-    """Verify against a throwaway hash, so that a sign-in as an unknown or directory account
-    costs the same Argon2 work as one as a local account (no timing hint of who exists)."""
+    """Verify against a throwaway hash made with the same settings, so that a sign-in as an
+    unknown or directory account costs the same Argon2 work as one as a local account (no timing
+    hint of who exists)."""
+    hasher = _hasher()
     with contextlib.suppress(VerifyMismatchError, InvalidHashError):
-        _hasher.verify(_dummy_hash(), password)
+        hasher.verify(_dummy_hash(hasher), password)
 
 
 class User(UserMixin, db.Model):
@@ -69,8 +94,9 @@ class User(UserMixin, db.Model):
         return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()[:32]
 
     def set_password(self, password: str) -> None:
-        """Hash with Argon2id."""
-        self.password_hash = _hasher.hash(password)
+        """Hash with Argon2id (the app's PASSWORD_HASH_* settings; an existing hash keeps the
+        settings it was made with, which verification reads from it)."""
+        self.password_hash = _hasher().hash(password)
 
     def has_local_password(self) -> bool:
         """False for directory accounts, whose password only the directory checks."""
@@ -79,7 +105,7 @@ class User(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         """Constant-time verification; never raises for a bad hash."""
         try:
-            return _hasher.verify(self.password_hash, password)
+            return _hasher().verify(self.password_hash, password)
         except (VerifyMismatchError, InvalidHashError):
             return False
 
