@@ -1,18 +1,22 @@
 """Appending to and verifying the hash-chained audit trail.
 
 `record()` commits its own short transaction, so call it after the change it describes was
-committed. Appends serialise on the unique `prev_hash` (and `seq`): two writers that read the same
-head collide on insert and the loser retries on the new head, so the chain never forks.
+committed. On PostgreSQL appends queue on a transaction-level advisory lock taken before the head
+is read, so any number of web processes append one after the other and none gives up; within a
+process, a lock does the same (on SQLite too). Underneath, the unique `prev_hash` (and `seq`) keep
+the chain from forking: two writers that read the same head (two processes on SQLite) collide on
+insert and the loser retries on the new head.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from flask import g, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -21,6 +25,16 @@ from app.models.audit import GENESIS
 
 log = logging.getLogger(__name__)
 RETRIES = 8
+# This process's appenders one at a time (a web process's request threads): they never collide,
+# on SQLite too, which has no lock to queue on before the head is read.
+_APPENDING = threading.Lock()
+APPEND_LOCK_KEY = 0x414D5357_41554454 & 0x7FFFFFFFFFFFFFFF  # "AMSWAUDT", a bigint key
+
+
+def _queue_for_the_head() -> None:
+    """Wait for this transaction's turn to append (PostgreSQL); released by its commit or rollback."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
 
 
 def _head() -> tuple[int, str]:
@@ -49,26 +63,37 @@ def record(action: str, target: str = "", details: dict | None = None, **who) ->
     actor_id = who.get("actor_id", actor_id)
     actor_name = who.get("actor_name", actor_name)
     for _ in range(RETRIES):
-        seq, prev = _head()
-        row = AuditRecord(
-            seq=seq + 1,
-            at=utcnow(),
-            actor_id=actor_id,
-            actor_name=actor_name or "",
-            action=action,
-            target=target[:255],
-            ip=ip,
-            details=details or {},
-            prev_hash=prev,
-        )
-        row.hash = row.compute_hash()
-        db.session.add(row)
-        try:
-            db.session.commit()
+        with _APPENDING:
+            row = _append(action, target, details, actor_id, actor_name, ip)
+        if row is not None:
             return row
-        except IntegrityError:
-            db.session.rollback()
     raise RuntimeError("Could not append to the audit trail (too much contention).")
+
+
+def _append(action, target, details, actor_id, actor_name, ip) -> AuditRecord | None:
+    """One try at appending on the newest head, committed; None when another writer's record
+    took that place first (another process on SQLite, where only the unique keys stop it)."""
+    _queue_for_the_head()
+    seq, prev = _head()
+    row = AuditRecord(
+        seq=seq + 1,
+        at=utcnow(),
+        actor_id=actor_id,
+        actor_name=actor_name or "",
+        action=action,
+        target=target[:255],
+        ip=ip,
+        details=details or {},
+        prev_hash=prev,
+    )
+    row.hash = row.compute_hash()
+    db.session.add(row)
+    try:
+        db.session.commit()
+        return row
+    except IntegrityError:
+        db.session.rollback()
+        return None
 
 
 @dataclass(frozen=True)
