@@ -107,9 +107,11 @@ def check_password_hashing(app: Flask) -> None:
     ):
         app.logger.warning(
             "PASSWORD_HASH_* (%s KiB, %s passes) is weaker than OWASP's smallest Argon2id "
-            "setting (19456 KiB, 2 passes): stolen password hashes would be cheaper to crack.",
+            "setting (%s KiB, %s passes): stolen password hashes would be cheaper to crack.",
             hasher.memory_cost,
             hasher.time_cost,
+            OWASP_FLOOR["memory_kib"],
+            OWASP_FLOOR["time_cost"],
         )
 
 

@@ -1,5 +1,7 @@
 """The audit trail: logins (failed too), changes and exports are recorded, chained and verifiable."""
 
+import threading
+
 import pytest
 from sqlalchemy import text
 
@@ -85,8 +87,6 @@ def test_audit_page_is_read_only_for_reviewers(app):
 def test_a_burst_of_appends_from_many_threads_is_all_recorded_in_one_chain(app):
     """Twenty-four writers at once (a password-spraying burst, say): every record is appended,
     none gives up on contention, and the chain still verifies."""
-    import threading
-
     writers, each = 24, 5
     start = threading.Barrier(writers)
     failures: list[BaseException] = []

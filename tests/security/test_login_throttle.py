@@ -42,13 +42,18 @@ class CountingHasher:
         return self.real.verify(hashed, password)
 
 
-@pytest.fixture
-def checks(app, monkeypatch):
-    """Counts every Argon2 verification (a real password check or the throwaway one)."""
+def count_verifications(app, monkeypatch) -> CountingHasher:
+    """The app's hasher for its current settings, counting its verifications from now on."""
     with app.app_context():
         hasher = CountingHasher(user_model._hasher())
     monkeypatch.setattr(user_model, "_hasher", lambda: hasher)
     return hasher
+
+
+@pytest.fixture
+def checks(app, monkeypatch):
+    """Counts every Argon2 verification (a real password check or the throwaway one)."""
+    return count_verifications(app, monkeypatch)
 
 
 @pytest.fixture
@@ -232,10 +237,8 @@ def test_unknown_and_known_names_take_the_same_time(app, make_user, monkeypatch)
     monkeypatch.setitem(app.config, "LOGIN_ADDRESS_FAILURES", 1000)
     for name in PRODUCT_HASHING:  # the product's Argon2 cost, not the suite's cheap one
         monkeypatch.setitem(app.config, name, getattr(Config, name))
-    with app.app_context():
-        checks = CountingHasher(user_model._hasher())
+    checks = count_verifications(app, monkeypatch)
     assert checks.real.memory_cost == 65536  # what an attacker's timing would have to beat
-    monkeypatch.setattr(user_model, "_hasher", lambda: checks)
     make_user("pia", "operator")
     with app.app_context():  # a directory account (no local password), LDAP off
         db.session.add(User(username="quinn", password_hash="!ldap", role="operator"))
