@@ -27,12 +27,13 @@ class CredentialsForm(FlaskForm):
     password = SecretField("Password", [Optional(), Length(max=1024)])
     fix = TextField("Fix to apply first", [Optional(), Length(max=FIX_ID_MAX)])
 
-    def chosen_credentials(self, held) -> tuple[bool, tuple[str, str] | None]:
+    def chosen_credentials(self, held_now) -> tuple[bool, tuple[str, str] | None]:
         """(valid, typed credentials or None for the stored ones), after validate().
 
         What is on the screen is what runs: a typed user name and password are used even when
         the stored ones were preselected; empty fields mean the stored ones, if they may be used.
-        held: vault.held() for the deployment (None: nothing stored)."""
+        held_now: returns vault.held() for the deployment (None: nothing stored); called only
+        when the fields are empty, so typed credentials cost no vault read."""
         username = (self.username.data or "").strip()
         password = self.password.data or ""
         if username and password:
@@ -41,6 +42,7 @@ class CredentialsForm(FlaskForm):
             missing = self.password if username else self.username
             missing.errors = [*missing.errors, "Enter both the user name and the password."]
             return False, None
+        held = held_now()
         if held is not None and held.usable and self.credentials.data != OTHER:
             return True, None
         message = "Enter the WinRM user name and password to run this step."

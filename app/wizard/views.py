@@ -71,16 +71,18 @@ def run(deployment_id: int, step_key: str):
     """Start the step with what is on the screen: its inputs are validated and saved, and the
     credentials stored, in the run's own transaction; if anything is refused nothing is kept."""
     deployment, guide, step = _load(deployment_id, step_key)
-    if (blocker := blocking_step(guide, step.key, step_statuses(deployment))) is not None:
-        # Said before any field's message (the page offers no Run then); checked again under the lock.
-        flash(f"Finish or skip '{blocker.title}' before running '{step.title}'.", "error")
-        form = step.form_class() if step.form_class else None
-        return _page(deployment, guide, step, form, 409, run_form=StepRunForm())
     form, inputs_ok = _posted_inputs(step, deployment)
     run_form = StepRunForm()
     valid = run_form.validate()
-    chosen, credentials = run_form.chosen_credentials(vault.held(deployment.id))
+    # The stored credentials are looked up only if the fields are empty (typed ones are used).
+    chosen, credentials = run_form.chosen_credentials(functools.partial(vault.held, deployment.id))
     if not (inputs_ok and valid and chosen):
+        if (blocker := blocking_step(guide, step.key, step_statuses(deployment))) is not None:
+            # Said instead of any field's message (the page offers no Run then). A run that
+            # passes every field is refused the same way under the run's lock (StepBlocked).
+            flash(f"Finish or skip '{blocker.title}' before running '{step.title}'.", "error")
+            fresh = step.form_class() if step.form_class else None
+            return _page(deployment, guide, step, fresh, 409, run_form=StepRunForm())
         flash(_problem(form, run_form, inputs_ok), "error")
         return _page(deployment, guide, step, form, 400, run_form=run_form)
     keep = functools.partial(_keep, step, form, credentials)
@@ -166,7 +168,9 @@ def decide(deployment_id: int, step_key: str):
     else:  # shown again as typed if the page comes back, never saved
         inputs, inputs_ok = (step.form_class() if step.form_class else None), True
     chosen, credentials = (
-        form.chosen_credentials(vault.held(deployment.id)) if starts else (True, None)
+        form.chosen_credentials(functools.partial(vault.held, deployment.id))
+        if starts
+        else (True, None)
     )
     if not valid:
         flash(refusal(form) or "Choose how to continue.", "error")

@@ -417,3 +417,27 @@ def test_held_is_read_once_per_transaction_and_follows_what_it_stores(
         assert vault.held(dep) == stored  # read from the database: what the memo said
         vault.wipe(dep, commit=False)
         assert vault.held(dep) is None
+
+
+def test_typed_credentials_are_used_without_asking_the_vault(app):
+    """What is typed runs: the held credentials are looked up only when the fields are empty."""
+    from app.wizard.forms import StepRunForm
+
+    asked: list[int] = []
+
+    def held_now():
+        asked.append(1)
+        return None  # nothing stored
+
+    typed = {"username": "CORP\\admin", "password": PASSWORD}
+    with app.test_request_context(method="POST", data=typed):
+        form = StepRunForm(meta={"csrf": False})
+        assert form.validate()
+        assert form.chosen_credentials(held_now) == (True, ("CORP\\admin", PASSWORD))
+    assert asked == []
+    with app.test_request_context(method="POST", data={}):
+        form = StepRunForm(meta={"csrf": False})
+        assert form.validate()
+        assert form.chosen_credentials(held_now) == (False, None)
+        assert "Enter the WinRM user name and password" in form.username.errors[-1]
+    assert asked == [1]
