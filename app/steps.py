@@ -20,7 +20,10 @@ CheckStatus = Literal["pass", "warn", "fail", "info"]
 HA_MIN_NODES = 2
 # The longest fix id a check may offer (the farm test's round carries the nodes reached so far).
 FIX_ID_MAX = 400
-FinishStatus = Literal["done", "needs_attention"]
+# done: the step is finished. passed: this attempt did its part and passed, and the step goes on
+# with another attempt once the operator has done what the outcome asks (a farm test round: drain
+# the next node). needs_attention: a person decides (retry, skip with reason, abort, exclude).
+FinishStatus = Literal["done", "passed", "needs_attention"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Finish:
-    """How the attempt ended: done, or needs a person (retry, skip with reason, abort, exclude)."""
+    """How the attempt ended: done; passed (the step continues with another attempt); or needs a
+    person (retry, skip with reason, abort, exclude)."""
 
     status: FinishStatus
     summary: str

@@ -83,9 +83,12 @@ def _reason(dep: Deployment, runs: dict, cutoff: datetime) -> tuple[str, str]:
     waiting = first_waiting(dep)
     if waiting is not None:
         status = runs.get((dep.id, waiting))
-        label = {"interrupted": "interrupted", "cancelled": "cancelled", "drift": "drift"}.get(
-            status, "failed"
-        )
+        label = {
+            "interrupted": "interrupted",
+            "cancelled": "cancelled",
+            "drift": "drift",
+            "passed": "passed, next attempt to start",
+        }.get(status, "failed")
         return label, waiting
     if dep.status == "paused":
         return "paused", dep.current_step

@@ -10,7 +10,15 @@ from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
 from app.steps import RunOptions
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
+RUN_STATUSES = (
+    "queued",
+    "running",
+    "succeeded",
+    "passed",
+    "failed",
+    "interrupted",
+    "cancelled",
+)
 ACTION_STATUSES = (
     "queued",
     "running",

@@ -267,11 +267,13 @@
         text = "Step started" + (p.attempt ? ", attempt " + p.attempt : "");
         break;
       case "step.finished":
-        text = "Step finished" + (p.status ? ": " + words(p.status) : "") + (p.summary ? ". " + p.summary : "");
-        extra = p.status === "done" ? " k-succeeded" : p.status ? " k-interrupted" : "";
+        text = (p.status === "passed" ? "Attempt passed; the step continues with another" :
+          "Step finished" + (p.status ? ": " + words(p.status) : "")) + (p.summary ? ". " + p.summary : "");
+        extra = p.status === "done" || p.status === "passed" ? " k-succeeded" : p.status ? " k-interrupted" : "";
         break;
       case "step.paused":
-        text = (p.interrupted ? "Interrupted, paused for a decision" : "Paused for a decision") +
+        text = (p.interrupted ? "Interrupted, paused for a decision" :
+          p.passed ? "Waiting for the next attempt" : "Paused for a decision") +
           (p.summary || p.reason ? ": " + (p.summary || p.reason) : "");
         break;
       case "step.skipped":
@@ -523,7 +525,7 @@
     "step.finished": "done", "step.skipped": "skipped"
   };
   var STEP_WORDS = { not_started: 1, in_progress: 1, needs_attention: 1, done: 1, skipped: 1 };
-  var RUN_TO_STEP = { succeeded: "done", failed: "needs_attention", interrupted: "needs_attention",
+  var RUN_TO_STEP = { succeeded: "done", passed: "needs_attention", failed: "needs_attention", interrupted: "needs_attention",
     cancelled: "needs_attention", completed: "done" };
   function stepStatus(ev) {
     if (!STEP_STATE[ev.kind]) return null;

@@ -5,18 +5,28 @@ import ast
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
-from app.execution.machine.transitions import ACTION, ACTION_END, RUN, RUN_END, STEP_AFTER
+from app.execution.machine.transitions import (
+    ACTION,
+    ACTION_END,
+    RUN,
+    RUN_AFTER_FINISH,
+    RUN_END,
+    STEP_AFTER,
+)
 from app.extensions import db
 from app.models import NodeAction, StepRun, utcnow
 from app.models.deployment import STEP_STATUSES
 from app.models.execution import ACTION_STATUSES, RUN_STATUSES
+from app.steps import FinishStatus
 from tests.execution.harness import running_run, seed_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
-ENDED = {"succeeded", "failed", "cancelled", "interrupted"}
+ACTION_ENDED = {"succeeded", "failed", "cancelled", "interrupted"}
+ENDED = ACTION_ENDED | {"passed"}  # a run's attempt may pass and leave the step to the next one
 
 
 def reachable(machine, starts):
@@ -33,7 +43,7 @@ def test_every_status_is_reachable_and_the_endings_are_final():
     assert reachable(RUN, [RUN.initial]) == set(RUN_STATUSES)
     assert reachable(ACTION, [ACTION.initial]) == set(ACTION_STATUSES)
     assert RUN.terminal == ENDED
-    assert ACTION.terminal == ENDED
+    assert ACTION.terminal == ACTION_ENDED
     for machine in (RUN, ACTION):
         for status in machine.terminal:
             assert machine.successors(status) == frozenset()
@@ -48,6 +58,8 @@ def test_the_ending_maps_name_moves_that_reach_that_ending():
     assert set(STEP_AFTER.values()) <= set(STEP_STATUSES)
     assert STEP_AFTER["succeeded"] == "done"
     assert {STEP_AFTER[s] for s in ENDED - {"succeeded"}} == {"needs_attention"}
+    assert RUN_AFTER_FINISH == {"done": "succeeded", "passed": "passed"}
+    assert set(RUN_AFTER_FINISH) < set(get_args(FinishStatus))  # any other Finish fails the run
 
 
 def test_an_unknown_move_is_refused():

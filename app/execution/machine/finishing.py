@@ -11,7 +11,7 @@ from app.events.publish import publish_many
 from app.execution import vault
 from app.execution.machine import modes
 from app.execution.machine.state import update_active_run
-from app.execution.machine.transitions import ACTION, RUN_END, STEP_AFTER
+from app.execution.machine.transitions import ACTION, RUN_AFTER_FINISH, RUN_END, STEP_AFTER
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, NodeAction, StepRun, utcnow
@@ -71,7 +71,7 @@ def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
     """Record the step's outcome with its events, in the caller's transaction, and commit."""
     if (mode := modes.of(run.options.mode)) is not None:
         return mode.finish(run, deployment, outcome)
-    if not end_run(run, "succeeded" if outcome.status == "done" else "failed", outcome):
+    if not end_run(run, RUN_AFTER_FINISH.get(outcome.status, "failed"), outcome):
         return "already-finished"
     deployment.step(run.step_key).status = STEP_AFTER[run.status]
     extra = settle_deployment(deployment, run.step_key, paused=outcome.status != "done")
@@ -81,12 +81,15 @@ def finish(run: StepRun, deployment: Deployment, outcome: Finish) -> str:
     base = {"step_key": run.step_key, "step_run_id": run.id}
     items = [{**base, "kind": "step.finished", "payload": _payload(outcome)}]
     if outcome.status != "done":
-        items.append({**base, "kind": "step.paused", "payload": {"reason": outcome.summary}})
+        paused = {"reason": outcome.summary}
+        if outcome.status == "passed":  # waiting for the next attempt, nothing went wrong
+            paused["passed"] = True
+        items.append({**base, "kind": "step.paused", "payload": paused})
     ended = deployment.status in ENDED  # read before the commit expires the row
     publish_many(deployment.id, items + [{**base, **e} for e in extra])
     if ended:
         modes.ended(deployment.id)  # e.g. the worker closes its sessions that used them
-    if outcome.status != "done":
+    if outcome.status == "needs_attention":  # a passed attempt's next one is the driver's own move
         modes.paused(deployment.id, run.step_key, outcome.summary)
     return outcome.status
 

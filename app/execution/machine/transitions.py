@@ -6,15 +6,16 @@ Step run (StepRun.status)                        Node action (NodeAction.status)
   move       from               to                 move       from      to
   start      queued, running    running            create     (new)     queued
   succeed    queued, running    succeeded          claim      queued    running
-  fail       queued, running    failed             claim_new  (new)     running
-  cancel     queued, running    cancelled          beat       running   (unchanged)
-  interrupt  queued, running    interrupted        requeue    running   queued
-                                                   succeed    running   succeeded
+  pass       queued, running    passed             claim_new  (new)     running
+  fail       queued, running    failed             beat       running   (unchanged)
+  cancel     queued, running    cancelled          requeue    running   queued
+  interrupt  queued, running    interrupted        succeed    running   succeeded
                                                    fail       running   failed
-A run ends once (its four endings leave only       stop       running   cancelled
+A run ends once (its five endings leave only       stop       running   cancelled
 terminal statuses). Its step record follows:       cancel     queued    cancelled
 succeeded -> done, any other end ->                interrupt  running   interrupted
-needs_attention (STEP_AFTER).
+needs_attention (STEP_AFTER): after "passed"
+(the attempt did its part, the step takes another) the operator starts the next attempt.
 
 Who makes which move: machine.runs creates a run (queued); machine.phases starts phases (start)
 and creates actions; machine.finishing ends runs; machine.decisions cancels queued actions;
@@ -94,6 +95,7 @@ RUN = Machine(
     [
         Move("start", ACTIVE, "running"),
         Move("succeed", ACTIVE, "succeeded"),
+        Move("pass", ACTIVE, "passed"),
         Move("fail", ACTIVE, "failed"),
         Move("cancel", ACTIVE, "cancelled"),
         Move("interrupt", ACTIVE, "interrupted"),
@@ -119,16 +121,20 @@ ACTION = Machine(
 # How a run ended -> the move that ends it, and the status its step record takes.
 RUN_END = {
     "succeeded": "succeed",
+    "passed": "pass",
     "failed": "fail",
     "cancelled": "cancel",
     "interrupted": "interrupt",
 }
 STEP_AFTER = {
     "succeeded": "done",
+    "passed": "needs_attention",
     "failed": "needs_attention",
     "cancelled": "needs_attention",
     "interrupted": "needs_attention",
 }
+# How a step's Finish ends its run (any other Finish status: failed).
+RUN_AFTER_FINISH = {"done": "succeeded", "passed": "passed"}
 # How an action ended (its runner result) -> the move that records it.
 ACTION_END = {"succeeded": "succeed", "failed": "fail", "cancelled": "stop"}
 

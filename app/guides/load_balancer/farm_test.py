@@ -231,7 +231,7 @@ def _verdict(
             )
         )
         return Finish(
-            "needs_attention",
+            "passed",
             f"Round passed ({where}). Next: only {nxt} in service.",
             tuple(found),
             (),
@@ -251,8 +251,8 @@ def _verdict(
             )
         )
         return Finish(
-            "needs_attention",
-            "Every node was reached. Put them all back in service for the last round.",
+            "passed",
+            "Round passed: every node was reached. Put them all back in service for the last round.",
             tuple(found),
             (),
             artifacts,
