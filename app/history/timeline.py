@@ -62,7 +62,9 @@ def steps(deployment: Deployment) -> list[dict]:
                 "skip_reason": record.skip_reason if record else None,
                 "inputs": shown_inputs(record.inputs if record else None, step.secret_fields),
                 "attempts": attempts,
-                "retries": max(len(work) - 1, 0),
+                # An attempt after a passed one is the step's next part (a farm test round),
+                # not a retry: only those after a failed, cancelled or interrupted one count.
+                "retries": sum(1 for a in work[:-1] if a["status"] != "passed"),
                 "seconds": round(sum(a["seconds"] or 0 for a in work), 1) or None,
                 "final": next(
                     (a for a in reversed(work) if a["status"] == "succeeded"),

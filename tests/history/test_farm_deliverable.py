@@ -80,8 +80,13 @@ def test_the_farm_deliverable_from_a_recorded_lab_run(tmp_path, e2e, lab_calls):
 
     from app.history.timeline import deployment_page
 
-    summary = deployment_page(dep)["summary"]
+    page = deployment_page(dep)
+    summary = page["summary"]
     assert summary["kind"] == "farm"
+    # Five rounds, each a passed attempt but the last (done): the next part, never a retry.
+    test = next(s for s in page["steps"] if s["key"] == "farm_test")
+    assert [a["status"] for a in test["attempts"]] == ["passed"] * 4 + ["succeeded"]
+    assert test["retries"] == 0 and test["final"]["status"] == "succeeded"
     assert summary["balancer"] == {
         "address": HOST_NAME,
         "uri": f"https://{HOST_NAME}/health-check",
