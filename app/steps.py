@@ -305,3 +305,8 @@ def blocking_step(guide: Guide, key: str, statuses: dict[str, str]) -> Step | No
         if statuses.get(step.key, "not_started") not in FINISHED_STEP_STATES:
             return step
     return None
+
+
+def blocked_message(blocker: Step, step: Step) -> str:
+    """What the operator reads when `blocker` (blocking_step) stops `step` from starting."""
+    return f"Finish or skip '{blocker.title}' before running '{step.title}'."

@@ -14,7 +14,7 @@ from app.execution import service, vault
 from app.extensions import db
 from app.history.records import shown_inputs
 from app.models import Deployment
-from app.steps import RunOptions, Step, blocking_step
+from app.steps import RunOptions, Step, blocked_message, blocking_step
 from app.wizard.fields import refusal
 from app.wizard.forms import DecisionForm, SimpleForm, StepRunForm
 from app.wizard.inputs import save_inputs
@@ -80,7 +80,7 @@ def run(deployment_id: int, step_key: str):
         if (blocker := blocking_step(guide, step.key, step_statuses(deployment))) is not None:
             # Said instead of any field's message (the page offers no Run then). A run that
             # passes every field is refused the same way under the run's lock (StepBlocked).
-            flash(f"Finish or skip '{blocker.title}' before running '{step.title}'.", "error")
+            flash(blocked_message(blocker, step), "error")
             fresh = step.form_class() if step.form_class else None
             return _page(deployment, guide, step, fresh, 409, run_form=StepRunForm())
         flash(_problem(form, run_form, inputs_ok), "error")

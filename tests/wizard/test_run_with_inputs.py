@@ -11,6 +11,7 @@ from app.execution import vault
 from app.extensions import db
 from app.models import Credential, Deployment, NodeAction, StepRun, utcnow
 from app.steps import Phase
+from app.wizard.forms import StepRunForm
 from app.wizard.runs import phase_count
 from tests.conftest import csrf_token
 from tests.deployment_form import create, deployment_id
@@ -421,8 +422,6 @@ def test_held_is_read_once_per_transaction_and_follows_what_it_stores(
 
 def test_typed_credentials_are_used_without_asking_the_vault(app):
     """What is typed runs: the held credentials are looked up only when the fields are empty."""
-    from app.wizard.forms import StepRunForm
-
     asked: list[int] = []
 
     def held_now():

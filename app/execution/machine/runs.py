@@ -17,7 +17,7 @@ from app.execution.machine.transitions import RUN
 from app.extensions import db
 from app.guides import get_guide
 from app.models import Deployment, StepRun
-from app.steps import RunOptions, Step, blocking_step
+from app.steps import RunOptions, Step, blocked_message, blocking_step
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _check_can_start(deployment: Deployment, step: Step) -> int:
         raise StepBlocked(f"A run of '{guide.step(active_key).title}' is still in progress.")
     statuses = {s.step_key: s.status for s in deployment.steps}
     if (blocker := blocking_step(guide, step.key, statuses)) is not None:
-        raise StepBlocked(f"Finish or skip '{blocker.title}' before running '{step.title}'.")
+        raise StepBlocked(blocked_message(blocker, step))
     if not deployment.active_nodes:
         raise StepBlocked("Every node is excluded; there is nothing to run on.")
     if (problem := vault.refusal(deployment.id)) is not None:  # none held, or a node refused them
